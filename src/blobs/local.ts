@@ -1,0 +1,53 @@
+import { createReadStream } from 'node:fs';
+import { copyFile, mkdir, rename, rm, stat } from 'node:fs/promises';
+import path from 'node:path';
+import { randomUUID } from 'node:crypto';
+import { notFound } from '../domain/errors.js';
+import type { BlobInfo, BlobStore } from './blob-store.js';
+import { checkBlobKey } from './blob-store.js';
+
+/** Blobs as files under one folder (the embedded default: ./.tessera/blobs). */
+export function createLocalBlobStore(root: string): BlobStore {
+  const resolve = (key: string) => path.join(root, ...checkBlobKey(key).split('/'));
+  const statKey = async (key: string): Promise<BlobInfo | null> => {
+    try {
+      const info = await stat(resolve(key));
+      return info.isFile() ? { key, size: info.size } : null;
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code === 'ENOENT') return null;
+      throw error;
+    }
+  };
+  return {
+    kind: 'local',
+    async putFile(key, filePath) {
+      const target = resolve(key);
+      await mkdir(path.dirname(target), { recursive: true });
+      // Copy beside the target, then rename: a reader sees the old blob or the new one, never a part.
+      const temporary = `${target}.${randomUUID()}.part`;
+      try {
+        await copyFile(filePath, temporary);
+        await rename(temporary, target);
+      } catch (error) {
+        await rm(temporary, { force: true });
+        throw error;
+      }
+      return (await statKey(key))!;
+    },
+    async getFile(key, filePath) {
+      if (!(await statKey(key))) throw notFound('blob', key);
+      await mkdir(path.dirname(filePath), { recursive: true });
+      await copyFile(resolve(key), filePath);
+    },
+    async openRead(key) {
+      const info = await statKey(key);
+      if (!info) throw notFound('blob', key);
+      return { stream: createReadStream(resolve(key)), size: info.size };
+    },
+    stat: statKey,
+    async deletePrefix(prefix) {
+      const trimmed = prefix.replace(/\/+$/, '');
+      await rm(resolve(trimmed), { recursive: true, force: true });
+    },
+  };
+}

@@ -1,0 +1,90 @@
+import { availableParallelism } from 'node:os';
+import path from 'node:path';
+import { TesseraError, quote } from '../domain/errors.js';
+
+// Configuration is read here once, from flags and the environment, into one typed object.
+// Nothing else in Tessera reads process.env.
+
+export interface Config {
+  /** Folder holding the embedded database and the local blob store. */
+  home: string;
+  host: string;
+  port: number;
+  /** When set, the PostgreSQL server to use instead of embedded PGlite. */
+  databaseUrl: string | undefined;
+  /** Base URL used for links handed to clients; by default taken from each request's Host. */
+  publicUrl: string | undefined;
+  /** In-process worker slots (embedded mode). */
+  workerSlots: number;
+  /** Key to create for the first account on an empty database (scripts set it; otherwise one is generated). */
+  initialApiKey: string | undefined;
+  allowPrivateUrls: boolean;
+  maxSourceBytes: number;
+  urlTimeoutMs: number;
+  leaseSeconds: number;
+  defaultMaxTaskRetries: number;
+  resultLinkTtlSeconds: number;
+  examplesDir: string;
+  logLevel: string;
+  python: string;
+}
+
+export type Flags = Partial<Record<'home' | 'host' | 'port' | 'databaseUrl' | 'publicUrl' | 'slots' | 'logLevel', string | number | undefined>>;
+
+type Env = Record<string, string | undefined>;
+
+const PACKAGE_ROOT = path.resolve(new URL('.', import.meta.url).pathname, '../../..');
+
+export function packageRoot(): string {
+  return PACKAGE_ROOT;
+}
+
+export function loadConfig(flags: Flags = {}, env: Env = process.env): Config {
+  const home = path.resolve(String(flags.home ?? env.TESSERA_HOME ?? '.tessera'));
+  return {
+    home,
+    host: String(flags.host ?? env.TESSERA_HOST ?? '127.0.0.1'),
+    port: integerSetting('--port / TESSERA_PORT', flags.port ?? env.TESSERA_PORT, 8080, 0, 65535, '8080'),
+    databaseUrl: nonEmpty(flags.databaseUrl ?? env.DATABASE_URL, 'DATABASE_URL', /^postgres(ql)?:\/\//, 'postgres://user@127.0.0.1:5432/tessera'),
+    publicUrl: nonEmpty(flags.publicUrl ?? env.TESSERA_PUBLIC_URL, 'TESSERA_PUBLIC_URL', /^https?:\/\/[^/]+/, 'https://tessera.example.com')?.replace(/\/+$/, ''),
+    workerSlots: integerSetting('--slots / TESSERA_WORKER_SLOTS', flags.slots ?? env.TESSERA_WORKER_SLOTS, availableParallelism(), 0, 256, '4'),
+    initialApiKey: nonEmpty(env.TESSERA_API_KEY, 'TESSERA_API_KEY', /^\S{16,512}$/, 'a random string of at least 16 characters'),
+    allowPrivateUrls: booleanSetting('TESSERA_ALLOW_PRIVATE_URLS', env.TESSERA_ALLOW_PRIVATE_URLS, false),
+    maxSourceBytes: integerSetting('TESSERA_MAX_SOURCE_BYTES', env.TESSERA_MAX_SOURCE_BYTES, 10 * 1024 ** 3, 1, Number.MAX_SAFE_INTEGER, '1073741824'),
+    urlTimeoutMs: integerSetting('TESSERA_URL_TIMEOUT_MS', env.TESSERA_URL_TIMEOUT_MS, 5 * 60_000, 100, 24 * 3_600_000, '300000'),
+    leaseSeconds: integerSetting('TESSERA_LEASE_SECONDS', env.TESSERA_LEASE_SECONDS, 30, 2, 3600, '30'),
+    defaultMaxTaskRetries: integerSetting('TESSERA_MAX_TASK_RETRIES', env.TESSERA_MAX_TASK_RETRIES, 2, 0, 100, '2'),
+    resultLinkTtlSeconds: integerSetting('TESSERA_LINK_TTL_SECONDS', env.TESSERA_LINK_TTL_SECONDS, 48 * 3600, 1, 30 * 24 * 3600, '172800'),
+    examplesDir: path.resolve(env.TESSERA_EXAMPLES_DIR ?? path.join(PACKAGE_ROOT, 'examples')),
+    logLevel: String(flags.logLevel ?? env.TESSERA_LOG_LEVEL ?? 'info'),
+    python: env.TESSERA_PYTHON ?? 'python3',
+  };
+}
+
+function settingError(name: string, value: unknown, expected: string, example: string): TesseraError {
+  return new TesseraError('INVALID_ARGUMENT', `setting ${name} = ${quote(value)} is invalid: ${expected}`, { hint: `for example ${example}` });
+}
+
+function integerSetting(name: string, raw: string | number | undefined, fallback: number, min: number, max: number, example: string): number {
+  if (raw === undefined || raw === '') return fallback;
+  const value = typeof raw === 'number' ? raw : /^-?\d+$/.test(raw.trim()) ? Number(raw.trim()) : Number.NaN;
+  if (!Number.isSafeInteger(value) || value < min || value > max) {
+    throw settingError(name, raw, `expected a whole number from ${min} to ${max}`, example);
+  }
+  return value;
+}
+
+function booleanSetting(name: string, raw: string | undefined, fallback: boolean): boolean {
+  if (raw === undefined || raw === '') return fallback;
+  if (/^(1|true|yes|on)$/i.test(raw)) return true;
+  if (/^(0|false|no|off)$/i.test(raw)) return false;
+  throw settingError(name, raw, 'expected 1/0, true/false, yes/no or on/off', '1');
+}
+
+function nonEmpty(raw: string | number | undefined, name: string, pattern: RegExp, example: string): string | undefined {
+  if (raw === undefined || raw === '') return undefined;
+  const value = String(raw);
+  // Never echo a secret-looking value back whole: keys and URLs with passwords end up in terminals and CI logs.
+  if (!pattern.test(value)) throw settingError(name, value.replace(/\/\/[^@/]*@/, '//***@').slice(0, 12) + '…', `expected ${pattern}`, example);
+  return value;
+}

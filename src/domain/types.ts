@@ -1,0 +1,85 @@
+import type { JobState } from './job-state.js';
+
+export const PRIORITIES = [
+  'EXECUTION_PRIORITY_UNDEFINED',
+  'EXECUTION_PRIORITY_CHEAP',
+  'EXECUTION_PRIORITY_BALANCED',
+  'EXECUTION_PRIORITY_FAST',
+] as const;
+export type Priority = (typeof PRIORITIES)[number];
+
+/** Leasing order: a higher rank is leased first. */
+export function priorityRank(priority: Priority): number {
+  return PRIORITIES.indexOf(priority);
+}
+
+export interface JobConfig {
+  taskTimeout?: number;
+  jobTimeout?: number;
+  isTestJob?: boolean;
+  maxTaskRetries?: number;
+}
+
+export interface DataSource {
+  dataSourceDescriptor: string;
+  params?: Record<string, unknown>;
+}
+
+export interface JobParams {
+  preset?: string;
+  partitioner?: Record<string, unknown>;
+  assembler?: Record<string, unknown>;
+  app?: Record<string, unknown>;
+}
+
+export interface Regions {
+  whitelist?: string[];
+  blacklist?: string[];
+}
+
+export interface Job {
+  id: string;
+  accountId: string;
+  templateId: string;
+  name: string;
+  description: string;
+  state: JobState;
+  priority: Priority;
+  config: JobConfig;
+  regions: Regions;
+  dataSource: DataSource;
+  dataDestination: DataSource;
+  params: JobParams;
+  appId: string;
+  numChunks: number | null;
+  errorMessage: string | null;
+  stateTimestamps: Partial<Record<JobState, Date>>;
+  createdAt: Date;
+  startAt: Date | null;
+  submittedAt: Date | null;
+  startedAt: Date | null;
+  endedAt: Date | null;
+  deletedAt: Date | null;
+}
+
+export interface Template {
+  id: string;
+  owner: string;
+  description: string;
+  app: string;
+  partitioner: string;
+  assembler: string;
+  dataSource?: DataSource;
+  dataDestination?: DataSource;
+  params?: JobParams;
+  config?: JobConfig;
+}
+
+export type TaskKind = 'partition' | 'app' | 'assemble';
+export type TaskState = 'queued' | 'leased' | 'succeeded' | 'failed' | 'cancelled';
+
+export interface JobResult {
+  name: string;
+  blobKey: string;
+  size: number;
+}

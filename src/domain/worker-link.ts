@@ -1,0 +1,47 @@
+import type { JobState } from './job-state.js';
+import type { Manifest } from './manifest.js';
+import type { TaskKind } from './types.js';
+
+// What a worker needs from the platform, whether it runs inside the server process (embedded)
+// or talks to a server over HTTP. The worker loop is written against this and nothing else.
+
+export interface TaskLease {
+  taskId: number;
+  leaseToken: string;
+  jobId: string;
+  kind: TaskKind;
+  chunkIndex: number;
+  attempt: number;
+  maxAttempts: number;
+  /** null means the built-in passthrough (partitioner or assembler). */
+  component: { manifest: Manifest; folder: string } | null;
+  /** This stage's params (PARTITIONER_PARAMS / APP_PARAMS / ASSEMBLER_PARAMS). */
+  params: Record<string, unknown>;
+  /** config.taskTimeout in milliseconds, if the job set one. */
+  timeoutMs: number | undefined;
+}
+
+export interface OutputFile {
+  /** The name the file goes by (result name, chunk name, output name). */
+  name: string;
+  path: string;
+}
+
+export interface WorkerLink {
+  /** Up to `max` tasks this worker may run; waits up to `waitMs` for one to appear. */
+  lease(max: number, waitMs: number, signal?: AbortSignal): Promise<TaskLease[]>;
+  /** Extends the leases; returns the task ids whose lease is lost (the worker must stop them). */
+  heartbeat(leases: TaskLease[]): Promise<number[]>;
+  /** Announces that the job entered `state` (e.g. PARTITIONING); throws if the job stopped running. */
+  enterStage(lease: TaskLease, state: JobState): Promise<void>;
+  /** Partition task: fetches the job's input into `folder`. */
+  fetchSource(lease: TaskLease, folder: string): Promise<void>;
+  /** App task: the chunk's bytes into `filePath`. */
+  fetchChunk(lease: TaskLease, filePath: string): Promise<void>;
+  /** Assemble task: every app task's result files into `folder`, names made unique. */
+  fetchResults(lease: TaskLease, folder: string): Promise<void>;
+  /** Stores the task's files (chunks, results or the job's output) and completes the task. False if the lease was lost. */
+  complete(lease: TaskLease, files: OutputFile[]): Promise<boolean>;
+  /** Records a failed attempt; `retry: false` when trying again cannot help. */
+  fail(lease: TaskLease, error: string, retry: boolean): Promise<void>;
+}

@@ -1,0 +1,112 @@
+import { spawn } from 'node:child_process';
+import { existsSync, realpathSync } from 'node:fs';
+import path from 'node:path';
+import { TesseraError, quote } from '../domain/errors.js';
+import type { Manifest } from '../domain/manifest.js';
+
+// Runs one partitioner, app or assembler invocation as a child process in its own process group,
+// so a timeout or an abort kills everything it started, not just the first process.
+
+export interface RunSpec {
+  command: string;
+  args: string[];
+  cwd: string;
+  env: Record<string, string>;
+  timeoutMs?: number | undefined;
+  signal?: AbortSignal | undefined;
+  /** Bytes of stdout and of stderr kept (the tail). */
+  outputLimit?: number;
+}
+
+export interface RunResult {
+  exitCode: number | null;
+  signal: NodeJS.Signals | null;
+  timedOut: boolean;
+  aborted: boolean;
+  stdoutTail: string;
+  stderrTail: string;
+  wallMs: number;
+}
+
+class Tail {
+  private chunks: Buffer[] = [];
+  private size = 0;
+  constructor(private readonly limit: number) {}
+  push(chunk: Buffer): void {
+    this.chunks.push(chunk);
+    this.size += chunk.length;
+    while (this.size - this.chunks[0]!.length >= this.limit) this.size -= this.chunks.shift()!.length;
+  }
+  text(): string {
+    const all = Buffer.concat(this.chunks);
+    return all.subarray(Math.max(0, all.length - this.limit)).toString('utf8');
+  }
+}
+
+export function runProcess(spec: RunSpec): Promise<RunResult> {
+  const started = Date.now();
+  const limit = spec.outputLimit ?? 64 * 1024;
+  return new Promise((resolve, reject) => {
+    const child = spawn(spec.command, spec.args, { cwd: spec.cwd, env: spec.env, detached: true, stdio: ['ignore', 'pipe', 'pipe'] });
+    const stdout = new Tail(limit);
+    const stderr = new Tail(limit);
+    let timedOut = false;
+    let aborted = false;
+    const killGroup = () => {
+      try {
+        if (child.pid) process.kill(-child.pid, 'SIGKILL');
+      } catch {
+        // Already gone.
+      }
+    };
+    const timer = spec.timeoutMs ? setTimeout(() => ((timedOut = true), killGroup()), spec.timeoutMs) : undefined;
+    const onAbort = () => ((aborted = true), killGroup());
+    if (spec.signal?.aborted) onAbort();
+    spec.signal?.addEventListener('abort', onAbort, { once: true });
+    child.stdout.on('data', (chunk: Buffer) => stdout.push(chunk));
+    child.stderr.on('data', (chunk: Buffer) => stderr.push(chunk));
+    child.on('error', (error) => {
+      clearTimeout(timer);
+      spec.signal?.removeEventListener('abort', onAbort);
+      reject(new TesseraError('FAILED_PRECONDITION', `could not start ${quote(spec.command)}: ${error.message}`, { hint: 'check that the interpreter is installed on the worker and on its PATH' }));
+    });
+    child.on('close', (exitCode, signal) => {
+      clearTimeout(timer);
+      spec.signal?.removeEventListener('abort', onAbort);
+      // Children the entrypoint left behind in its group go too.
+      killGroup();
+      resolve({ exitCode, signal, timedOut, aborted, stdoutTail: stdout.text(), stderrTail: stderr.text(), wallMs: Date.now() - started });
+    });
+  });
+}
+
+/** How to start a component: `.py` with python3, `.js`/`.mjs`/`.cjs` with node, anything else executed directly. */
+export function entrypointCommand(folder: string, manifest: Manifest, python: string): { command: string; args: string[] } {
+  const appDir = path.join(folder, 'app');
+  const script = path.resolve(appDir, manifest.entrypoint);
+  if (!existsSync(script)) {
+    throw new TesseraError('FAILED_PRECONDITION', `${manifest.name}@${manifest.version}: entrypoint ${quote(manifest.entrypoint)} does not exist in its app/ folder`, { hint: 'set "entrypoint" in manifest.json to a file inside app/, e.g. "main.py"' });
+  }
+  // Symlinks are resolved before the check, so a link cannot point the entrypoint outside the folder.
+  const real = realpathSync(script);
+  if (!real.startsWith(realpathSync(appDir) + path.sep)) {
+    throw new TesseraError('FAILED_PRECONDITION', `${manifest.name}@${manifest.version}: entrypoint ${quote(manifest.entrypoint)} is outside its app/ folder`, { hint: 'the entrypoint must be a file inside app/' });
+  }
+  if (/\.py$/i.test(real)) return { command: python, args: ['-u', real] };
+  if (/\.(m|c)?js$/i.test(real)) return { command: process.execPath, args: [real] };
+  return { command: real, args: [] };
+}
+
+/** The last lines of a failed run's stderr (or stdout), for an error message. */
+export function failureSummary(result: RunResult, what: string, timeoutMs?: number): string {
+  const tail = (result.stderrTail.trim() || result.stdoutTail.trim()).split('\n').slice(-15).join('\n');
+  const last = tail.length > 2000 ? `…${tail.slice(-2000)}` : tail;
+  const how = result.timedOut
+    ? `timed out after ${Math.round((timeoutMs ?? 0) / 1000)} s and was killed`
+    : result.aborted
+      ? 'was stopped'
+      : result.signal
+        ? `was killed by ${result.signal}`
+        : `exited with code ${result.exitCode}`;
+  return `${what} ${how}${last ? `: ${last}` : ''}`;
+}

@@ -1,0 +1,123 @@
+import { lookup as dnsLookup } from 'node:dns';
+import { createWriteStream } from 'node:fs';
+import { rm } from 'node:fs/promises';
+import http from 'node:http';
+import https from 'node:https';
+import { BlockList, isIP } from 'node:net';
+import type { LookupFunction } from 'node:net';
+import path from 'node:path';
+import { Transform } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import { TesseraError, invalidArgument, quote } from '../domain/errors.js';
+
+// The url data source: one HTTP(S) GET streamed to a file. Guarded because the server fetches
+// what a customer names: private and loopback addresses are refused unless the operator allows
+// them (checked on the address actually connected to, so DNS tricks do not get around it),
+// redirects are bounded, and size and time are capped.
+
+export interface UrlFetchOptions {
+  allowPrivate: boolean;
+  maxBytes: number;
+  timeoutMs: number;
+  maxRedirects?: number;
+  signal?: AbortSignal;
+}
+
+const PRIVATE = new BlockList();
+for (const [network, prefix] of [
+  ['0.0.0.0', 8], ['10.0.0.0', 8], ['100.64.0.0', 10], ['127.0.0.0', 8], ['169.254.0.0', 16], ['172.16.0.0', 12],
+  ['192.0.0.0', 24], ['192.168.0.0', 16], ['198.18.0.0', 15], ['224.0.0.0', 4], ['240.0.0.0', 4],
+] as const) PRIVATE.addSubnet(network, prefix, 'ipv4');
+for (const [network, prefix] of [['::', 128], ['::1', 128], ['fc00::', 7], ['fe80::', 10], ['ff00::', 8]] as const) PRIVATE.addSubnet(network, prefix, 'ipv6');
+
+export function isPrivateAddress(address: string): boolean {
+  const family = isIP(address);
+  if (family === 4) return PRIVATE.check(address, 'ipv4');
+  if (family === 6) {
+    const mapped = /^::ffff:(\d+\.\d+\.\d+\.\d+)$/i.exec(address);
+    return mapped ? PRIVATE.check(mapped[1]!, 'ipv4') : PRIVATE.check(address, 'ipv6');
+  }
+  return true;
+}
+
+function refusal(host: string, address: string): TesseraError {
+  return new TesseraError('PERMISSION_DENIED', `the url source points at ${quote(host)} (${address}), a private or loopback address`, {
+    hint: 'use a public URL, or let the operator allow private addresses with TESSERA_ALLOW_PRIVATE_URLS=1',
+  });
+}
+
+function guardedLookup(allowPrivate: boolean): LookupFunction {
+  return (hostname, options, callback) => {
+    dnsLookup(hostname, { ...options, all: true }, (error, addresses) => {
+      if (error) return callback(error, '', 0);
+      const list = addresses as unknown as { address: string; family: number }[];
+      const bad = allowPrivate ? undefined : list.find((entry) => isPrivateAddress(entry.address));
+      if (bad) return callback(refusal(hostname, bad.address) as unknown as NodeJS.ErrnoException, '', 0);
+      if ((options as { all?: boolean }).all) return (callback as unknown as (e: null, a: typeof list) => void)(null, list);
+      callback(null, list[0]!.address, list[0]!.family);
+    });
+  };
+}
+
+/** Downloads `url` into `folder`, naming the file after the URL's last path segment. Returns the file path. */
+export async function fetchUrlToFolder(url: string, folder: string, options: UrlFetchOptions): Promise<string> {
+  let current = new URL(url);
+  const maxRedirects = options.maxRedirects ?? 5;
+  for (let redirects = 0; ; redirects++) {
+    const response = await request(current, options);
+    const status = response.statusCode ?? 0;
+    if (status >= 300 && status < 400 && response.headers.location) {
+      response.resume();
+      if (redirects >= maxRedirects) throw new TesseraError('FAILED_PRECONDITION', `the url source redirected more than ${maxRedirects} times (last: ${current.href})`, { hint: 'give the final URL directly' });
+      current = new URL(response.headers.location, current);
+      if (current.protocol !== 'http:' && current.protocol !== 'https:') throw invalidArgument('dataSource.params.url', `the url source redirected to ${quote(current.href)}, which is not http(s)`);
+      continue;
+    }
+    if (status !== 200) {
+      response.resume();
+      throw new TesseraError('FAILED_PRECONDITION', `fetching the url source ${current.href} answered HTTP ${status}`, { hint: 'check that the URL is right and publicly readable' });
+    }
+    const declared = Number(response.headers['content-length']);
+    if (Number.isFinite(declared) && declared > options.maxBytes) {
+      response.destroy();
+      throw tooLarge(current.href, options.maxBytes);
+    }
+    const target = path.join(folder, fileNameFor(current));
+    let received = 0;
+    const limiter = new Transform({
+      transform(chunk: Buffer, _encoding, done) {
+        received += chunk.length;
+        done(received > options.maxBytes ? tooLarge(current.href, options.maxBytes) : null, chunk);
+      },
+    });
+    try {
+      await pipeline(response, limiter, createWriteStream(target));
+    } catch (error) {
+      await rm(target, { force: true });
+      throw error;
+    }
+    return target;
+  }
+}
+
+function tooLarge(url: string, maxBytes: number): TesseraError {
+  return new TesseraError('RESOURCE_EXHAUSTED', `the url source ${url} is larger than the limit of ${maxBytes} bytes`, { hint: 'the operator can raise TESSERA_MAX_SOURCE_BYTES' });
+}
+
+/** A safe local name from the URL's last segment: never a path, never empty. */
+export function fileNameFor(url: URL): string {
+  const last = decodeURIComponent(url.pathname.split('/').filter(Boolean).pop() ?? '').replace(/[^A-Za-z0-9._-]/g, '_').replace(/^\.+/, '');
+  return last.slice(0, 200) || 'input';
+}
+
+function request(url: URL, options: UrlFetchOptions): Promise<http.IncomingMessage> {
+  if (!options.allowPrivate && isIP(url.hostname.replace(/^\[|\]$/g, '')) && isPrivateAddress(url.hostname.replace(/^\[|\]$/g, ''))) {
+    return Promise.reject(refusal(url.hostname, url.hostname));
+  }
+  const client = url.protocol === 'https:' ? https : http;
+  return new Promise((resolve, reject) => {
+    const req = client.get(url, { lookup: guardedLookup(options.allowPrivate), timeout: options.timeoutMs, signal: options.signal }, resolve);
+    req.on('timeout', () => req.destroy(new TesseraError('DEADLINE_EXCEEDED', `the url source ${url.href} did not answer within ${options.timeoutMs} ms`, { hint: 'check the server, or ask the operator to raise TESSERA_URL_TIMEOUT_MS' })));
+    req.on('error', (error) => reject(error instanceof TesseraError ? error : new TesseraError('UNAVAILABLE', `fetching the url source ${url.href} failed: ${error.message}`, { hint: 'check that the host exists and is reachable from the Tessera server' })));
+  });
+}

@@ -1,0 +1,93 @@
+import { mkdirSync } from 'node:fs';
+import { PGlite } from '@electric-sql/pglite';
+import pg from 'pg';
+
+// The one seam between Tessera's SQL and the two PostgreSQL engines it runs on: embedded PGlite
+// (one in-process connection) and a PostgreSQL server (a pool). Everything above this file sees
+// the same two calls, so the same SQL runs on both.
+
+export interface Queryable {
+  query<Row = Record<string, unknown>>(sql: string, params?: unknown[]): Promise<Row[]>;
+  /** Runs a script of several statements without parameters (migrations). */
+  exec(sql: string): Promise<void>;
+}
+
+export interface Db extends Queryable {
+  readonly kind: 'pglite' | 'postgres';
+  /** Runs `work` in one transaction: committed if it resolves, rolled back if it throws. */
+  transaction<T>(work: (tx: Queryable) => Promise<T>): Promise<T>;
+  close(): Promise<void>;
+}
+
+export interface DbOptions {
+  /** postgres://… to use a server; otherwise PGlite. */
+  databaseUrl?: string | undefined;
+  /** PGlite data folder; omitted means in memory. */
+  dataDir?: string | undefined;
+  /** Server only: a schema to create and use (tests get a fresh one each). */
+  schema?: string | undefined;
+  poolSize?: number;
+}
+
+export async function openDb(options: DbOptions): Promise<Db> {
+  return options.databaseUrl ? openPostgres(options.databaseUrl, options) : openPglite(options.dataDir);
+}
+
+async function openPglite(dataDir: string | undefined): Promise<Db> {
+  if (dataDir) mkdirSync(dataDir, { recursive: true });
+  const lite = dataDir ? new PGlite(dataDir) : new PGlite();
+  await lite.waitReady;
+  await lite.exec(`SET TimeZone = 'UTC'`);
+  const query = async <Row>(sql: string, params: unknown[] = []): Promise<Row[]> => (await lite.query<Row>(sql, params)).rows;
+  return {
+    kind: 'pglite',
+    query,
+    // PGlite serialises everything on its single connection: a transaction holds it, so other
+    // queries wait for the commit, which gives the same isolation a server would.
+    exec: async (sql) => void (await lite.exec(sql)),
+    transaction: (work) =>
+      lite.transaction((tx) =>
+        work({
+          query: async <Row>(sql: string, params: unknown[] = []) => (await tx.query<Row>(sql, params)).rows,
+          exec: async (sql) => void (await tx.exec(sql)),
+        }),
+      ),
+    close: () => lite.close(),
+  };
+}
+
+const SCHEMA_NAME = /^[a-z_][a-z0-9_]{0,62}$/;
+
+async function openPostgres(databaseUrl: string, options: DbOptions): Promise<Db> {
+  const schema = options.schema;
+  if (schema !== undefined && !SCHEMA_NAME.test(schema)) throw new Error(`schema name ${JSON.stringify(schema)} must match ${SCHEMA_NAME}`);
+  const settings = ['-c TimeZone=UTC', ...(schema ? [`-c search_path=${schema}`] : [])].join(' ');
+  const pool = new pg.Pool({ connectionString: databaseUrl, max: options.poolSize ?? 10, options: settings });
+  // An idle client losing its connection (server restart) must not crash the process; the next query reconnects.
+  pool.on('error', () => {});
+  if (schema) await pool.query(`CREATE SCHEMA IF NOT EXISTS ${schema}`);
+  const query = async <Row>(sql: string, params: unknown[] = []): Promise<Row[]> => (await pool.query(sql, params)).rows as Row[];
+  return {
+    kind: 'postgres',
+    query,
+    exec: async (sql) => void (await pool.query(sql)),
+    async transaction(work) {
+      const client = await pool.connect();
+      try {
+        await client.query('BEGIN');
+        const result = await work({
+          query: async <Row>(sql: string, params: unknown[] = []) => (await client.query(sql, params)).rows as Row[],
+          exec: async (sql) => void (await client.query(sql)),
+        });
+        await client.query('COMMIT');
+        return result;
+      } catch (error) {
+        await client.query('ROLLBACK').catch(() => {});
+        throw error;
+      } finally {
+        client.release();
+      }
+    },
+    close: () => pool.end(),
+  };
+}

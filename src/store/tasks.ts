@@ -1,0 +1,205 @@
+import type { TaskKind, TaskState } from '../domain/types.js';
+import type { Queryable } from './db.js';
+
+// The task queue. A task is leased with one UPDATE over a SKIP LOCKED sub-select, so any number
+// of workers and replicas can lease at once without waiting on each other or getting the same row.
+
+export interface TaskOutput {
+  name: string;
+  blobKey: string;
+  size: number;
+}
+
+export interface LeasedTask {
+  id: number;
+  jobId: string;
+  kind: TaskKind;
+  chunkIndex: number;
+  attempt: number;
+  maxAttempts: number;
+  inputKey: string | null;
+  leaseToken: string;
+  leaseExpiresAt: Date;
+}
+
+interface LeasedRow {
+  id: string | number;
+  job_id: string;
+  kind: TaskKind;
+  chunk_index: number;
+  attempt: number;
+  max_attempts: number;
+  input_key: string | null;
+  lease_token: string;
+  lease_expires_at: Date;
+}
+
+function rowToLeased(row: LeasedRow): LeasedTask {
+  return {
+    id: Number(row.id),
+    jobId: row.job_id,
+    kind: row.kind,
+    chunkIndex: row.chunk_index,
+    attempt: row.attempt,
+    maxAttempts: row.max_attempts,
+    inputKey: row.input_key,
+    leaseToken: row.lease_token,
+    leaseExpiresAt: row.lease_expires_at,
+  };
+}
+
+export interface NewTask {
+  chunkIndex: number;
+  inputKey?: string | null;
+}
+
+/** Queues tasks; a task that already exists (same job, kind, chunk) is left alone, so a replay adds nothing. */
+export async function insertTasks(
+  db: Queryable,
+  jobId: string,
+  kind: TaskKind,
+  tasks: NewTask[],
+  options: { maxAttempts: number; priority: number },
+): Promise<number> {
+  if (tasks.length === 0) return 0;
+  const rows = await db.query(
+    `INSERT INTO tasks (job_id, kind, chunk_index, input_key, max_attempts, priority)
+     SELECT $1, $2, chunk_index, input_key, $5, $6
+       FROM unnest($3::int[], $4::text[]) AS t (chunk_index, input_key)
+     ON CONFLICT (job_id, kind, chunk_index) DO NOTHING
+     RETURNING id`,
+    [jobId, kind, tasks.map((task) => task.chunkIndex), tasks.map((task) => task.inputKey ?? null), options.maxAttempts, options.priority],
+  );
+  return rows.length;
+}
+
+export async function leaseTasks(db: Queryable, owner: string, limit: number, leaseSeconds: number): Promise<LeasedTask[]> {
+  const rows = await db.query<LeasedRow>(
+    `UPDATE tasks
+        SET state = 'leased', lease_owner = $1, lease_token = gen_random_uuid()::text,
+            lease_expires_at = now() + make_interval(secs => $3), attempt = attempt + 1,
+            started_at = COALESCE(started_at, now())
+      WHERE id IN (SELECT id FROM tasks WHERE state = 'queued' ORDER BY priority DESC, id LIMIT $2 FOR UPDATE SKIP LOCKED)
+      RETURNING id, job_id, kind, chunk_index, attempt, max_attempts, input_key, lease_token, lease_expires_at`,
+    [owner, limit, leaseSeconds],
+  );
+  return rows.map(rowToLeased).sort((left, right) => left.id - right.id);
+}
+
+/** Extends the leases still held; returns the ids whose lease was lost (expired and re-leased, or cancelled). */
+export async function heartbeatTasks(db: Queryable, leases: { id: number; leaseToken: string }[], leaseSeconds: number): Promise<number[]> {
+  if (leases.length === 0) return [];
+  const rows = await db.query<{ id: string | number }>(
+    `UPDATE tasks SET lease_expires_at = now() + make_interval(secs => $3)
+      WHERE id = ANY($1::bigint[]) AND state = 'leased'
+        AND lease_token = (SELECT token FROM unnest($1::bigint[], $2::text[]) AS l (id, token) WHERE l.id = tasks.id)
+      RETURNING id`,
+    [leases.map((lease) => lease.id), leases.map((lease) => lease.leaseToken), leaseSeconds],
+  );
+  const held = new Set(rows.map((row) => Number(row.id)));
+  return leases.filter((lease) => !held.has(lease.id)).map((lease) => lease.id);
+}
+
+/** Fenced completion: succeeds only for the current lease. Returns the task's job and chunk, or null. */
+export async function completeTask(
+  db: Queryable,
+  taskId: number,
+  leaseToken: string,
+  outputs: TaskOutput[],
+): Promise<{ jobId: string; kind: TaskKind; chunkIndex: number } | null> {
+  const [row] = await db.query<{ job_id: string; kind: TaskKind; chunk_index: number }>(
+    `UPDATE tasks SET state = 'succeeded', outputs = $3::jsonb, finished_at = now(), lease_expires_at = NULL
+      WHERE id = $1 AND lease_token = $2 AND state = 'leased'
+      RETURNING job_id, kind, chunk_index`,
+    [taskId, leaseToken, JSON.stringify(outputs)],
+  );
+  return row ? { jobId: row.job_id, kind: row.kind, chunkIndex: row.chunk_index } : null;
+}
+
+export interface FailedAttempt {
+  jobId: string;
+  kind: TaskKind;
+  chunkIndex: number;
+  attempt: number;
+  maxAttempts: number;
+  /** True when the task was put back in the queue for another attempt. */
+  retrying: boolean;
+}
+
+/**
+ * Records a failed attempt (fenced like completion). The task goes back to the queue while it
+ * has attempts left (`retry` permitting), otherwise it ends failed.
+ */
+export async function failTaskAttempt(db: Queryable, taskId: number, leaseToken: string, error: string, retry: boolean): Promise<FailedAttempt | null> {
+  const [row] = await db.query<{ job_id: string; kind: TaskKind; chunk_index: number; attempt: number; max_attempts: number; state: TaskState }>(
+    `UPDATE tasks
+        SET state = CASE WHEN $4 AND attempt < max_attempts THEN 'queued' ELSE 'failed' END,
+            last_error = $3, lease_token = NULL, lease_owner = NULL, lease_expires_at = NULL,
+            finished_at = CASE WHEN $4 AND attempt < max_attempts THEN NULL ELSE now() END
+      WHERE id = $1 AND lease_token = $2 AND state = 'leased'
+      RETURNING job_id, kind, chunk_index, attempt, max_attempts, state`,
+    [taskId, leaseToken, error, retry],
+  );
+  if (!row) return null;
+  return { jobId: row.job_id, kind: row.kind, chunkIndex: row.chunk_index, attempt: row.attempt, maxAttempts: row.max_attempts, retrying: row.state === 'queued' };
+}
+
+/**
+ * Leases whose holder stopped heartbeating (a crashed or partitioned worker): the task goes back
+ * to the queue, or ends failed when that was its last attempt. Returns what it did, per task.
+ */
+export async function expireLeases(db: Queryable, limit = 1000): Promise<(FailedAttempt & { taskId: number })[]> {
+  const rows = await db.query<{ id: string | number; job_id: string; kind: TaskKind; chunk_index: number; attempt: number; max_attempts: number; state: TaskState }>(
+    `UPDATE tasks
+        SET state = CASE WHEN attempt < max_attempts THEN 'queued' ELSE 'failed' END,
+            last_error = 'lease expired: the worker stopped heartbeating (crashed or cut off)',
+            lease_token = NULL, lease_owner = NULL, lease_expires_at = NULL,
+            finished_at = CASE WHEN attempt < max_attempts THEN NULL ELSE now() END
+      WHERE id IN (SELECT id FROM tasks WHERE state = 'leased' AND lease_expires_at < now() LIMIT $1 FOR UPDATE SKIP LOCKED)
+      RETURNING id, job_id, kind, chunk_index, attempt, max_attempts, state`,
+    [limit],
+  );
+  return rows.map((row) => ({
+    taskId: Number(row.id),
+    jobId: row.job_id,
+    kind: row.kind,
+    chunkIndex: row.chunk_index,
+    attempt: row.attempt,
+    maxAttempts: row.max_attempts,
+    retrying: row.state === 'queued',
+  }));
+}
+
+/** Cancels every unfinished task of a job (abort, failure); running holders learn it at their next heartbeat. */
+export async function cancelJobTasks(db: Queryable, jobId: string): Promise<number> {
+  const rows = await db.query(
+    `UPDATE tasks SET state = 'cancelled', lease_token = NULL, lease_expires_at = NULL, finished_at = now()
+      WHERE job_id = $1 AND state IN ('queued', 'leased') RETURNING id`,
+    [jobId],
+  );
+  return rows.length;
+}
+
+/** Outputs of a job's succeeded tasks of one kind, in chunk order. */
+export async function listTaskOutputs(db: Queryable, jobId: string, kind: TaskKind): Promise<{ chunkIndex: number; outputs: TaskOutput[] }[]> {
+  const rows = await db.query<{ chunk_index: number; outputs: TaskOutput[] | null }>(
+    `SELECT chunk_index, outputs FROM tasks WHERE job_id = $1 AND kind = $2 AND state = 'succeeded' ORDER BY chunk_index`,
+    [jobId, kind],
+  );
+  return rows.map((row) => ({ chunkIndex: row.chunk_index, outputs: row.outputs ?? [] }));
+}
+
+export async function isTaskLeaseCurrent(db: Queryable, taskId: number, leaseToken: string): Promise<boolean> {
+  const rows = await db.query(`SELECT 1 FROM tasks WHERE id = $1 AND lease_token = $2 AND state = 'leased'`, [taskId, leaseToken]);
+  return rows.length > 0;
+}
+
+export async function countTasksByState(db: Queryable, jobId: string): Promise<Record<TaskState, number>> {
+  const rows = await db.query<{ state: TaskState; count: number }>(
+    `SELECT state, count(*)::int AS count FROM tasks WHERE job_id = $1 AND kind = 'app' GROUP BY state`,
+    [jobId],
+  );
+  const counts: Record<TaskState, number> = { queued: 0, leased: 0, succeeded: 0, failed: 0, cancelled: 0 };
+  for (const row of rows) counts[row.state] = row.count;
+  return counts;
+}
