@@ -27,6 +27,13 @@ export interface Config {
   examplesDir: string;
   logLevel: string;
   python: string;
+  /** Scratch space for running tasks (temporary folders, removed after each task). */
+  workDir: string;
+  /**
+   * The whole environment a partitioner/app/assembler child starts from. Children never inherit
+   * the server's environment: it holds DATABASE_URL, TESSERA_API_KEY and other secrets.
+   */
+  childEnv: Record<string, string>;
 }
 
 export type Flags = Partial<Record<'home' | 'host' | 'port' | 'databaseUrl' | 'publicUrl' | 'slots' | 'logLevel', string | number | undefined>>;
@@ -58,6 +65,12 @@ export function loadConfig(flags: Flags = {}, env: Env = process.env): Config {
     examplesDir: path.resolve(env.TESSERA_EXAMPLES_DIR ?? path.join(PACKAGE_ROOT, 'examples')),
     logLevel: String(flags.logLevel ?? env.TESSERA_LOG_LEVEL ?? 'info'),
     python: env.TESSERA_PYTHON ?? 'python3',
+    workDir: path.join(home, 'work'),
+    childEnv: {
+      PATH: env.PATH ?? '/usr/local/bin:/usr/bin:/bin',
+      LANG: env.LANG ?? 'C.UTF-8',
+      ...(env.TZ ? { TZ: env.TZ } : {}),
+    },
   };
 }
 

@@ -9,10 +9,14 @@ export interface TaskLease {
   taskId: number;
   leaseToken: string;
   jobId: string;
+  /** The job's account (for USER_CACHE_DIR). */
+  accountId: string;
   kind: TaskKind;
   chunkIndex: number;
   attempt: number;
   maxAttempts: number;
+  /** App tasks: the blob holding the chunk. */
+  inputKey: string | null;
   /** null means the built-in passthrough (partitioner or assembler). */
   component: { manifest: Manifest; folder: string } | null;
   /** This stage's params (PARTITIONER_PARAMS / APP_PARAMS / ASSEMBLER_PARAMS). */

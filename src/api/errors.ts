@@ -1,0 +1,64 @@
+import type { FastifyError, FastifyReply, FastifyRequest } from 'fastify';
+import type { ErrorCode } from '../domain/errors.js';
+import { TesseraError, isTesseraError } from '../domain/errors.js';
+
+// The one place where errors become HTTP: a gRPC code number and the usual gRPC↔HTTP status,
+// in the seed's rpcStatus shape {code, message, details}. Routes throw; they never build error JSON.
+
+const GRPC: Record<ErrorCode, { number: number; status: number }> = {
+  CANCELLED: { number: 1, status: 499 },
+  INVALID_ARGUMENT: { number: 3, status: 400 },
+  DEADLINE_EXCEEDED: { number: 4, status: 504 },
+  NOT_FOUND: { number: 5, status: 404 },
+  ALREADY_EXISTS: { number: 6, status: 409 },
+  PERMISSION_DENIED: { number: 7, status: 403 },
+  RESOURCE_EXHAUSTED: { number: 8, status: 429 },
+  FAILED_PRECONDITION: { number: 9, status: 400 },
+  ABORTED: { number: 10, status: 409 },
+  UNIMPLEMENTED: { number: 12, status: 501 },
+  INTERNAL: { number: 13, status: 500 },
+  UNAVAILABLE: { number: 14, status: 503 },
+  UNAUTHENTICATED: { number: 16, status: 401 },
+};
+
+export function grpcNumber(code: ErrorCode): number {
+  return GRPC[code].number;
+}
+
+export function rpcStatus(error: TesseraError) {
+  const details: Record<string, unknown>[] = [];
+  if (error.fieldViolations.length > 0) {
+    details.push({ '@type': 'type.googleapis.com/google.rpc.BadRequest', fieldViolations: error.fieldViolations });
+  }
+  details.push({ '@type': 'type.googleapis.com/google.rpc.ErrorInfo', reason: error.code, domain: 'tessera', metadata: error.hint ? { hint: error.hint } : {} });
+  const message = error.hint ? `${error.message} (${error.hint})` : error.message;
+  return { status: GRPC[error.code].status, body: { code: GRPC[error.code].number, message, details } };
+}
+
+/** Errors raised by Fastify itself (unparsable JSON, body too large, wrong content type). */
+function fromFastify(error: FastifyError): TesseraError | null {
+  if (!error.code?.startsWith('FST_') || !error.statusCode || error.statusCode >= 500) return null;
+  if (error.statusCode === 413) return new TesseraError('RESOURCE_EXHAUSTED', `the request body is too large: ${error.message}`, { hint: 'send large inputs through a data source' });
+  if (error.statusCode === 415) return new TesseraError('INVALID_ARGUMENT', `${error.message}`, { field: 'Content-Type', hint: 'send the body as application/json' });
+  return new TesseraError('INVALID_ARGUMENT', `the request is malformed: ${error.message}`, { field: 'body' });
+}
+
+export function errorHandler(error: FastifyError, request: FastifyRequest, reply: FastifyReply): void {
+  const known = isTesseraError(error) ? error : fromFastify(error);
+  if (known) {
+    const { status, body } = rpcStatus(known);
+    if (status >= 500) request.log.error({ err: error }, 'request failed');
+    void reply.status(status).send(body);
+    return;
+  }
+  request.log.error({ err: error }, 'unexpected error');
+  const { status, body } = rpcStatus(new TesseraError('INTERNAL', `internal error (request ${request.id}); the server log has the details`));
+  void reply.status(status).send(body);
+}
+
+export function notFoundHandler(request: FastifyRequest, reply: FastifyReply): void {
+  const { status, body } = rpcStatus(
+    new TesseraError('NOT_FOUND', `there is no ${request.method} ${request.url.split('?')[0]}`, { hint: 'GET /openapi.json lists every operation' }),
+  );
+  void reply.status(status).send(body);
+}

@@ -1,0 +1,59 @@
+import { randomUUID } from 'node:crypto';
+import Fastify from 'fastify';
+import type { FastifyInstance } from 'fastify';
+import type { Logger } from 'pino';
+import { TesseraError } from '../domain/errors.js';
+import type { Engine } from '../engine/engine.js';
+import { registerCustomerRoutes } from './customer-routes.js';
+import { errorHandler, notFoundHandler } from './errors.js';
+import { registerFileRoutes } from './file-routes.js';
+import { openApiDocument } from './openapi.js';
+import { createRequestValidator } from './validation.js';
+
+// The HTTP server: one Fastify instance with the customer API, signed file links, the OpenAPI
+// document and a health check. Errors from every route go through errors.ts.
+
+const BODY_LIMIT = 1024 * 1024;
+
+export interface ServerOptions {
+  engine: Engine;
+  logger: Logger | false;
+}
+
+/** JSON bodies, where an empty body means "no body" (POST …/run is often sent that way). */
+function parseJson(_request: unknown, body: string, done: (error: Error | null, value?: unknown) => void): void {
+  if (body.trim() === '') return done(null, undefined);
+  try {
+    // A "__proto__" key is never a legitimate field here and is how prototype pollution starts.
+    done(null, JSON.parse(body, (key, value) => {
+      if (key === '__proto__') throw new TesseraError('INVALID_ARGUMENT', 'the request body holds a "__proto__" key', { field: 'body' });
+      return value;
+    }));
+  } catch (error) {
+    done(error instanceof TesseraError ? error : new TesseraError('INVALID_ARGUMENT', `the request body is not valid JSON: ${(error as Error).message}`, { field: 'body' }));
+  }
+}
+
+export async function createServer(options: ServerOptions): Promise<FastifyInstance> {
+  const app = Fastify({
+    logger: options.logger === false ? false : options.logger,
+    genReqId: () => randomUUID(),
+    bodyLimit: BODY_LIMIT,
+    // Keys travel in the Authorization header; never log request headers.
+    disableRequestLogging: true,
+    routerOptions: { ignoreTrailingSlash: true, maxParamLength: 1024 },
+  });
+  app.removeAllContentTypeParsers();
+  app.addContentTypeParser('application/json', { parseAs: 'string' }, parseJson);
+  app.setErrorHandler(errorHandler);
+  app.setNotFoundHandler(notFoundHandler);
+
+  const validate = createRequestValidator();
+  const document = openApiDocument();
+  app.get('/openapi.json', async () => document);
+  app.get('/healthz', async () => ({ ok: true }));
+  registerCustomerRoutes(app, options.engine, validate);
+  registerFileRoutes(app, options.engine);
+  await app.ready();
+  return app;
+}

@@ -1,0 +1,109 @@
+import { Command, Option } from 'commander';
+import pino from 'pino';
+import type { Flags } from '../config/config.js';
+import { loadConfig } from '../config/config.js';
+import { TesseraError } from '../domain/errors.js';
+import { createKey } from '../engine/accounts.js';
+import { openDb } from '../store/db.js';
+import { migrate } from '../store/migrate.js';
+import { runExample } from './example.js';
+import { lockHome } from './home-lock.js';
+import { startTessera } from './start.js';
+import path from 'node:path';
+
+// The `tessera` command. Every command that prints something for scripts has --json.
+
+interface CommonOptions {
+  home?: string;
+  port?: string;
+  host?: string;
+  slots?: string;
+  logLevel?: string;
+  json?: boolean;
+}
+
+function flagsOf(options: CommonOptions): Flags {
+  return { home: options.home, port: options.port, host: options.host, slots: options.slots, logLevel: options.logLevel };
+}
+
+function print(json: boolean | undefined, value: Record<string, unknown>, text: string): void {
+  process.stdout.write(json ? `${JSON.stringify(value)}\n` : `${text}\n`);
+}
+
+async function up(options: CommonOptions): Promise<void> {
+  const config = loadConfig(flagsOf(options));
+  const unlock = config.databaseUrl ? () => {} : lockHome(config.home);
+  const logger = pino({ level: config.logLevel });
+  const tessera = await startTessera({ config, logger }).catch((error) => {
+    unlock();
+    throw error;
+  });
+  const first = tessera.engine.firstKey;
+  print(options.json, { url: tessera.url, home: config.home, database: config.databaseUrl ? 'postgres' : 'pglite', ...(first ? { accountId: first.accountId, apiKey: config.initialApiKey ? undefined : first.apiKey } : {}) }, [
+    `Tessera is up at ${tessera.url}  (API: ${tessera.url}/v1/customer, OpenAPI: ${tessera.url}/openapi.json)`,
+    `  data: ${config.databaseUrl ? 'PostgreSQL server (DATABASE_URL)' : path.join(config.home, 'db')}, blobs: ${path.join(config.home, 'blobs')}, worker slots: ${config.workerSlots}`,
+    ...(first
+      ? config.initialApiKey
+        ? [`  first account ${first.accountId} created with the key from TESSERA_API_KEY`]
+        : [`  first account ${first.accountId} created. Its API key (shown only this once, keep it):`, `    ${first.apiKey}`]
+      : []),
+  ].join('\n'));
+  const shutdown = async () => {
+    logger.info('shutting down');
+    await tessera.stop();
+    unlock();
+    process.exit(0);
+  };
+  process.once('SIGINT', () => void shutdown());
+  process.once('SIGTERM', () => void shutdown());
+}
+
+async function keyCreate(options: CommonOptions & { newAccount?: boolean; account?: string }): Promise<void> {
+  const config = loadConfig(flagsOf(options));
+  const unlock = config.databaseUrl ? () => {} : lockHome(config.home);
+  const db = await openDb({ databaseUrl: config.databaseUrl, dataDir: path.join(config.home, 'db') });
+  try {
+    await migrate(db);
+    const key = await createKey(db, { ...(options.account ? { accountId: options.account } : {}), ...(options.newAccount ? { newAccount: true } : {}) });
+    print(options.json, { accountId: key.accountId, apiKey: key.apiKey }, `API key for account ${key.accountId} (shown only this once):\n  ${key.apiKey}`);
+  } finally {
+    await db.close();
+    unlock();
+  }
+}
+
+export async function main(argv: string[]): Promise<void> {
+  const program = new Command('tessera').description('Self-hostable distributed compute with a ByteNite-compatible jobs API').showHelpAfterError();
+  const common = (command: Command) =>
+    command
+      .option('--home <dir>', 'folder for the embedded database and blobs (TESSERA_HOME)', undefined)
+      .option('--json', 'print machine-readable JSON');
+
+  common(program.command('up').description('run Tessera embedded: API, scheduler and worker slots in one process'))
+    .option('--port <port>', 'HTTP port (TESSERA_PORT, default 8080; 0 picks a free one)')
+    .option('--host <host>', 'address to listen on (TESSERA_HOST, default 127.0.0.1)')
+    .option('--slots <n>', 'in-process worker slots (default: one per core)')
+    .addOption(new Option('--log-level <level>', 'log level').choices(['fatal', 'error', 'warn', 'info', 'debug', 'trace']))
+    .action(up);
+
+  const key = program.command('key').description('API keys');
+  common(key.command('create').description('make an API key (stored hashed; printed once)'))
+    .option('--account <id>', 'account to add the key to (default: the first account)')
+    .option('--new-account', 'make a new account for the key')
+    .action(keyCreate);
+
+  common(program.command('example').argument('<name>', 'example to run: word-count').description('start Tessera embedded and run an example job through the HTTP API'))
+    .option('--port <port>', 'HTTP port (default: a free one)', '0')
+    .option('--chunks <n>', 'number of chunks', '4')
+    .option('--keep', 'keep serving after the job finishes')
+    .action(runExample);
+
+  try {
+    await program.parseAsync(argv);
+  } catch (error) {
+    if (error instanceof TesseraError) {
+      throw new Error(`error: ${error.message}${error.hint ? `\n  hint: ${error.hint}` : ''}`);
+    }
+    throw error;
+  }
+}

@@ -1,0 +1,65 @@
+import { hostname } from 'node:os';
+import path from 'node:path';
+import type { FastifyInstance } from 'fastify';
+import type { Logger } from 'pino';
+import { createServer } from '../api/server.js';
+import type { Config } from '../config/config.js';
+import type { Engine } from '../engine/engine.js';
+import { createEngine } from '../engine/engine.js';
+import type { Db } from '../store/db.js';
+import type { Worker } from '../worker/worker.js';
+import { createWorker } from '../worker/worker.js';
+
+// Tessera in one process: engine, HTTP API, scheduler sweep and in-process worker slots.
+// `tessera up`, the example and the end-to-end tests all start it this way.
+
+export interface RunningTessera {
+  engine: Engine;
+  app: FastifyInstance;
+  worker: Worker;
+  /** Base URL of the API, e.g. http://127.0.0.1:8080 */
+  url: string;
+  stop(): Promise<void>;
+}
+
+export async function startTessera(options: { config: Config; logger: Logger; db?: Db }): Promise<RunningTessera> {
+  const { config, logger } = options;
+  const engine = await createEngine({ config, log: logger, ...(options.db ? { db: options.db } : {}) });
+  const app = await createServer({ engine, logger });
+  try {
+    await app.listen({ host: config.host, port: config.port });
+  } catch (error) {
+    await engine.close();
+    throw error;
+  }
+  const address = app.server.address();
+  const port = typeof address === 'object' && address ? address.port : config.port;
+  const worker = createWorker({
+    link: engine.localLink(`${hostname()}:${process.pid}`),
+    slots: config.workerSlots,
+    env: {
+      workDir: config.workDir,
+      python: config.python,
+      childEnv: config.childEnv,
+      sharedCacheDir: path.join(config.home, 'cache', 'shared'),
+      userCacheRoot: path.join(config.home, 'cache', 'accounts'),
+    },
+    log: logger,
+    // A third of the lease: two heartbeats can be missed before the lease expires.
+    heartbeatMs: Math.max(500, (config.leaseSeconds * 1000) / 3),
+  });
+  engine.scheduler.start();
+  worker.start();
+  const host = config.host === '0.0.0.0' || config.host === '::' ? '127.0.0.1' : config.host;
+  return {
+    engine,
+    app,
+    worker,
+    url: `http://${host.includes(':') ? `[${host}]` : host}:${port}`,
+    async stop() {
+      await app.close();
+      await worker.stop();
+      await engine.close();
+    },
+  };
+}

@@ -1,0 +1,64 @@
+import { randomUUID } from 'node:crypto';
+import { notFound, unauthenticated } from '../domain/errors.js';
+import { API_KEY_PREFIX, hashSecret, newAccountId, newApiKey } from '../domain/ids.js';
+import type { Db } from '../store/db.js';
+import type { KeyScope } from '../store/accounts.js';
+import { countAccounts, findApiKeyByHash, insertAccount, insertApiKey, listAccountIds } from '../store/accounts.js';
+
+// Accounts and their API keys. A key is shown once, when it is made; only its SHA-256 is stored
+// (keys carry 256 random bits, so a slow password hash would add nothing but latency).
+
+export interface NewKey {
+  accountId: string;
+  apiKey: string;
+}
+
+async function storeKey(db: Db, accountId: string, apiKey: string, scope: KeyScope): Promise<void> {
+  await insertApiKey(db, { id: randomUUID(), accountId, keyHash: hashSecret(apiKey), keyPrefix: apiKey.slice(0, API_KEY_PREFIX.length + 4), scope });
+}
+
+/**
+ * On an empty database: the first account and its key (`initialApiKey` when the operator chose
+ * one, else a random key). Null when accounts already exist. Safe for replicas starting at once:
+ * the check and insert run in one transaction under an advisory lock.
+ */
+export async function ensureFirstAccount(db: Db, initialApiKey: string | undefined): Promise<NewKey | null> {
+  return db.transaction(async (tx) => {
+    await tx.query('SELECT pg_advisory_xact_lock(7264001)');
+    if ((await countAccounts(tx)) > 0) return null;
+    const accountId = newAccountId();
+    const apiKey = initialApiKey ?? newApiKey();
+    await insertAccount(tx, accountId);
+    await insertApiKey(tx, { id: randomUUID(), accountId, keyHash: hashSecret(apiKey), keyPrefix: apiKey.slice(0, API_KEY_PREFIX.length + 4), scope: 'customer' });
+    return { accountId, apiKey };
+  });
+}
+
+/** Another key for an account (the first account when none is named); a new account when `newAccount`. */
+export async function createKey(db: Db, options: { accountId?: string; newAccount?: boolean; scope?: KeyScope } = {}): Promise<NewKey> {
+  let accountId = options.accountId;
+  if (accountId !== undefined && !(await listAccountIds(db)).includes(accountId)) {
+    throw notFound('account', accountId, 'omit the account to use the first one, or make a new account');
+  }
+  if (options.newAccount) {
+    accountId = newAccountId();
+    await insertAccount(db, accountId);
+  }
+  accountId ??= (await listAccountIds(db))[0];
+  if (!accountId) {
+    accountId = newAccountId();
+    await insertAccount(db, accountId);
+  }
+  const apiKey = newApiKey();
+  await storeKey(db, accountId, apiKey, options.scope ?? 'customer');
+  return { accountId, apiKey };
+}
+
+/** The account a presented key belongs to, or UNAUTHENTICATED. */
+export async function authenticate(db: Db, apiKey: string, scope: KeyScope): Promise<string> {
+  const found = await findApiKeyByHash(db, hashSecret(apiKey));
+  if (!found || found.scope !== scope) {
+    throw unauthenticated('the API key is not valid', 'send a key made by `tessera up` or `tessera key create` in the Authorization header');
+  }
+  return found.accountId;
+}

@@ -1,0 +1,175 @@
+import { TesseraError, failedPrecondition, notFound } from '../domain/errors.js';
+import { newUlid } from '../domain/ids.js';
+import { shortState } from '../domain/job-state.js';
+import type { Job, Template } from '../domain/types.js';
+import { priorityRank } from '../domain/types.js';
+import { getTemplate, getTemplates, listTemplates as listStoredTemplates } from '../store/catalog.js';
+import type { JobListQuery } from '../store/job-queries.js';
+import { listJobsFiltered } from '../store/job-queries.js';
+import { failJob, getJob, insertJob, softDeleteJob, transitionJob, updateNewJob } from '../store/jobs.js';
+import { cancelJobTasks, insertTasks, listTaskOutputs } from '../store/tasks.js';
+import { findComponent } from './catalog.js';
+import type { EngineDeps } from './deps.js';
+import type { JobInput } from './job-draft.js';
+import { checkConfig, draftFromInput, draftOf } from './job-draft.js';
+import { maxAttemptsOf } from './task-flow.js';
+
+// What a customer can do to a job. Every operation is scoped to the caller's account: another
+// account's job looks exactly like a job that does not exist.
+
+export interface JobView {
+  job: Job;
+  template: Template | null;
+}
+
+export interface ResultLink {
+  name: string;
+  link: string;
+}
+
+export const ABORTED_MESSAGE = 'aborted by the user';
+
+export function createCustomerJobs(deps: EngineDeps) {
+  const { db } = deps;
+
+  async function requireJob(accountId: string, jobId: string): Promise<Job> {
+    const job = await getJob(db, accountId, jobId);
+    if (!job) throw notFound('job', jobId, 'list your jobs with GET /v1/customer/jobs');
+    return job;
+  }
+
+  async function requireTemplate(templateId: string | undefined): Promise<Template> {
+    if (!templateId) throw new TesseraError('INVALID_ARGUMENT', 'templateId is required', { field: 'templateId', hint: 'GET /v1/customer/jobs/templates lists the templates' });
+    const template = await getTemplate(db, templateId);
+    if (!template) throw notFound('template', templateId, 'GET /v1/customer/jobs/templates lists the templates');
+    return template;
+  }
+
+  function notNew(job: Job, what: string): TesseraError {
+    return failedPrecondition(
+      `job ${job.id} is ${job.state} (${shortState(job.state)}); ${what} only while it is JOB_STATE_NEW`,
+      'create a new job (POST /v1/customer/jobs) to run with different settings',
+    );
+  }
+
+  async function view(job: Job): Promise<JobView> {
+    return { job, template: await getTemplate(db, job.templateId) };
+  }
+
+  return {
+    /** Creates a job, or updates the NEW job named by `jobId`. Template defaults fill what the request leaves out. */
+    async createJob(accountId: string, input: JobInput & { jobId?: string }): Promise<JobView> {
+      const template = await requireTemplate(input.templateId);
+      if (input.jobId) {
+        const existing = await requireJob(accountId, input.jobId);
+        if (existing.state !== 'JOB_STATE_NEW') throw notNew(existing, 'a job can be updated');
+        const updated = await updateNewJob(db, accountId, existing.id, draftFromInput(input, template, existing));
+        if (!updated) throw notNew(await requireJob(accountId, existing.id), 'a job can be updated');
+        return { job: updated, template };
+      }
+      const job = await db.transaction((tx) => insertJob(tx, { id: newUlid(), accountId, ...draftFromInput(input, template) }));
+      return { job, template };
+    },
+
+    async getJob(accountId: string, jobId: string): Promise<JobView> {
+      return view(await requireJob(accountId, jobId));
+    },
+
+    async listJobs(accountId: string, query: JobListQuery): Promise<{ views: JobView[]; total: number }> {
+      const { jobs, total } = await listJobsFiltered(db, accountId, query);
+      const templates = await getTemplates(db, [...new Set(jobs.map((job) => job.templateId))]);
+      return { views: jobs.map((job) => ({ job, template: templates.get(job.templateId) ?? null })), total };
+    },
+
+    /** The PATCH operations: change part of a job while it is NEW. */
+    async updateJob(accountId: string, jobId: string, change: JobInput): Promise<JobView> {
+      const existing = await requireJob(accountId, jobId);
+      if (existing.state !== 'JOB_STATE_NEW') throw notNew(existing, 'its settings can be changed');
+      const template = await requireTemplate(existing.templateId);
+      const updated = await updateNewJob(db, accountId, jobId, draftFromInput(change, template, existing));
+      if (!updated) throw notNew(await requireJob(accountId, jobId), 'its settings can be changed');
+      return { job: updated, template };
+    },
+
+    /** NEW → STARTED and the partition task queued, in one transaction: a job cannot start twice. */
+    async runJob(accountId: string, jobId: string, config: Record<string, unknown> | undefined): Promise<Job> {
+      let job = await requireJob(accountId, jobId);
+      if (job.state !== 'JOB_STATE_NEW') throw notNew(job, 'a job can be run (each job runs once)');
+      const template = await requireTemplate(job.templateId);
+      // Refuse now, not halfway through, when a component the job needs is missing.
+      await findComponent(db, 'partitioner', template.partitioner, template.id);
+      await findComponent(db, 'app', job.appId || template.app, template.id);
+      await findComponent(db, 'assembler', template.assembler, template.id);
+      const started = await db.transaction(async (tx) => {
+        if (config && Object.keys(config).length > 0) {
+          const draft = { ...draftOf(job), config: checkConfig({ ...job.config, ...config }) };
+          const updated = await updateNewJob(tx, accountId, jobId, draft);
+          if (!updated) return false;
+          job = updated;
+        }
+        if (!(await transitionJob(tx, jobId, 'JOB_STATE_NEW', 'JOB_STATE_STARTED', { message: 'run requested' }))) return false;
+        await insertTasks(tx, jobId, 'partition', [{ chunkIndex: 0 }], { maxAttempts: maxAttemptsOf(job, deps.config), priority: priorityRank(job.priority) });
+        return true;
+      });
+      if (!started) throw notNew(await requireJob(accountId, jobId), 'a job can be run (each job runs once)');
+      deps.signals.emit('tasks');
+      return requireJob(accountId, jobId);
+    },
+
+    /** Stops a running job (FAILED, "aborted by the user"); a job that never started is deleted instead. */
+    async abortJob(accountId: string, jobId: string): Promise<string> {
+      const job = await requireJob(accountId, jobId);
+      if (job.state === 'JOB_STATE_NEW') {
+        await softDeleteJob(db, accountId, jobId);
+        return `job ${jobId} had not started, so it was deleted`;
+      }
+      const aborted = await db.transaction(async (tx) => {
+        if (!(await failJob(tx, jobId, ABORTED_MESSAGE))) return false;
+        await cancelJobTasks(tx, jobId);
+        return true;
+      });
+      if (!aborted) {
+        const current = await requireJob(accountId, jobId);
+        throw failedPrecondition(`job ${jobId} already ended (${current.state}); there is nothing to abort`);
+      }
+      deps.signals.emit('cancel', jobId);
+      return `job ${jobId} aborted; running tasks are being stopped`;
+    },
+
+    /** Removes a job (aborting it first if it is running) and its stored chunks, results and output. */
+    async deleteJob(accountId: string, jobId: string): Promise<string> {
+      await requireJob(accountId, jobId);
+      await db.transaction(async (tx) => {
+        if (await failJob(tx, jobId, ABORTED_MESSAGE)) await cancelJobTasks(tx, jobId);
+        await softDeleteJob(tx, accountId, jobId);
+      });
+      deps.signals.emit('cancel', jobId);
+      await deps.blobs.deletePrefix(`jobs/${jobId}/`);
+      return `job ${jobId} deleted`;
+    },
+
+    /** Signed, expiring download links for a COMPLETE job's output files. */
+    async getResults(accountId: string, jobId: string, baseUrl: string): Promise<ResultLink[]> {
+      const job = await requireJob(accountId, jobId);
+      if (job.state !== 'JOB_STATE_COMPLETE') {
+        throw failedPrecondition(
+          `job ${jobId} is ${job.state}; results are available once it is JOB_STATE_COMPLETE`,
+          job.state === 'JOB_STATE_FAILED' ? `it failed: ${job.errorMessage ?? 'no message'}` : 'poll GET /v1/customer/jobs/{jobId} until its state is JOB_STATE_COMPLETE',
+        );
+      }
+      if (job.dataDestination.dataSourceDescriptor !== 'bucket') return [];
+      const outputs = (await listTaskOutputs(db, jobId, 'assemble')).flatMap((task) => task.outputs);
+      return outputs.map((output) => {
+        const { expires, signature } = deps.signer.sign(output.blobKey, deps.config.resultLinkTtlSeconds);
+        const path = output.blobKey.split('/').map(encodeURIComponent).join('/');
+        return { name: output.name, link: `${baseUrl}/v1/files/${path}?expires=${expires}&signature=${signature}` };
+      });
+    },
+
+    async listTemplates(page: { limit: number; offset: number }) {
+      return listStoredTemplates(db, page);
+    },
+  };
+}
+
+export type CustomerJobs = ReturnType<typeof createCustomerJobs>;

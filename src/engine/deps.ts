@@ -1,0 +1,27 @@
+import { EventEmitter } from 'node:events';
+import type { BlobStore } from '../blobs/blob-store.js';
+import type { LinkSigner } from '../blobs/signed-links.js';
+import type { Config } from '../config/config.js';
+import type { Log } from '../domain/log.js';
+import type { Db } from '../store/db.js';
+
+/** What every part of the engine is built from. One per process; tests build it over a fresh database. */
+export interface EngineDeps {
+  db: Db;
+  blobs: BlobStore;
+  config: Config;
+  log: Log;
+  signer: LinkSigner;
+  /**
+   * In-process wake-ups: 'tasks' when tasks were queued, so idle slots lease at once instead of
+   * waiting for their next poll. Only a hint: leasing always polls too, because tasks queued by
+   * another replica never reach this emitter.
+   */
+  signals: EventEmitter;
+}
+
+export function createSignals(): EventEmitter {
+  const signals = new EventEmitter();
+  signals.setMaxListeners(0);
+  return signals;
+}

@@ -1,0 +1,78 @@
+import { randomBytes } from 'node:crypto';
+import path from 'node:path';
+import type { BlobStore } from '../blobs/blob-store.js';
+import { createLocalBlobStore } from '../blobs/local.js';
+import { createLinkSigner } from '../blobs/signed-links.js';
+import type { Config } from '../config/config.js';
+import type { Log } from '../domain/log.js';
+import type { WorkerLink } from '../domain/worker-link.js';
+import type { Db } from '../store/db.js';
+import { openDb } from '../store/db.js';
+import { migrate } from '../store/migrate.js';
+import { getOrCreateSetting } from '../store/settings.js';
+import type { NewKey } from './accounts.js';
+import { ensureFirstAccount } from './accounts.js';
+import { loadBuiltins } from './catalog.js';
+import { createCustomerJobs } from './customer-jobs.js';
+import type { EngineDeps } from './deps.js';
+import { createSignals } from './deps.js';
+import { createLocalLink } from './local-link.js';
+import { createScheduler } from './scheduler.js';
+import { createTaskFlow } from './task-flow.js';
+
+// Assembles the engine from a database and a blob store: customer operations, the task flow
+// workers use, and the scheduler's sweep.
+
+export interface Engine {
+  deps: EngineDeps;
+  jobs: ReturnType<typeof createCustomerJobs>;
+  flow: ReturnType<typeof createTaskFlow>;
+  scheduler: ReturnType<typeof createScheduler>;
+  /** A worker link for in-process slots. */
+  localLink(owner: string): WorkerLink;
+  /** Set when this start created the first account (the key is shown once, then forgotten). */
+  firstKey: NewKey | null;
+  close(): Promise<void>;
+}
+
+export interface EngineOptions {
+  config: Config;
+  log: Log;
+  /** Use this database instead of opening one from the config (tests pass a fresh one). */
+  db?: Db;
+  blobs?: BlobStore;
+}
+
+export async function createEngine(options: EngineOptions): Promise<Engine> {
+  const { config, log } = options;
+  const db = options.db ?? (await openDb({ databaseUrl: config.databaseUrl, dataDir: path.join(config.home, 'db') }));
+  const applied = await migrate(db);
+  if (applied.length > 0) log.info({ migrations: applied }, 'database migrated');
+  const builtins = await loadBuiltins(db, config.examplesDir);
+  log.debug(builtins, 'built-in templates loaded');
+  // One signing key for the whole deployment, kept in the database so every replica agrees.
+  const signingKey = await getOrCreateSetting(db, 'link_signing_key', () => randomBytes(32).toString('base64url'));
+  const deps: EngineDeps = {
+    db,
+    blobs: options.blobs ?? createLocalBlobStore(path.join(config.home, 'blobs')),
+    config,
+    log,
+    signer: createLinkSigner(signingKey),
+    signals: createSignals(),
+  };
+  const flow = createTaskFlow(deps);
+  const scheduler = createScheduler(deps, flow);
+  const firstKey = await ensureFirstAccount(db, config.initialApiKey);
+  return {
+    deps,
+    jobs: createCustomerJobs(deps),
+    flow,
+    scheduler,
+    localLink: (owner) => createLocalLink(deps, flow, owner),
+    firstKey,
+    async close() {
+      await scheduler.stop();
+      if (!options.db) await db.close();
+    },
+  };
+}

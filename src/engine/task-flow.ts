@@ -1,0 +1,185 @@
+import type { Config } from '../config/config.js';
+import { TesseraError, failedPrecondition } from '../domain/errors.js';
+import type { JobState } from '../domain/job-state.js';
+import { isFinal, previousState, shortState, stateIndex } from '../domain/job-state.js';
+import type { ComponentKind } from '../domain/manifest.js';
+import type { Job, TaskKind } from '../domain/types.js';
+import { priorityRank } from '../domain/types.js';
+import type { TaskLease } from '../domain/worker-link.js';
+import { getTemplate } from '../store/catalog.js';
+import type { Queryable } from '../store/db.js';
+import { appendJobEvent, failJob, getJobForEngine, incrementChunksDone, transitionJob } from '../store/jobs.js';
+import type { FailedAttempt, LeasedTask, TaskOutput } from '../store/tasks.js';
+import { cancelJobTasks, completeTask, expireLeases, failTaskAttempt, insertTasks, isTaskLeaseCurrent, leaseTasks } from '../store/tasks.js';
+import { componentFolder, findComponent } from './catalog.js';
+import type { EngineDeps } from './deps.js';
+
+// The server's side of a task's life: leasing, stage announcements, fenced completion with the
+// job transitions it causes (fan-out after partitioning, fan-in after the last chunk), failures
+// and retries. Whether the worker is an in-process slot or a remote agent, it ends up here.
+
+/** Every task kind may run 1 + maxTaskRetries times (a crash or timeout counts as an attempt). */
+export function maxAttemptsOf(job: Job, config: Config): number {
+  return 1 + (job.config.maxTaskRetries ?? config.defaultMaxTaskRetries);
+}
+
+/** The job states a task of each kind runs in: its stage announcements stay inside this range. */
+const STAGE_RANGE: Record<TaskKind, [JobState, JobState]> = {
+  partition: ['JOB_STATE_STARTED', 'JOB_STATE_PARTITIONING'],
+  app: ['JOB_STATE_PARTITIONED', 'JOB_STATE_PARTITIONED'],
+  assemble: ['JOB_STATE_TASKS_COMPLETED', 'JOB_STATE_MERGING'],
+};
+
+const COMPONENT_KIND: Record<TaskKind, ComponentKind> = { partition: 'partitioner', app: 'app', assemble: 'assembler' };
+
+export function createTaskFlow(deps: EngineDeps) {
+  const { db, config, log } = deps;
+
+  /** Builds what a worker needs to run a leased task; null (and the task failed) when that is impossible. */
+  async function describeLease(task: LeasedTask): Promise<TaskLease | null> {
+    const job = await getJobForEngine(db, task.jobId);
+    try {
+      if (!job || isFinal(job.state)) throw failedPrecondition(`job ${task.jobId} is no longer running`);
+      const template = await getTemplate(db, job.templateId);
+      if (!template) throw failedPrecondition(`template ${job.templateId} of job ${job.id} no longer exists`);
+      const tag = task.kind === 'partition' ? template.partitioner : task.kind === 'app' ? job.appId || template.app : template.assembler;
+      const component = await findComponent(db, COMPONENT_KIND[task.kind], tag, template.id);
+      const stageParams = job.params[COMPONENT_KIND[task.kind]];
+      return {
+        taskId: task.id,
+        leaseToken: task.leaseToken,
+        jobId: job.id,
+        accountId: job.accountId,
+        kind: task.kind,
+        chunkIndex: task.chunkIndex,
+        attempt: task.attempt,
+        maxAttempts: task.maxAttempts,
+        inputKey: task.inputKey,
+        component: component ? { manifest: component.manifest, folder: componentFolder(component) } : null,
+        params: stageParams ?? {},
+        timeoutMs: job.config.taskTimeout ? job.config.taskTimeout * 1000 : undefined,
+      };
+    } catch (error) {
+      const message = error instanceof TesseraError ? error.message : String(error);
+      await recordFailure({ taskId: task.id, leaseToken: task.leaseToken }, message, false);
+      return null;
+    }
+  }
+
+  async function recordFailure(lease: Pick<TaskLease, 'taskId' | 'leaseToken'>, error: string, retry: boolean): Promise<void> {
+    await db.transaction(async (tx) => {
+      const attempt = await failTaskAttempt(tx, lease.taskId, lease.leaseToken, error, retry);
+      if (attempt) await settleFailedAttempt(tx, attempt, error);
+    });
+    deps.signals.emit('tasks');
+  }
+
+  /** After a failed attempt: a retry is logged; a final failure fails the whole job. */
+  async function settleFailedAttempt(tx: Queryable, attempt: FailedAttempt, error: string): Promise<void> {
+    const what = attempt.kind === 'app' ? `chunk ${attempt.chunkIndex}` : attempt.kind === 'partition' ? 'the partitioner' : 'the assembler';
+    if (attempt.retrying) {
+      await appendJobEvent(tx, attempt.jobId, 'task', null, `${what} failed (attempt ${attempt.attempt} of ${attempt.maxAttempts}), retrying: ${error}`);
+      return;
+    }
+    const attempts = attempt.attempt === 1 ? '1 attempt' : `${attempt.attempt} attempts`;
+    if (await failJob(tx, attempt.jobId, `${what} failed after ${attempts}: ${error}`)) await cancelJobTasks(tx, attempt.jobId);
+  }
+
+  return {
+    recordFailure,
+
+    async lease(owner: string, max: number): Promise<TaskLease[]> {
+      const leased = await leaseTasks(db, owner, max, config.leaseSeconds);
+      const leases: TaskLease[] = [];
+      for (const task of leased) {
+        const lease = await describeLease(task);
+        if (lease) leases.push(lease);
+      }
+      return leases;
+    },
+
+    /** The job enters `state` (e.g. PARTITIONING) for this task. Idempotent for retried tasks. */
+    async enterStage(lease: TaskLease, state: JobState): Promise<void> {
+      const [first, last] = STAGE_RANGE[lease.kind];
+      if (stateIndex(state) < stateIndex(first) || stateIndex(state) > stateIndex(last)) {
+        throw failedPrecondition(`a ${lease.kind} task cannot move its job to ${state}`);
+      }
+      await db.transaction(async (tx) => {
+        if (!(await isTaskLeaseCurrent(tx, lease.taskId, lease.leaseToken))) throw failedPrecondition(`the lease on task ${lease.taskId} was lost`);
+        const job = await getJobForEngine(tx, lease.jobId, { lock: true });
+        if (!job || isFinal(job.state)) throw failedPrecondition(`job ${lease.jobId} is no longer running`);
+        // A retried task finds its job already at (or past) this stage: nothing to do.
+        if (stateIndex(job.state) >= stateIndex(state) && stateIndex(job.state) <= stateIndex(last)) return;
+        if (!(await transitionJob(tx, job.id, previousState(state), state))) {
+          throw failedPrecondition(`job ${job.id} is ${shortState(job.state)}, not ready for ${shortState(state)}`);
+        }
+      });
+    },
+
+    /**
+     * Fenced completion plus what it causes, in one transaction: a lost lease changes nothing;
+     * the partition task queues one app task per chunk; the last app task moves the job to
+     * TASKS_COMPLETED and queues the assembler; the assembler's output completes the job.
+     */
+    async recordCompletion(lease: TaskLease, outputs: TaskOutput[]): Promise<boolean> {
+      const completed = await db.transaction(async (tx) => {
+        const task = await completeTask(tx, lease.taskId, lease.leaseToken, outputs);
+        if (!task) return false;
+        const job = await getJobForEngine(tx, lease.jobId, { lock: true });
+        if (!job) return false;
+        const queue = { maxAttempts: maxAttemptsOf(job, config), priority: priorityRank(job.priority) };
+        const advance = async (from: JobState, to: JobState, message?: string) => {
+          if (!(await transitionJob(tx, job.id, from, to, message === undefined ? {} : { message }))) {
+            throw failedPrecondition(`job ${job.id} moved on while its ${lease.kind} task finished (expected ${shortState(from)})`);
+          }
+        };
+        switch (lease.kind) {
+          case 'partition':
+            if (!(await transitionJob(tx, job.id, 'JOB_STATE_PARTITIONING', 'JOB_STATE_PARTITIONED', { numChunks: outputs.length, message: `${outputs.length} chunks` }))) {
+              throw failedPrecondition(`job ${job.id} is ${shortState(job.state)}, not PARTITIONING`);
+            }
+            await insertTasks(tx, job.id, 'app', outputs.map((output, chunkIndex) => ({ chunkIndex, inputKey: output.blobKey })), queue);
+            if (outputs.length === 0) {
+              await advance('JOB_STATE_PARTITIONED', 'JOB_STATE_TASKS_COMPLETED', 'the partitioner made no chunks');
+              await insertTasks(tx, job.id, 'assemble', [{ chunkIndex: 0 }], queue);
+            }
+            break;
+          case 'app': {
+            const { chunksDone, numChunks } = await incrementChunksDone(tx, job.id);
+            if (chunksDone === numChunks) {
+              await advance('JOB_STATE_PARTITIONED', 'JOB_STATE_TASKS_COMPLETED', `all ${numChunks} chunks done`);
+              await insertTasks(tx, job.id, 'assemble', [{ chunkIndex: 0 }], queue);
+            }
+            break;
+          }
+          case 'assemble':
+            await advance('JOB_STATE_MERGING', 'JOB_STATE_MERGED', `${outputs.length} output files`);
+            // The bucket destination already holds the output (it is what the links point at),
+            // and bypass keeps nothing, so delivery is immediate here.
+            await advance('JOB_STATE_MERGED', 'JOB_STATE_DOWNLOADING');
+            await advance('JOB_STATE_DOWNLOADING', 'JOB_STATE_COMPLETE');
+            break;
+        }
+        return true;
+      });
+      if (completed) deps.signals.emit('tasks');
+      return completed;
+    },
+
+    /** Leases whose worker went silent: retried, or the job fails when it was the last attempt. */
+    async expireLeases(): Promise<number> {
+      // Expiry and its consequence commit together, so a crash between them cannot leave a
+      // failed last attempt behind a job that still looks like it is running.
+      const expired = await db.transaction(async (tx) => {
+        const attempts = await expireLeases(tx);
+        for (const attempt of attempts) await settleFailedAttempt(tx, attempt, 'the worker stopped heartbeating (crashed or cut off) and its lease expired');
+        return attempts;
+      });
+      for (const attempt of expired) log.warn({ jobId: attempt.jobId, taskId: attempt.taskId, retrying: attempt.retrying }, 'task lease expired');
+      if (expired.length > 0) deps.signals.emit('tasks');
+      return expired.length;
+    },
+  };
+}
+
+export type TaskFlow = ReturnType<typeof createTaskFlow>;

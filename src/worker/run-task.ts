@@ -1,0 +1,142 @@
+import { lstat, mkdir, mkdtemp, readdir, rm } from 'node:fs/promises';
+import path from 'node:path';
+import { TesseraError, assertNever, quote } from '../domain/errors.js';
+import type { OutputFile, TaskLease, WorkerLink } from '../domain/worker-link.js';
+import { entrypointCommand, failureSummary, runProcess } from '../runner/runner.js';
+
+// Runs one leased task: prepares its folders, fetches its input, runs the component with the
+// engine contract's environment, and hands the files it wrote back to the link. The temporary
+// folder is removed whatever happens.
+
+export interface TaskEnvironment {
+  workDir: string;
+  python: string;
+  /** The environment every child starts from (never the worker's own). */
+  childEnv: Record<string, string>;
+  sharedCacheDir: string;
+  userCacheRoot: string;
+}
+
+export type TaskOutcome = 'completed' | 'failed' | 'lost';
+
+/** A failure of the component itself (not of Tessera): reported as the task's error. */
+class ComponentFailure extends Error {
+  constructor(message: string, readonly retry: boolean) {
+    super(message);
+  }
+}
+
+export async function runTask(link: WorkerLink, lease: TaskLease, env: TaskEnvironment, signal: AbortSignal): Promise<TaskOutcome> {
+  await mkdir(env.workDir, { recursive: true });
+  const root = await mkdtemp(path.join(env.workDir, `task-${lease.taskId}-`));
+  try {
+    const files = await produce(link, lease, env, root, signal);
+    if (signal.aborted) return 'lost';
+    return (await link.complete(lease, files)) ? 'completed' : 'lost';
+  } catch (error) {
+    if (signal.aborted) return 'lost';
+    const retry = error instanceof ComponentFailure ? error.retry : !(error instanceof TesseraError && error.code === 'INVALID_ARGUMENT');
+    await link.fail(lease, error instanceof Error ? error.message : String(error), retry);
+    return 'failed';
+  } finally {
+    await rm(root, { recursive: true, force: true });
+  }
+}
+
+async function produce(link: WorkerLink, lease: TaskLease, env: TaskEnvironment, root: string, signal: AbortSignal): Promise<OutputFile[]> {
+  const folder = async (name: string) => {
+    const dir = path.join(root, name);
+    await mkdir(dir, { recursive: true });
+    return dir;
+  };
+  const params = JSON.stringify(lease.params ?? {});
+  switch (lease.kind) {
+    case 'partition': {
+      const sourceDir = await folder('source');
+      const chunksDir = await folder('chunks');
+      await link.enterStage(lease, 'JOB_STATE_UPLOADING');
+      await link.fetchSource(lease, sourceDir);
+      await link.enterStage(lease, 'JOB_STATE_PARTITIONING');
+      if (!lease.component) {
+        const inputs = await listFiles(sourceDir);
+        return inputs.slice(0, 1).map((input) => ({ name: 'data_0.bin', path: input.path }));
+      }
+      await execute(lease, env, root, signal, { SOURCE_DIR: sourceDir, CHUNKS_DIR: chunksDir, PARTITIONER_PARAMS: params });
+      return orderChunks(await listFiles(chunksDir));
+    }
+    case 'app': {
+      const taskDir = await folder('task');
+      const resultsDir = await folder('results');
+      await link.fetchChunk(lease, path.join(taskDir, 'data.bin'));
+      const userCacheDir = path.join(env.userCacheRoot, lease.accountId);
+      await mkdir(userCacheDir, { recursive: true });
+      await mkdir(env.sharedCacheDir, { recursive: true });
+      await execute(lease, env, root, signal, {
+        TASK_DIR: taskDir,
+        TASK_RESULTS_DIR: resultsDir,
+        APP_PARAMS: params,
+        CHUNK_NUMBER: String(lease.chunkIndex),
+        SHARED_CACHE_DIR: env.sharedCacheDir,
+        USER_CACHE_DIR: userCacheDir,
+      });
+      return listFiles(resultsDir);
+    }
+    case 'assemble': {
+      const resultsDir = await folder('results');
+      const outputDir = await folder('output');
+      await link.enterStage(lease, 'JOB_STATE_MERGING');
+      await link.fetchResults(lease, resultsDir);
+      if (!lease.component) return listFiles(resultsDir);
+      await execute(lease, env, root, signal, { TASK_RESULTS_DIR: resultsDir, OUTPUT_DIR: outputDir, ASSEMBLER_PARAMS: params });
+      return listFiles(outputDir);
+    }
+    default:
+      return assertNever(lease.kind, 'task kind');
+  }
+}
+
+async function execute(lease: TaskLease, env: TaskEnvironment, root: string, signal: AbortSignal, stageEnv: Record<string, string>): Promise<void> {
+  const component = lease.component!;
+  const what = `${lease.kind === 'app' ? 'app' : lease.kind === 'partition' ? 'partitioner' : 'assembler'} ${component.manifest.name}@${component.manifest.version}`;
+  const { command, args } = entrypointCommand(component.folder, component.manifest, env.python);
+  const cwd = path.join(root, 'work');
+  await mkdir(cwd, { recursive: true });
+  const result = await runProcess({
+    command,
+    args,
+    cwd,
+    env: { ...env.childEnv, HOME: cwd, TMPDIR: cwd, PYTHONUNBUFFERED: '1', ...stageEnv },
+    timeoutMs: lease.timeoutMs,
+    signal,
+  });
+  if (result.exitCode === 0 && !result.timedOut && !result.aborted) return;
+  // A timeout may be bad luck on a busy machine; a non-zero exit of a partitioner or assembler is
+  // the code's own verdict on this input and would say the same again.
+  throw new ComponentFailure(failureSummary(result, what, lease.timeoutMs), result.timedOut || lease.kind === 'app');
+}
+
+/**
+ * Every regular file under `dir`, named by its path relative to `dir`. A symbolic link is refused:
+ * following it would let a component upload any file the worker can read.
+ */
+export async function listFiles(dir: string, prefix = ''): Promise<OutputFile[]> {
+  const files: OutputFile[] = [];
+  for (const entry of (await readdir(dir)).sort()) {
+    const full = path.join(dir, entry);
+    const info = await lstat(full);
+    const name = prefix ? `${prefix}/${entry}` : entry;
+    if (info.isSymbolicLink()) throw new ComponentFailure(`the output ${quote(name)} is a symbolic link; write regular files instead`, false);
+    if (info.isDirectory()) files.push(...(await listFiles(full, name)));
+    else if (info.isFile()) files.push({ name, path: full });
+  }
+  return files;
+}
+
+/** Chunks in the order of their number (data_2.bin before data_10.bin); other names after, by name. */
+function orderChunks(files: OutputFile[]): OutputFile[] {
+  const number = (file: OutputFile) => {
+    const match = /^data_(\d+)\.bin$/.exec(file.name);
+    return match ? Number(match[1]) : Number.POSITIVE_INFINITY;
+  };
+  return [...files].sort((left, right) => number(left) - number(right) || left.name.localeCompare(right.name));
+}

@@ -1,0 +1,96 @@
+import type { Log } from '../domain/log.js';
+import type { TaskLease, WorkerLink } from '../domain/worker-link.js';
+import type { TaskEnvironment } from './run-task.js';
+import { runTask } from './run-task.js';
+
+// A worker: N slots, each leasing one task at a time through the link and running it, plus one
+// heartbeat loop for every lease held. A lease the server says is lost (expired, job aborted)
+// has its process group killed at once; its result would be refused anyway.
+
+export interface WorkerOptions {
+  link: WorkerLink;
+  slots: number;
+  env: TaskEnvironment;
+  log: Log;
+  /** How often leases are extended; well under the lease length. */
+  heartbeatMs: number;
+  /** How long one lease call may wait for work. */
+  leaseWaitMs?: number;
+}
+
+export interface Worker {
+  start(): void;
+  /** Stops leasing, kills running tasks (their leases expire and they run elsewhere) and waits for the slots. */
+  stop(): Promise<void>;
+  /** Tasks running right now. */
+  running(): number;
+}
+
+export function createWorker(options: WorkerOptions): Worker {
+  const { link, log } = options;
+  const held = new Map<number, { lease: TaskLease; controller: AbortController }>();
+  const stopping = new AbortController();
+  let slots: Promise<void>[] = [];
+  let heartbeat: NodeJS.Timeout | undefined;
+
+  async function beat(): Promise<void> {
+    if (held.size === 0) return;
+    try {
+      const lost = await link.heartbeat([...held.values()].map((entry) => entry.lease));
+      for (const taskId of lost) {
+        const entry = held.get(taskId);
+        if (!entry) continue;
+        log.warn({ taskId, jobId: entry.lease.jobId }, 'lease lost (job aborted or lease expired); stopping the task');
+        entry.controller.abort();
+      }
+    } catch (error) {
+      // The server is unreachable: keep running; if it stays away the leases expire and the
+      // server hands the tasks to someone else, and our completions will be refused.
+      log.warn({ err: error }, 'heartbeat failed');
+    }
+  }
+
+  async function slot(index: number): Promise<void> {
+    while (!stopping.signal.aborted) {
+      let leases: TaskLease[];
+      try {
+        leases = await link.lease(1, options.leaseWaitMs ?? 5000, stopping.signal);
+      } catch (error) {
+        if (stopping.signal.aborted) return;
+        log.error({ err: error, slot: index }, 'leasing failed; trying again shortly');
+        await new Promise((resolve) => setTimeout(resolve, 1000).unref());
+        continue;
+      }
+      for (const lease of leases) {
+        const controller = new AbortController();
+        const stop = () => controller.abort();
+        stopping.signal.addEventListener('abort', stop, { once: true });
+        held.set(lease.taskId, { lease, controller });
+        try {
+          const outcome = await runTask(link, lease, options.env, controller.signal);
+          log.info({ jobId: lease.jobId, taskId: lease.taskId, kind: lease.kind, chunk: lease.chunkIndex, attempt: lease.attempt, outcome }, 'task finished');
+        } catch (error) {
+          log.error({ err: error, jobId: lease.jobId, taskId: lease.taskId }, 'task could not be reported; its lease will expire and it will run again');
+        } finally {
+          held.delete(lease.taskId);
+          stopping.signal.removeEventListener('abort', stop);
+        }
+      }
+    }
+  }
+
+  return {
+    start() {
+      if (slots.length > 0) return;
+      heartbeat = setInterval(() => void beat(), options.heartbeatMs);
+      heartbeat.unref();
+      slots = Array.from({ length: options.slots }, (_, index) => slot(index));
+    },
+    async stop() {
+      stopping.abort();
+      clearInterval(heartbeat);
+      await Promise.all(slots);
+    },
+    running: () => held.size,
+  };
+}
