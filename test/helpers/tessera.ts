@@ -1,0 +1,74 @@
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import pino from 'pino';
+import type { RunningTessera } from '../../src/cli/start.js';
+import { startTessera } from '../../src/cli/start.js';
+import type { Config } from '../../src/config/config.js';
+import { loadConfig } from '../../src/config/config.js';
+import { createKey } from '../../src/engine/accounts.js';
+import type { Db } from '../../src/store/db.js';
+
+// A whole Tessera (API on an ephemeral port, scheduler, in-process worker slots) over the test's
+// fresh database, with two accounts, and a small client that speaks the public HTTP API.
+
+export interface TestTessera extends RunningTessera {
+  config: Config;
+  apiKey: string;
+  otherApiKey: string;
+  /** Calls the API as the first account (or with `key`); returns status and parsed body. */
+  call(method: string, route: string, body?: unknown, key?: string | null): Promise<{ status: number; body: any }>;
+}
+
+export async function startTestTessera(db: Db, overrides: Partial<Config> = {}): Promise<TestTessera> {
+  const home = mkdtempSync(path.join(tmpdir(), 'tessera-test-'));
+  // Only PATH from the real environment: a developer's DATABASE_URL or TESSERA_* must not leak in.
+  const config: Config = { ...loadConfig({ home, port: 0, slots: 2 }, { PATH: process.env.PATH }), allowPrivateUrls: true, ...overrides };
+  const tessera = await startTessera({ config, logger: pino({ level: process.env.TEST_LOG_LEVEL ?? 'silent' }), db });
+  const apiKey = tessera.engine.firstKey!.apiKey;
+  const otherApiKey = (await createKey(db, { newAccount: true })).apiKey;
+  return {
+    ...tessera,
+    config,
+    apiKey,
+    otherApiKey,
+    async call(method, route, body, key = apiKey) {
+      const headers: Record<string, string> = {};
+      if (key !== null) headers.authorization = `Bearer ${key}`;
+      let payload: string | undefined;
+      if (body !== undefined) {
+        headers['content-type'] = 'application/json';
+        payload = typeof body === 'string' && body.startsWith('RAW:') ? body.slice(4) : JSON.stringify(body);
+      }
+      const response = await fetch(`${tessera.url}${route}`, { method, headers, ...(payload === undefined ? {} : { body: payload }) });
+      const text = await response.text();
+      let parsed: unknown = text;
+      try {
+        parsed = JSON.parse(text);
+      } catch {
+        // Not JSON (a file download): keep the text.
+      }
+      return { status: response.status, body: parsed };
+    },
+    async stop() {
+      await tessera.stop();
+      rmSync(home, { recursive: true, force: true });
+    },
+  };
+}
+
+/** Polls `check` until it returns a value, or fails after `timeoutMs` with `what` in the message. */
+export async function waitFor<T>(what: string, check: () => Promise<T | undefined | null | false>, timeoutMs = 60_000): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  let last: unknown;
+  for (;;) {
+    try {
+      const value = await check();
+      if (value) return value;
+    } catch (error) {
+      last = error;
+    }
+    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}${last ? ` (last error: ${String(last)})` : ''}`);
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
+}
