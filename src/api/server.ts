@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
-import Fastify from 'fastify';
-import type { FastifyInstance } from 'fastify';
+import Fastify, { LogController } from 'fastify';
+import type { FastifyBaseLogger, FastifyInstance } from 'fastify';
 import type { Logger } from 'pino';
 import { TesseraError } from '../domain/errors.js';
 import type { Engine } from '../engine/engine.js';
@@ -36,11 +36,13 @@ function parseJson(_request: unknown, body: string, done: (error: Error | null, 
 
 export async function createServer(options: ServerOptions): Promise<FastifyInstance> {
   const app = Fastify({
-    logger: options.logger === false ? false : options.logger,
+    ...(options.logger === false ? { logger: false } : { loggerInstance: options.logger as FastifyBaseLogger }),
     genReqId: () => randomUUID(),
+    // On shutdown, close keep-alive connections too, or close() waits for clients to hang up.
+    forceCloseConnections: true,
     bodyLimit: BODY_LIMIT,
     // Keys travel in the Authorization header; never log request headers.
-    disableRequestLogging: true,
+    logController: new LogController({ disableRequestLogging: true }),
     routerOptions: { ignoreTrailingSlash: true, maxParamLength: 1024 },
   });
   app.removeAllContentTypeParsers();

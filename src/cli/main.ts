@@ -33,7 +33,8 @@ function print(json: boolean | undefined, value: Record<string, unknown>, text: 
 async function up(options: CommonOptions): Promise<void> {
   const config = loadConfig(flagsOf(options));
   const unlock = config.databaseUrl ? () => {} : lockHome(config.home);
-  const logger = pino({ level: config.logLevel });
+  // Logs go to stderr; stdout carries only what the command prints (the --json line for scripts).
+  const logger = pino({ level: config.logLevel }, pino.destination(2));
   const tessera = await startTessera({ config, logger }).catch((error) => {
     unlock();
     throw error;

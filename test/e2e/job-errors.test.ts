@@ -95,7 +95,6 @@ forEachEngine('PATCH works while NEW and is refused after run; bad input is a 40
     // Bad input: 400 rpcStatus naming the field, never a 500.
     const cases: [string, string, unknown, RegExp][] = [
       ['POST', '/v1/customer/jobs', {}, /templateId/],
-      ['POST', '/v1/customer/jobs', { templateId: 'no-such-template' }, /no-such-template/],
       ['POST', '/v1/customer/jobs', { templateId: 'word-count', config: { taskTimeout: 'soon' } }, /taskTimeout/],
       ['POST', '/v1/customer/jobs', { templateId: 'word-count', dataSource: { dataSourceDescriptor: 'ftp' } }, /ftp/],
       ['POST', '/v1/customer/jobs', { templateId: 'word-count', dataSource: { dataSourceDescriptor: 'url', params: { url: 'file:///etc/passwd' } } }, /url/],
@@ -106,7 +105,7 @@ forEachEngine('PATCH works while NEW and is refused after run; bad input is a 40
       ['PATCH', `${base}/jobname`, { name: 'not a string' }, /body|string/],
       ['GET', '/v1/customer/jobs?pagination.limit=abc', undefined, /pagination\.limit/],
       ['POST', '/v1/customer/jobs/filter', { filters: [{ field: 'state', condition: 'FILTER_CONDITION_SOMETIMES' }] }, /condition/],
-      ['POST', '/v1/customer/jobs/filter', { filters: [{ field: 'password', condition: 'FILTER_CONDITION_EQ', value: 'x' }] }, /password/],
+      ['POST', '/v1/customer/jobs/filter', { filters: [{ field: 'password', condition: 'FILTER_CONDITION_EQ', value: { '@type': 'type.googleapis.com/google.protobuf.Value', value: 'x' } }] }, /password/],
       ['POST', `${base}/run`, { config: { jobTimeout: 'never' } }, /jobTimeout/],
     ];
     for (const [method, route, body, mentions] of cases) {
@@ -115,6 +114,10 @@ forEachEngine('PATCH works while NEW and is refused after run; bad input is a 40
       assert.equal(answer.body.code, 3, JSON.stringify(answer.body));
       assert.match(answer.body.message, mentions);
     }
+
+    const missing = await tessera.call('POST', '/v1/customer/jobs', { templateId: 'no-such-template' });
+    assert.equal(missing.status, 404);
+    assert.match(missing.body.message, /template "no-such-template" was not found/);
 
     const run = await tessera.call('POST', `${base}/run`, { taskTimeout: 100 });
     assert.equal(run.status, 200, JSON.stringify(run.body));
@@ -172,7 +175,7 @@ forEachEngine('unknown jobs are 404, other accounts see nothing, keys are checke
     assert.equal((await tessera.call('GET', `/v1/customer/jobs/${jobId}`)).status, 404);
 
     const openapi = await fetch(`${tessera.url}/openapi.json`);
-    assert.ok((await openapi.json()).paths['/v1/customer/jobs/{jobId}/results']);
+    assert.ok(((await openapi.json()) as any).paths['/v1/customer/jobs/{jobId}/results']);
   } finally {
     await tessera.stop();
   }

@@ -90,7 +90,7 @@ forEachEngine('word-count runs NEW → … → COMPLETE and its result has the r
     // The link is a capability: altered, it is refused; no API key is needed to follow it.
     const tampered = await fetch(link.replace(/signature=[^&]+/, 'signature=AAAA'));
     assert.equal(tampered.status, 403);
-    assert.equal((await tampered.json()).code, 7);
+    assert.equal(((await tampered.json()) as any).code, 7);
 
     // The job shows up in the list and in a filtered search.
     const list = await tessera.call('GET', '/v1/customer/jobs?pagination.limit=10&pagination.offset=0');

@@ -4,7 +4,8 @@ import path from 'node:path';
 import { parseManifest } from '../../src/domain/manifest.js';
 import type { Template } from '../../src/domain/types.js';
 import { upsertComponent, upsertTemplate } from '../../src/store/catalog.js';
-import type { Queryable } from '../../src/store/db.js';
+import type { Db } from '../../src/store/db.js';
+import { migrate } from '../../src/store/migrate.js';
 
 // Real ByteNite-style component folders (manifest.json + app/<entrypoint>) written for a test
 // and registered in its database, so tests can run apps that fail, hang or use node.
@@ -16,7 +17,8 @@ export interface TestComponent {
   code: string;
 }
 
-export async function installComponents(db: Queryable, components: TestComponent[]): Promise<void> {
+export async function installComponents(db: Db, components: TestComponent[]): Promise<void> {
+  await migrate(db);
   const root = mkdtempSync(path.join(tmpdir(), 'tessera-components-'));
   for (const component of components) {
     const folder = path.join(root, component.name);
@@ -29,6 +31,7 @@ export async function installComponents(db: Queryable, components: TestComponent
   }
 }
 
-export async function installTemplate(db: Queryable, template: Omit<Template, 'owner'>): Promise<void> {
+export async function installTemplate(db: Db, template: Omit<Template, 'owner'>): Promise<void> {
+  await migrate(db);
   await upsertTemplate(db, { owner: 'test', ...template });
 }

@@ -1,0 +1,139 @@
+// Tessera's operations beyond the seed's eight (CONTRACT.md, "Customer API beyond the seed"),
+// written in the seed's own style: protobuf-ish names, rpcStatus as the default response.
+
+const ref = (name: string) => ({ $ref: `#/components/schemas/${name}` });
+
+const json = (schema: unknown) => ({ 'application/json': { schema } });
+
+const errorResponses = { default: { description: 'An unexpected error response.', content: json(ref('rpcStatus')) } };
+
+const jobIdParameter = { name: 'jobId', in: 'path', required: true, schema: { type: 'string' } };
+
+const paginationParameters = [
+  { name: 'pagination.limit', in: 'query', required: false, description: 'Number of rows to return per page.', schema: { type: 'integer', format: 'int64' } },
+  { name: 'pagination.offset', in: 'query', required: false, description: 'Number of rows to skip before starting to collect the result set.', schema: { type: 'integer', format: 'int64' } },
+];
+
+const configProperties = {
+  taskTimeout: { type: 'integer', format: 'int64', description: 'Seconds one task may run before it is killed and retried.' },
+  jobTimeout: { type: 'integer', format: 'int64', description: 'Seconds the whole job may run before it fails.' },
+  isTestJob: { type: 'boolean' },
+  maxTaskRetries: { type: 'integer', format: 'int64', description: 'Tessera: how many times a failed task is tried again (default 2).' },
+};
+
+export const ADDITIONAL_SCHEMAS: Record<string, unknown> = {
+  tesseraJobConfig: { type: 'object', properties: configProperties, additionalProperties: false },
+  customerCreateJobRequest: {
+    type: 'object',
+    required: ['templateId'],
+    additionalProperties: false,
+    properties: {
+      templateId: { type: 'string', minLength: 1, description: 'The template the job runs; its defaults fill what the request leaves out.' },
+      jobId: { type: 'string', description: 'Update this job instead of creating one (only while it is JOB_STATE_NEW).' },
+      name: { type: 'string' },
+      description: { type: 'string' },
+      dataSource: ref('data_sourceDataSource'),
+      dataDestination: ref('data_sourceDataSource'),
+      params: ref('jobAppParams'),
+      config: ref('tesseraJobConfig'),
+      priority: ref('jobByteLevel'),
+      regions: ref('commonSelectionList'),
+      startAt: { type: 'string', format: 'date-time' },
+      appId: { type: 'string' },
+    },
+  },
+  customerRunJobRequest: {
+    type: 'object',
+    description: 'Accepted as {"config": {...}}, as the config fields flat, as {} or as no body at all.',
+    additionalProperties: false,
+    properties: { config: ref('tesseraJobConfig'), ...configProperties },
+  },
+  customerGenericResponse: {
+    type: 'object',
+    properties: {
+      ok: { type: 'boolean' },
+      requestId: { type: 'string' },
+      message: { type: 'string' },
+      error: { type: 'object', properties: { code: { type: 'string' }, message: { type: 'string' }, description: { type: 'string' } } },
+    },
+  },
+  customerTemplatesResponse: {
+    type: 'object',
+    properties: { pagination: ref('commonPaginatedResponse'), data: { type: 'array', items: ref('jobJobTemplate') } },
+  },
+};
+
+const generic = { 200: { description: 'A successful response.', content: json(ref('customerGenericResponse')) }, ...errorResponses };
+const jobResponse = { 200: { description: 'A successful response.', content: json(ref('jobsJobResponse')) }, ...errorResponses };
+
+export const ADDITIONAL_PATHS: Record<string, Record<string, unknown>> = {
+  '/v1/customer/jobs': {
+    post: {
+      operationId: 'Customer_CreateJob',
+      summary: 'Create a job',
+      description: 'Only templateId is required. With jobId, updates that job while it is JOB_STATE_NEW.',
+      tags: ['Tessera'],
+      requestBody: { required: true, content: json(ref('customerCreateJobRequest')) },
+      responses: jobResponse,
+    },
+  },
+  '/v1/customer/jobs/{jobId}/run': {
+    post: {
+      operationId: 'Customer_RunJob',
+      summary: 'Run a job',
+      tags: ['Tessera'],
+      parameters: [jobIdParameter],
+      requestBody: { required: false, content: json(ref('customerRunJobRequest')) },
+      responses: generic,
+    },
+  },
+  '/v1/customer/jobs/{jobId}/abort': {
+    post: { operationId: 'Customer_AbortJob', summary: 'Abort a job (a job not yet started is deleted)', tags: ['Tessera'], parameters: [jobIdParameter], responses: generic },
+  },
+  '/v1/customer/jobs/templates': {
+    get: {
+      operationId: 'Customer_GetTemplates',
+      summary: 'List templates',
+      tags: ['Tessera'],
+      parameters: paginationParameters,
+      responses: { 200: { description: 'A successful response.', content: json(ref('customerTemplatesResponse')) }, ...errorResponses },
+    },
+  },
+  '/v1/files/{key}': {
+    get: {
+      operationId: 'Files_Download',
+      summary: 'Download a result file through a signed link',
+      description: 'The link comes from GET /v1/customer/jobs/{jobId}/results; key may contain slashes. No API key is needed; the link expires.',
+      tags: ['Tessera'],
+      security: [],
+      parameters: [
+        { name: 'key', in: 'path', required: true, schema: { type: 'string' } },
+        { name: 'expires', in: 'query', required: true, schema: { type: 'string' } },
+        { name: 'signature', in: 'query', required: true, schema: { type: 'string' } },
+      ],
+      responses: {
+        200: { description: 'The file.', content: { 'application/octet-stream': { schema: { type: 'string', format: 'binary' } } } },
+        403: { description: 'The link is invalid or expired.', content: json(ref('rpcStatus')) },
+        ...errorResponses,
+      },
+    },
+  },
+  '/healthz': {
+    get: {
+      operationId: 'Health_Check',
+      summary: 'Liveness',
+      tags: ['Tessera'],
+      security: [],
+      responses: { 200: { description: 'Alive.', content: json({ type: 'object', properties: { ok: { type: 'boolean' } } }) } },
+    },
+  },
+};
+
+/** DELETE shares its path with the seed's GET /jobs/{jobId}, so it is merged into that path item. */
+export const DELETE_JOB = {
+  operationId: 'Customer_DeleteJob',
+  summary: 'Delete a job (aborting it if it runs) and its stored files',
+  tags: ['Tessera'],
+  parameters: [jobIdParameter],
+  responses: generic,
+};
