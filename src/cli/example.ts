@@ -5,7 +5,7 @@ import path from 'node:path';
 import pino from 'pino';
 import { loadConfig } from '../config/config.js';
 import { TesseraError, invalidArgument, quote } from '../domain/errors.js';
-import { shortState } from '../domain/job-state.js';
+import { JOB_STATES, shortState } from '../domain/job-state.js';
 import { createKey } from '../engine/accounts.js';
 import { lockHome } from './home-lock.js';
 import { startTessera } from './start.js';
@@ -73,13 +73,16 @@ export async function runExample(name: string, options: ExampleOptions): Promise
     await call(tessera.url, apiKey, 'POST', `/v1/customer/jobs/${jobId}/run`, {});
     const started = Date.now();
     let job: any;
-    let seen = '';
+    const printed = new Set<string>();
     for (;;) {
       job = (await call(tessera.url, apiKey, 'GET', `/v1/customer/jobs/${jobId}`)).job;
-      if (job.state !== seen) {
-        seen = job.state;
-        const detail = job.state === 'JOB_STATE_PARTITIONED' ? `  ${job.numChunks} chunks queued` : '';
-        say(`  ${((Date.now() - started) / 1000).toFixed(1).padStart(6)} s  ${shortState(job.state)}${detail}`);
+      // Print every state the job passed through since the last poll, at the time it entered it.
+      for (const state of JOB_STATES) {
+        const at = job.stateTimestamps?.[state];
+        if (!at || printed.has(state) || state === 'JOB_STATE_NEW') continue;
+        printed.add(state);
+        const detail = state === 'JOB_STATE_PARTITIONED' ? `  ${job.numChunks} chunks queued` : state === 'JOB_STATE_FAILED' ? `  ${job.errorMessage}` : '';
+        say(`  ${((Date.parse(at) - Date.parse(job.stateTimestamps.JOB_STATE_STARTED)) / 1000).toFixed(2).padStart(6)} s  ${shortState(state)}${detail}`);
       }
       if (job.state === 'JOB_STATE_COMPLETE' || job.state === 'JOB_STATE_FAILED') break;
       if (Date.now() - started > JOB_DEADLINE_MS) throw new TesseraError('DEADLINE_EXCEEDED', `job ${jobId} did not finish within ${JOB_DEADLINE_MS / 60_000} minutes (state ${job.state})`);
