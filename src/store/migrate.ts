@@ -64,7 +64,7 @@ export async function describeSchema(db: Db): Promise<string> {
       lines.push(`table ${table}`);
     }
     const nullable = column.is_nullable === 'YES' ? '' : ' not null';
-    const fallback = column.column_default ? ` default ${column.column_default.replace(/^nextval\('[^']*\.?([a-z_]+)'::regclass\)$/, "nextval('$1')")}` : '';
+    const fallback = column.column_default ? ` default ${column.column_default.replace(/^nextval\('(?:[a-z0-9_]+\.)?([a-z0-9_]+)'::regclass\)$/, "nextval('$1')")}` : '';
     lines.push(`  ${column.column_name} ${column.data_type}${nullable}${fallback}`);
   }
   for (const index of indexes) {
