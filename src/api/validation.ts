@@ -137,7 +137,8 @@ export function createResponseValidator(document: Json = openApiDocument()): Res
       const schemaOf = (key: string) => operation.responses?.[key]?.content?.['application/json']?.schema;
       let schema = schemaOf(String(status));
       // The seed gives its error statuses an empty schema; errors are rpcStatus (its default response).
-      if ((!schema || Object.keys(schema).length === 0) && status >= 400) schema = schemaOf('default');
+      // Tessera's errors always carry the code and the message, so they are required here.
+      if ((!schema || Object.keys(schema).length === 0) && status >= 400) schema = { allOf: [schemaOf('default'), { required: ['code', 'message'] }] };
       if (!schema) return [`the document declares no ${status} response for ${method.toUpperCase()} ${pathTemplate}`];
       const key = `${method} ${pathTemplate} ${status}`;
       let validate = compiled.get(key);

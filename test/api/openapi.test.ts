@@ -1,0 +1,63 @@
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import { openApiDocument, operations, seedDocument } from '../../src/api/openapi.js';
+import { createRequestValidator, createResponseValidator } from '../../src/api/validation.js';
+import { TesseraError } from '../../src/domain/errors.js';
+
+// The served document is the seed, untouched, under /v1/customer, plus Tessera's operations;
+// requests are validated from it.
+
+test('the document holds the seed unchanged under /v1/customer, plus our operations', () => {
+  const seed = seedDocument();
+  const document = openApiDocument();
+  for (const [route, item] of Object.entries(seed.paths as Record<string, Record<string, unknown>>)) {
+    for (const [method, operation] of Object.entries(item)) assert.deepEqual(document.paths[`/v1/customer${route}`][method], operation, `${method} ${route}`);
+  }
+  for (const [name, schema] of Object.entries(seed.components.schemas)) assert.deepEqual(document.components.schemas[name], schema, name);
+  const ids = [...operations(document).keys()];
+  for (const id of ['Customer_CreateJob', 'Customer_RunJob', 'Customer_AbortJob', 'Customer_DeleteJob', 'Customer_GetTemplates', 'Files_Download']) assert.ok(ids.includes(id), id);
+  assert.equal(new Set(ids).size, ids.length, 'operationIds are unique');
+  // Every reference resolves.
+  const refs = JSON.stringify(document).match(/"\$ref":"#\/components\/schemas\/[^"]+"/g) ?? [];
+  for (const ref of refs) assert.ok(document.components.schemas[ref.split('/').pop()!.replace('"', '')], ref);
+});
+
+function rejects(run: () => unknown, field: string, message: RegExp): void {
+  assert.throws(run, (error: unknown) => {
+    assert.ok(error instanceof TesseraError);
+    assert.equal(error.code, 'INVALID_ARGUMENT');
+    assert.equal(error.fieldViolations[0]?.field, field);
+    assert.match(error.message, message);
+    return true;
+  });
+}
+
+test('requests: int64 as a number or a string of digits; clear errors naming the field', () => {
+  const validate = createRequestValidator();
+  validate.body('Customer_SetJobPreferences', { taskTimeout: 10, jobTimeout: '3600', isTestJob: true });
+  validate.body('Customer_CreateJob', { templateId: 'word-count', config: { maxTaskRetries: '3' } });
+  validate.body('Customer_SetJobName', 'a name');
+  validate.body('Customer_RunJob', undefined);
+  assert.deepEqual(validate.query('Customer_GetAll', { 'pagination.limit': '10', other: 'ignored' }), { 'pagination.limit': '10' });
+
+  rejects(() => validate.body('Customer_SetJobPreferences', { taskTimeout: '1e3' }), 'taskTimeout', /"1e3" must be an integer/);
+  rejects(() => validate.body('Customer_SetJobPreferences', { isTestJob: 'yes' }), 'isTestJob', /must be a boolean/);
+  rejects(() => validate.body('Customer_SetJobPreferences', undefined), 'body', /required/);
+  rejects(() => validate.body('Customer_CreateJob', { name: 'x' }), 'templateId', /templateId is required/);
+  rejects(() => validate.body('Customer_CreateJob', { templateId: 'x', colour: 'red' }), 'colour', /unknown field "colour"[\s\S]*/);
+  rejects(() => validate.body('Customer_CreateJob', { templateId: 'x', priority: 'NOW' }), 'priority', /"NOW" is not one of EXECUTION_PRIORITY_UNDEFINED/);
+  rejects(() => validate.body('Customer_GetAllFiltered', { filters: [{ field: 'state', condition: 'SOMETIMES' }] }), 'filters[0].condition', /SOMETIMES/);
+  rejects(() => validate.body('Customer_SetJobName', 42), 'body', /must be a string/);
+  rejects(() => validate.query('Customer_GetAll', { 'pagination.limit': 'ten' }), 'pagination.limit', /"ten" must be an integer/);
+  rejects(() => validate.body('Customer_RunJob', { config: { taskTimeout: 1 }, speed: 'fast' }), 'speed', /unknown field/);
+});
+
+test('responses are checked literally against the document', () => {
+  const check = createResponseValidator().check;
+  const job = { id: 'J', state: 'JOB_STATE_NEW', config: { taskTimeout: 10 }, numChunks: 1, stateTimestamps: { JOB_STATE_NEW: '2026-01-01T00:00:00.000Z' } };
+  assert.deepEqual(check('get', '/v1/customer/jobs/{jobId}', 200, { job }), []);
+  assert.notDeepEqual(check('get', '/v1/customer/jobs/{jobId}', 200, { job: { ...job, state: 'JOB_STATE_RUNNING' } }), []);
+  assert.notDeepEqual(check('get', '/v1/customer/jobs/{jobId}', 200, { job: { ...job, config: { taskTimeout: '10' } } }), [], 'responses are not relaxed');
+  assert.notDeepEqual(check('get', '/v1/customer/jobs/{jobId}', 404, { error: 'nope' }), [], 'errors are rpcStatus');
+  assert.deepEqual(check('get', '/v1/customer/jobs/{jobId}', 404, { code: 5, message: 'not found', details: [] }), []);
+});
