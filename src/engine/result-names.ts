@@ -1,3 +1,4 @@
+import { assertNever } from '../domain/errors.js';
 import type { TaskLease } from '../domain/worker-link.js';
 import type { TaskOutput } from '../store/tasks.js';
 
@@ -36,6 +37,8 @@ export function taskFileKey(lease: Pick<TaskLease, 'jobId' | 'kind' | 'chunkInde
       return `${base}/results/${lease.chunkIndex}/a${lease.attempt}/${index}-${safeName(name)}`;
     case 'assemble':
       return `${base}/output/a${lease.attempt}/${index}-${safeName(name)}`;
+    default:
+      return assertNever(lease.kind, 'task kind');
   }
 }
 

@@ -1,5 +1,5 @@
 import type { Config } from '../config/config.js';
-import { TesseraError, failedPrecondition } from '../domain/errors.js';
+import { TesseraError, assertNever, failedPrecondition } from '../domain/errors.js';
 import type { JobState } from '../domain/job-state.js';
 import { isFinal, previousState, shortState, stateIndex } from '../domain/job-state.js';
 import type { ComponentKind } from '../domain/manifest.js';
@@ -159,6 +159,8 @@ export function createTaskFlow(deps: EngineDeps) {
             await advance('JOB_STATE_MERGED', 'JOB_STATE_DOWNLOADING');
             await advance('JOB_STATE_DOWNLOADING', 'JOB_STATE_COMPLETE');
             break;
+          default:
+            assertNever(lease.kind, 'task kind');
         }
         return true;
       });

@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { forEachEngine } from '../helpers/db.js';
 import { installComponents, installTemplate } from '../helpers/components.js';
 import { checkResponse } from '../helpers/responses.js';
-import { startTestTessera, waitFor } from '../helpers/tessera.js';
+import { alive, startTestTessera, waitFor } from '../helpers/tessera.js';
 import type { TestTessera } from '../helpers/tessera.js';
 
 // What goes wrong, over real HTTP: failing apps, refused updates, bad input, other tenants.
@@ -187,14 +187,6 @@ with open(os.path.join(os.environ["USER_CACHE_DIR"], "pid-%s" % os.environ["CHUN
 time.sleep(120)
 `;
 
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
-}
 
 forEachEngine('abort stops a running job: FAILED "aborted", its process killed', async (db) => {
   await installComponents(db, [{ name: 'slow', type: 'app', entrypoint: 'main.py', code: SLOW_APP }]);

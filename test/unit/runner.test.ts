@@ -4,17 +4,10 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { test } from 'node:test';
 import { failureSummary, runProcess } from '../../src/runner/runner.js';
+import { alive } from '../helpers/tessera.js';
 
 // Real child processes: exit codes, stderr tails, and timeouts that kill the whole process group.
 
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
-}
 
 test('a failing child reports its exit code and the tail of its stderr', async () => {
   const cwd = mkdtempSync(path.join(tmpdir(), 'runner-'));
