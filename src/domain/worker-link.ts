@@ -46,6 +46,11 @@ export interface WorkerLink {
   fetchResults(lease: TaskLease, folder: string): Promise<void>;
   /** Stores the task's files (chunks, results or the job's output) and completes the task. False if the lease was lost. */
   complete(lease: TaskLease, files: OutputFile[]): Promise<boolean>;
+  /**
+   * Optional push of "job stopped" (abort, timeout) so running tasks are killed at once rather
+   * than at the next heartbeat. Returns the unsubscribe function.
+   */
+  onJobStopped?(listener: (jobId: string) => void): () => void;
   /** Records a failed attempt; `retry: false` when trying again cannot help. */
   fail(lease: TaskLease, error: string, retry: boolean): Promise<void>;
 }

@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { notFound, unauthenticated } from '../domain/errors.js';
 import { API_KEY_PREFIX, hashSecret, newAccountId, newApiKey } from '../domain/ids.js';
-import type { Db } from '../store/db.js';
+import type { Db, Queryable } from '../store/db.js';
 import type { KeyScope } from '../store/accounts.js';
 import { countAccounts, findApiKeyByHash, insertAccount, insertApiKey, listAccountIds } from '../store/accounts.js';
 
@@ -13,7 +13,7 @@ export interface NewKey {
   apiKey: string;
 }
 
-async function storeKey(db: Db, accountId: string, apiKey: string, scope: KeyScope): Promise<void> {
+async function storeKey(db: Queryable, accountId: string, apiKey: string, scope: KeyScope): Promise<void> {
   await insertApiKey(db, { id: randomUUID(), accountId, keyHash: hashSecret(apiKey), keyPrefix: apiKey.slice(0, API_KEY_PREFIX.length + 4), scope });
 }
 
@@ -29,7 +29,7 @@ export async function ensureFirstAccount(db: Db, initialApiKey: string | undefin
     const accountId = newAccountId();
     const apiKey = initialApiKey ?? newApiKey();
     await insertAccount(tx, accountId);
-    await insertApiKey(tx, { id: randomUUID(), accountId, keyHash: hashSecret(apiKey), keyPrefix: apiKey.slice(0, API_KEY_PREFIX.length + 4), scope: 'customer' });
+    await storeKey(tx, accountId, apiKey, 'customer');
     return { accountId, apiKey };
   });
 }

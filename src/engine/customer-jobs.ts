@@ -132,18 +132,19 @@ export function createCustomerJobs(deps: EngineDeps) {
         const current = await requireJob(accountId, jobId);
         throw failedPrecondition(`job ${jobId} already ended (${current.state}); there is nothing to abort`);
       }
-      deps.signals.emit('cancel', jobId);
+      deps.signals.emit('job-stopped', jobId);
       return `job ${jobId} aborted; running tasks are being stopped`;
     },
 
     /** Removes a job (aborting it first if it is running) and its stored chunks, results and output. */
     async deleteJob(accountId: string, jobId: string): Promise<string> {
-      await requireJob(accountId, jobId);
+      const job = await requireJob(accountId, jobId);
       await db.transaction(async (tx) => {
-        if (await failJob(tx, jobId, ABORTED_MESSAGE)) await cancelJobTasks(tx, jobId);
+        // A job that never started has nothing to stop; a running one is aborted first.
+        if (job.state !== 'JOB_STATE_NEW' && (await failJob(tx, jobId, ABORTED_MESSAGE))) await cancelJobTasks(tx, jobId);
         await softDeleteJob(tx, accountId, jobId);
       });
-      deps.signals.emit('cancel', jobId);
+      deps.signals.emit('job-stopped', jobId);
       await deps.blobs.deletePrefix(`jobs/${jobId}/`);
       return `job ${jobId} deleted`;
     },

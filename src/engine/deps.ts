@@ -13,9 +13,10 @@ export interface EngineDeps {
   log: Log;
   signer: LinkSigner;
   /**
-   * In-process wake-ups: 'tasks' when tasks were queued, so idle slots lease at once instead of
-   * waiting for their next poll. Only a hint: leasing always polls too, because tasks queued by
-   * another replica never reach this emitter.
+   * In-process hints: 'tasks' when tasks were queued, so idle slots lease at once instead of
+   * waiting for their next poll; 'job-stopped' (jobId) when a job was aborted or timed out, so
+   * its running tasks are killed at once. Only hints: leasing also polls and heartbeats also
+   * report lost leases, because what another replica does never reaches this emitter.
    */
   signals: EventEmitter;
 }

@@ -96,5 +96,10 @@ export function createLocalLink(deps: EngineDeps, flow: TaskFlow, owner: string)
     },
 
     fail: (lease, error, retry) => flow.recordFailure(lease, error, retry),
+
+    onJobStopped(listener) {
+      deps.signals.on('job-stopped', listener);
+      return () => deps.signals.off('job-stopped', listener);
+    },
   };
 }

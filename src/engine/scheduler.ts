@@ -21,7 +21,7 @@ export function createScheduler(deps: EngineDeps, flow: TaskFlow) {
       });
       if (failed) {
         deps.log.warn({ jobId: job.id }, 'job timed out');
-        deps.signals.emit('cancel', job.id);
+        deps.signals.emit('job-stopped', job.id);
       }
     }
   }

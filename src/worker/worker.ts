@@ -32,6 +32,7 @@ export function createWorker(options: WorkerOptions): Worker {
   const stopping = new AbortController();
   let slots: Promise<void>[] = [];
   let heartbeat: NodeJS.Timeout | undefined;
+  let unsubscribe: (() => void) | undefined;
 
   async function beat(): Promise<void> {
     if (held.size === 0) return;
@@ -82,12 +83,16 @@ export function createWorker(options: WorkerOptions): Worker {
   return {
     start() {
       if (slots.length > 0) return;
+      unsubscribe = link.onJobStopped?.((jobId) => {
+        for (const entry of held.values()) if (entry.lease.jobId === jobId) entry.controller.abort();
+      });
       heartbeat = setInterval(() => void beat(), options.heartbeatMs);
       heartbeat.unref();
       slots = Array.from({ length: options.slots }, (_, index) => slot(index));
     },
     async stop() {
       stopping.abort();
+      unsubscribe?.();
       clearInterval(heartbeat);
       await Promise.all(slots);
     },

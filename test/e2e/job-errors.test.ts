@@ -191,7 +191,8 @@ time.sleep(120)
 forEachEngine('abort stops a running job: FAILED "aborted", its process killed', async (db) => {
   await installComponents(db, [{ name: 'slow', type: 'app', entrypoint: 'main.py', code: SLOW_APP }]);
   await installTemplate(db, { id: 'slow', description: '', app: 'slow', partitioner: 'passthrough', assembler: 'passthrough' });
-  const tessera = await startTestTessera(db, { leaseSeconds: 3 });
+  // A 30 s lease heartbeats every 10 s: a kill within 5 s shows the abort reached the worker directly.
+  const tessera = await startTestTessera(db, { leaseSeconds: 30 });
   try {
     const created = await tessera.call('POST', '/v1/customer/jobs', { templateId: 'slow' });
     const jobId = created.body.job.id;
@@ -206,10 +207,30 @@ forEachEngine('abort stops a running job: FAILED "aborted", its process killed',
     const job = (await tessera.call('GET', `/v1/customer/jobs/${jobId}`)).body.job;
     assert.equal(job.state, 'JOB_STATE_FAILED');
     assert.match(job.errorMessage, /aborted/);
-    await waitFor('the app process to be killed', async () => !alive(pid), 15_000);
+    await waitFor('the app process to be killed', async () => !alive(pid), 5_000);
     const again = await tessera.call('POST', `/v1/customer/jobs/${jobId}/abort`);
     assert.equal(again.status, 400);
     assert.equal(again.body.code, 9);
+  } finally {
+    await tessera.stop();
+  }
+});
+
+forEachEngine('taskTimeout kills a task and jobTimeout fails a job', async (db) => {
+  await installComponents(db, [{ name: 'slow', type: 'app', entrypoint: 'main.py', code: SLOW_APP }]);
+  await installTemplate(db, { id: 'slow', description: '', app: 'slow', partitioner: 'passthrough', assembler: 'passthrough' });
+  const tessera = await startTestTessera(db);
+  try {
+    const timed = (await tessera.call('POST', '/v1/customer/jobs', { templateId: 'slow', config: { taskTimeout: 1, maxTaskRetries: 1 } })).body.job.id;
+    await tessera.call('POST', `/v1/customer/jobs/${timed}/run`);
+    const overJobTime = (await tessera.call('POST', '/v1/customer/jobs', { templateId: 'slow', config: { jobTimeout: 2 } })).body.job.id;
+    await tessera.call('POST', `/v1/customer/jobs/${overJobTime}/run`);
+    const first = await finished(tessera, timed);
+    assert.equal(first.state, 'JOB_STATE_FAILED');
+    assert.match(first.errorMessage, /chunk 0 failed after 2 attempts: app slow@1\.0 timed out after 1 s and was killed/);
+    const second = await finished(tessera, overJobTime);
+    assert.equal(second.state, 'JOB_STATE_FAILED');
+    assert.match(second.errorMessage, /longer than its jobTimeout of 2 s/);
   } finally {
     await tessera.stop();
   }
