@@ -1,9 +1,11 @@
 import type { FastifyRequest } from 'fastify';
 import { unauthenticated } from '../domain/errors.js';
+import { TOKEN_PREFIX } from '../engine/access-tokens.js';
 import { authenticate } from '../engine/accounts.js';
-import type { Db } from '../store/db.js';
+import type { Engine } from '../engine/engine.js';
+import type { KeyScope } from '../store/accounts.js';
 
-// `Authorization: <key>` and `Authorization: Bearer <key>` both work: ByteNite's clients send both.
+// `Authorization: <key|token>` and `Authorization: Bearer <key|token>` both work: ByteNite's clients send both.
 
 declare module 'fastify' {
   interface FastifyRequest {
@@ -19,8 +21,16 @@ export function presentedKey(header: string | undefined): string {
   return key;
 }
 
-export function customerAuth(db: Db) {
+/** The account behind an API key or an access token (POST /v1/auth/access_token) of the given scope. */
+export async function accountOf(engine: Engine, credential: string, scope: KeyScope): Promise<string> {
+  if (!credential.startsWith(TOKEN_PREFIX)) return authenticate(engine.deps.db, credential, scope);
+  const claims = engine.tokens.verify(credential);
+  if (claims.scope !== scope) throw unauthenticated(`this access token is for the ${claims.scope} API`);
+  return claims.accountId;
+}
+
+export function customerAuth(engine: Engine) {
   return async (request: FastifyRequest): Promise<void> => {
-    request.accountId = await authenticate(db, presentedKey(request.headers.authorization), 'customer');
+    request.accountId = await accountOf(engine, presentedKey(request.headers.authorization), 'customer');
   };
 }

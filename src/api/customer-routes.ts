@@ -38,7 +38,7 @@ export function registerCustomerRoutes(app: FastifyInstance, engine: Engine, val
 
   app.register(
     async (customer) => {
-      customer.addHook('preHandler', customerAuth(engine.deps.db));
+      customer.addHook('preHandler', customerAuth(engine));
 
       customer.get('/jobs/templates', async (request) => {
         const query = validate.query('Customer_GetTemplates', request.query);

@@ -25,6 +25,23 @@ export function grpcNumber(code: ErrorCode): number {
   return GRPC[code].number;
 }
 
+/**
+ * A few request problems have an HTTP status more exact than their gRPC code's (a body format
+ * Tessera does not read: 415; an Accept it cannot produce: 406; a body over the limit: 413).
+ * The rpcStatus code stays the gRPC one.
+ */
+const HTTP_STATUS = new WeakMap<TesseraError, number>();
+
+function withHttpStatus(error: TesseraError, status: number): TesseraError {
+  HTTP_STATUS.set(error, status);
+  return error;
+}
+
+export function unsupportedMediaType(message: string, status: 415 | 406 = 415): TesseraError {
+  const field = status === 415 ? 'Content-Type' : 'Accept';
+  return withHttpStatus(new TesseraError('INVALID_ARGUMENT', message, { field, hint: 'Tessera speaks JSON: send and accept application/json' }), status);
+}
+
 export function rpcStatus(error: TesseraError) {
   const details: Record<string, unknown>[] = [];
   if (error.fieldViolations.length > 0) {
@@ -32,14 +49,16 @@ export function rpcStatus(error: TesseraError) {
   }
   details.push({ '@type': 'type.googleapis.com/google.rpc.ErrorInfo', reason: error.code, domain: 'tessera', metadata: error.hint ? { hint: error.hint } : {} });
   const message = error.hint ? `${error.message} (${error.hint})` : error.message;
-  return { status: GRPC[error.code].status, body: { code: GRPC[error.code].number, message, details } };
+  return { status: HTTP_STATUS.get(error) ?? GRPC[error.code].status, body: { code: GRPC[error.code].number, message, details } };
 }
 
 /** Errors raised by Fastify itself (unparsable JSON, body too large, wrong content type). */
 function fromFastify(error: FastifyError): TesseraError | null {
   if (!error.code?.startsWith('FST_') || !error.statusCode || error.statusCode >= 500) return null;
-  if (error.statusCode === 413) return new TesseraError('RESOURCE_EXHAUSTED', `the request body is too large: ${error.message}`, { hint: 'send large inputs through a data source' });
-  if (error.statusCode === 415) return new TesseraError('INVALID_ARGUMENT', `${error.message}`, { field: 'Content-Type', hint: 'send the body as application/json' });
+  if (error.statusCode === 413) {
+    return withHttpStatus(new TesseraError('RESOURCE_EXHAUSTED', `the request body is too large: ${error.message}`, { field: 'body', hint: 'send large inputs through a data source' }), 413);
+  }
+  if (error.statusCode === 415) return unsupportedMediaType(String(error.message));
   return new TesseraError('INVALID_ARGUMENT', `the request is malformed: ${error.message}`, { field: 'body' });
 }
 

@@ -48,6 +48,16 @@ export const ADDITIONAL_SCHEMAS: Record<string, unknown> = {
     additionalProperties: false,
     properties: { config: ref('tesseraJobConfig'), ...configProperties },
   },
+  authAccessTokenRequest: {
+    type: 'object',
+    required: ['apiKey'],
+    additionalProperties: false,
+    properties: { apiKey: { type: 'string', minLength: 1, maxLength: 512 } },
+  },
+  authAccessTokenResponse: {
+    type: 'object',
+    properties: { token: { type: 'string' }, expiresIn: { type: 'string', format: 'int64', description: 'Seconds until the token expires.' }, scope: { type: 'string' } },
+  },
   customerGenericResponse: {
     type: 'object',
     properties: {
@@ -116,6 +126,17 @@ export const ADDITIONAL_PATHS: Record<string, Record<string, unknown>> = {
         403: { description: 'The link is invalid or expired.', content: json(ref('rpcStatus')) },
         ...errorResponses,
       },
+    },
+  },
+  '/v1/auth/access_token': {
+    post: {
+      operationId: 'Auth_GetAccessToken',
+      summary: 'Exchange an API key for a short-lived access token',
+      description: 'The token works wherever the key does (Authorization header) until it expires.',
+      tags: ['Tessera'],
+      security: [],
+      requestBody: { required: true, content: json(ref('authAccessTokenRequest')) },
+      responses: { 200: { description: 'A successful response.', content: json(ref('authAccessTokenResponse')) }, ...errorResponses },
     },
   },
   '/healthz': {

@@ -5,7 +5,9 @@ import type { Logger } from 'pino';
 import { TesseraError } from '../domain/errors.js';
 import type { Engine } from '../engine/engine.js';
 import { registerCustomerRoutes } from './customer-routes.js';
-import { errorHandler, notFoundHandler } from './errors.js';
+import { registerAuthRoutes } from './auth-routes.js';
+import { registerCors } from './cors.js';
+import { errorHandler, notFoundHandler, unsupportedMediaType } from './errors.js';
 import { registerFileRoutes } from './file-routes.js';
 import { openApiDocument } from './openapi.js';
 import { createRequestValidator } from './validation.js';
@@ -47,6 +49,16 @@ export async function createServer(options: ServerOptions): Promise<FastifyInsta
   });
   app.removeAllContentTypeParsers();
   app.addContentTypeParser('application/json', { parseAs: 'string' }, parseJson);
+  // ByteNite's document also lists application/x-protobuf; say so plainly instead of a generic 415.
+  app.addContentTypeParser('application/x-protobuf', (_request, _payload, done) =>
+    done(unsupportedMediaType('application/x-protobuf request bodies are not supported; send the same message as JSON')));
+  registerCors(app, options.engine.deps.config.corsOrigins);
+  app.addHook('onRequest', async (request) => {
+    const accept = request.headers.accept;
+    if (accept && /application\/x-protobuf/i.test(accept) && !/json|\*\/\*|application\/\*/i.test(accept) && !request.url.startsWith('/v1/files/')) {
+      throw unsupportedMediaType('application/x-protobuf responses are not supported; accept application/json', 406);
+    }
+  });
   app.setErrorHandler(errorHandler);
   app.setNotFoundHandler(notFoundHandler);
 
@@ -54,6 +66,7 @@ export async function createServer(options: ServerOptions): Promise<FastifyInsta
   const document = openApiDocument();
   app.get('/openapi.json', async () => document);
   app.get('/healthz', async () => ({ ok: true }));
+  registerAuthRoutes(app, options.engine, validate);
   registerCustomerRoutes(app, options.engine, validate);
   registerFileRoutes(app, options.engine);
   await app.ready();

@@ -88,7 +88,11 @@ export interface RequestValidator {
 
 export function createRequestValidator(document: Json = openApiDocument()): RequestValidator {
   const id = 'tessera-request';
-  const ajv = newAjv(relaxInt64(document.components) as Json, id);
+  const components = relaxInt64(document.components) as Json;
+  // The seed types a filter's value as protobufAny (an object with @type); clients also send
+  // plain JSON values, which the filter code unwraps either way, so requests may send any JSON.
+  components.schemas.commonFilter.properties.value = { description: components.schemas.commonFilter.properties.value.description };
+  const ajv = newAjv(components, id);
   const bodies = new Map<string, { validate: ValidateFunction; required: boolean }>();
   const queries = new Map<string, { validate: ValidateFunction; names: string[] }>();
   for (const [operationId, { operation }] of operations(document)) {

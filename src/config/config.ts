@@ -27,6 +27,8 @@ export interface Config {
   examplesDir: string;
   logLevel: string;
   python: string;
+  /** Origins allowed to call the API from a browser (CORS): empty for none, ['*'] for any. */
+  corsOrigins: string[];
   /** Scratch space for running tasks (temporary folders, removed after each task). */
   workDir: string;
   /**
@@ -65,6 +67,7 @@ export function loadConfig(flags: Flags = {}, env: Env = process.env): Config {
     examplesDir: path.resolve(env.TESSERA_EXAMPLES_DIR ?? path.join(PACKAGE_ROOT, 'examples')),
     logLevel: String(flags.logLevel ?? env.TESSERA_LOG_LEVEL ?? 'info'),
     python: env.TESSERA_PYTHON ?? 'python3',
+    corsOrigins: originList(env.TESSERA_CORS_ORIGINS),
     workDir: path.join(home, 'work'),
     childEnv: {
       PATH: env.PATH ?? '/usr/local/bin:/usr/bin:/bin',
@@ -100,4 +103,21 @@ function nonEmpty(raw: string | number | undefined, name: string, pattern: RegEx
   // Never echo a secret-looking value back whole: keys and URLs with passwords end up in terminals and CI logs.
   if (!pattern.test(value)) throw settingError(name, value.replace(/\/\/[^@/]*@/, '//***@').slice(0, 12) + '…', `expected ${pattern}`, example);
   return value;
+}
+
+/** TESSERA_CORS_ORIGINS: "*" or a comma-separated list of origins such as https://app.example.com */
+function originList(raw: string | undefined): string[] {
+  if (raw === undefined || raw.trim() === '') return [];
+  if (raw.trim() === '*') return ['*'];
+  return raw.split(',').map((entry) => {
+    const origin = entry.trim();
+    let parsed: URL | undefined;
+    try {
+      parsed = new URL(origin);
+    } catch {
+      parsed = undefined;
+    }
+    if (!parsed || parsed.origin !== origin) throw settingError('TESSERA_CORS_ORIGINS', origin, 'expected "*" or origins like scheme://host[:port], without a path', 'https://app.example.com,http://localhost:5173');
+    return origin;
+  });
 }

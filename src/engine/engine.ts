@@ -10,6 +10,8 @@ import type { Db } from '../store/db.js';
 import { openDb } from '../store/db.js';
 import { migrate } from '../store/migrate.js';
 import { getOrCreateSetting } from '../store/settings.js';
+import type { TokenIssuer } from './access-tokens.js';
+import { createTokenIssuer } from './access-tokens.js';
 import type { NewKey } from './accounts.js';
 import { ensureFirstAccount } from './accounts.js';
 import { loadBuiltins } from './catalog.js';
@@ -28,6 +30,8 @@ export interface Engine {
   jobs: ReturnType<typeof createCustomerJobs>;
   flow: ReturnType<typeof createTaskFlow>;
   scheduler: ReturnType<typeof createScheduler>;
+  /** Signs and checks short-lived access tokens. */
+  tokens: TokenIssuer;
   /** A worker link for in-process slots. */
   localLink(owner: string): WorkerLink;
   /** Set when this start created the first account (the key is shown once, then forgotten). */
@@ -62,12 +66,14 @@ export async function createEngine(options: EngineOptions): Promise<Engine> {
   };
   const flow = createTaskFlow(deps);
   const scheduler = createScheduler(deps, flow);
+  const tokenKey = await getOrCreateSetting(db, 'access_token_key', () => randomBytes(32).toString('base64url'));
   const firstKey = await ensureFirstAccount(db, config.initialApiKey);
   return {
     deps,
     jobs: createCustomerJobs(deps),
     flow,
     scheduler,
+    tokens: createTokenIssuer(tokenKey),
     localLink: (owner) => createLocalLink(deps, flow, owner),
     firstKey,
     async close() {

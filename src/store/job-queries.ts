@@ -1,5 +1,7 @@
 import { invalidArgument, quote } from '../domain/errors.js';
+import { JOB_STATES } from '../domain/job-state.js';
 import type { Job } from '../domain/types.js';
+import { PRIORITIES } from '../domain/types.js';
 import type { Queryable } from './db.js';
 import { JOB_COLUMNS, rowToJob } from './jobs.js';
 
@@ -79,6 +81,13 @@ export interface JobFilter {
   condition: FilterCondition;
   value: unknown;
 }
+
+// Enums sort by meaning, not spelling: priority by rank, state by its place in the lifecycle.
+const enumOrder = (column: string, values: readonly string[]) => `array_position(ARRAY[${values.map((value) => `'${value}'`).join(', ')}]::text[], ${column})`;
+const ORDER_SQL: Record<string, string> = {
+  priority: enumOrder('priority', PRIORITIES),
+  state: enumOrder('state', JOB_STATES),
+};
 
 const ORDERABLE = ['createdAt', 'startAt', 'submittedAt', 'startedAt', 'endedAt', 'name', 'state', 'priority'];
 
@@ -194,7 +203,7 @@ export function parseOrderBy(orderBy: string | undefined): string {
     throw invalidArgument('orderBy', `cannot order jobs by ${quote(orderBy)}`, `use one of ${ORDERABLE.join(', ')}, optionally followed by " asc" or " desc"`);
   }
   const direction = match[1] ? 'DESC' : (match[3] ?? 'asc').toUpperCase();
-  return `${FIELDS[canonical]!.sql} ${direction} NULLS LAST, id ${direction}`;
+  return `${ORDER_SQL[canonical] ?? FIELDS[canonical]!.sql} ${direction} NULLS LAST, id ${direction}`;
 }
 
 export async function listJobsFiltered(db: Queryable, accountId: string, query: JobListQuery): Promise<{ jobs: Job[]; total: number }> {
