@@ -1,3 +1,4 @@
+import type { Socket } from 'node:net';
 import type { FastifyError, FastifyReply, FastifyRequest } from 'fastify';
 import type { ErrorCode } from '../domain/errors.js';
 import { TesseraError, isTesseraError } from '../domain/errors.js';
@@ -73,6 +74,31 @@ export function errorHandler(error: FastifyError, request: FastifyRequest, reply
   request.log.error({ err: error }, 'unexpected error');
   const { status, body } = rpcStatus(new TesseraError('INTERNAL', `internal error (request ${request.id}); the server log has the details`));
   void reply.status(status).send(body);
+}
+
+/** Errors Fastify raises before routing (a malformed URL, a path parameter over its limit). */
+export function frameworkErrorHandler(error: FastifyError, request: FastifyRequest, reply: FastifyReply): void {
+  const known = error.code === 'FST_ERR_MAX_PARAM_LENGTH'
+    ? withHttpStatus(new TesseraError('INVALID_ARGUMENT', 'a path parameter is too long', { field: 'path', hint: 'job ids are 26 characters' }), 414)
+    : new TesseraError('INVALID_ARGUMENT', `the request URL is malformed: ${error.message}`, { field: 'path', hint: 'percent-encode the URL correctly' });
+  const { status, body } = rpcStatus(known);
+  void reply.status(status).send(body);
+}
+
+/**
+ * Errors of the HTTP connection itself (headers over the size limit, unparsable requests):
+ * answered as rpcStatus too, written straight to the socket because there is no request object.
+ */
+export function clientErrorHandler(error: Error & { code?: string }, socket: Socket): void {
+  if (!socket.writable) {
+    socket.destroy();
+    return;
+  }
+  const tooLarge = error.code === 'HPE_HEADER_OVERFLOW';
+  const { body } = rpcStatus(new TesseraError(tooLarge ? 'RESOURCE_EXHAUSTED' : 'INVALID_ARGUMENT', tooLarge ? 'the request headers (or URL) are too large' : 'the request is not valid HTTP', { field: 'request' }));
+  const payload = JSON.stringify(body);
+  const status = tooLarge ? '431 Request Header Fields Too Large' : '400 Bad Request';
+  socket.end(`HTTP/1.1 ${status}\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(payload)}\r\nConnection: close\r\n\r\n${payload}`);
 }
 
 export function notFoundHandler(request: FastifyRequest, reply: FastifyReply): void {

@@ -2,12 +2,12 @@ import { randomUUID } from 'node:crypto';
 import Fastify, { LogController } from 'fastify';
 import type { FastifyBaseLogger, FastifyInstance } from 'fastify';
 import type { Logger } from 'pino';
-import { TesseraError } from '../domain/errors.js';
+import { TesseraError, quote } from '../domain/errors.js';
 import type { Engine } from '../engine/engine.js';
 import { registerCustomerRoutes } from './customer-routes.js';
 import { registerAuthRoutes } from './auth-routes.js';
 import { registerCors } from './cors.js';
-import { errorHandler, notFoundHandler, unsupportedMediaType } from './errors.js';
+import { clientErrorHandler, errorHandler, frameworkErrorHandler, notFoundHandler, unsupportedMediaType } from './errors.js';
 import { registerFileRoutes } from './file-routes.js';
 import { openApiDocument } from './openapi.js';
 import { createRequestValidator } from './validation.js';
@@ -29,6 +29,10 @@ function parseJson(_request: unknown, body: string, done: (error: Error | null, 
     // A "__proto__" key is never a legitimate field here and is how prototype pollution starts.
     done(null, JSON.parse(body, (key, value) => {
       if (key === '__proto__') throw new TesseraError('INVALID_ARGUMENT', 'the request body holds a "__proto__" key', { field: 'body' });
+      // PostgreSQL text cannot hold NUL characters; refuse them here with a clear message.
+      if ((typeof value === 'string' && value.includes('\u0000')) || key.includes('\u0000')) {
+        throw new TesseraError('INVALID_ARGUMENT', `the request body holds a NUL character (\\u0000)${key ? ` in the field ${quote(key)}` : ''}`, { field: key || 'body' });
+      }
       return value;
     }));
   } catch (error) {
@@ -42,6 +46,8 @@ export async function createServer(options: ServerOptions): Promise<FastifyInsta
     genReqId: () => randomUUID(),
     // On shutdown, close keep-alive connections too, or close() waits for clients to hang up.
     forceCloseConnections: true,
+    frameworkErrors: frameworkErrorHandler,
+    clientErrorHandler,
     bodyLimit: BODY_LIMIT,
     // Keys travel in the Authorization header; never log request headers.
     logController: new LogController({ disableRequestLogging: true }),

@@ -29,11 +29,14 @@ export interface ResultLink {
 
 export const ABORTED_MESSAGE = 'aborted by the user';
 
+const JOB_ID = /^[\x21-\x7e]{1,128}$/;
+
 export function createCustomerJobs(deps: EngineDeps) {
   const { db } = deps;
 
   async function requireJob(accountId: string, jobId: string): Promise<Job> {
-    const job = await getJob(db, accountId, jobId);
+    // Ids are printable ASCII; anything else (NUL, control characters, huge strings) names no job.
+    const job = JOB_ID.test(jobId) ? await getJob(db, accountId, jobId) : null;
     if (!job) throw notFound('job', jobId, 'list your jobs with GET /v1/customer/jobs');
     return job;
   }

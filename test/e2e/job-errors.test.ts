@@ -107,6 +107,7 @@ forEachEngine('PATCH works while NEW and is refused after run; bad input is a 40
       ['POST', '/v1/customer/jobs/filter', { filters: [{ field: 'state', condition: 'FILTER_CONDITION_SOMETIMES' }] }, /condition/],
       ['POST', '/v1/customer/jobs/filter', { filters: [{ field: 'password', condition: 'FILTER_CONDITION_EQ', value: { '@type': 'type.googleapis.com/google.protobuf.Value', value: 'x' } }] }, /password/],
       ['POST', `${base}/run`, { config: { jobTimeout: 'never' } }, /jobTimeout/],
+      ['POST', '/v1/customer/jobs', { templateId: 'word-count', name: 'nul\u0000here' }, /NUL character[\s\S]*"name"/],
     ];
     for (const [method, route, body, mentions] of cases) {
       const answer = await tessera.call(method, route, body);
@@ -155,6 +156,7 @@ forEachEngine('unknown jobs are 404, other accounts see nothing, keys are checke
     }
     assert.equal((await tessera.call('GET', '/v1/customer/jobs', undefined, tessera.otherApiKey)).body.pagination.total, 0);
     assert.equal((await tessera.call('GET', '/v1/customer/jobs/01HZZZZZZZZZZZZZZZZZZZZZZZ')).status, 404);
+    assert.equal((await tessera.call('GET', '/v1/customer/jobs/%00')).status, 404, 'an id no job can have is simply not found');
 
     for (const key of [null, 'tsk_wrong', 'Basic abc def']) {
       const answer = await tessera.call('GET', '/v1/customer/jobs', undefined, key);
