@@ -52,6 +52,8 @@ export interface Job {
   params: JobParams;
   appId: string;
   numChunks: number | null;
+  /** App tasks finished so far. */
+  chunksDone: number;
   errorMessage: string | null;
   stateTimestamps: Partial<Record<JobState, Date>>;
   createdAt: Date;
@@ -76,7 +78,8 @@ export interface Template {
 }
 
 export type TaskKind = 'partition' | 'app' | 'assemble';
-export type TaskState = 'queued' | 'leased' | 'succeeded' | 'failed' | 'cancelled';
+/** 'cancelling': the job was aborted while the task ran; 'cancelled' once its process is known to have stopped. */
+export type TaskState = 'queued' | 'leased' | 'succeeded' | 'failed' | 'cancelling' | 'cancelled';
 
 export interface JobResult {
   name: string;

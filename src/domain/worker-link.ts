@@ -51,6 +51,8 @@ export interface WorkerLink {
    * than at the next heartbeat. Returns the unsubscribe function.
    */
   onJobStopped?(listener: (jobId: string) => void): () => void;
+  /** Tells the server a task whose lease was lost (its job aborted) has stopped running. */
+  stopped(lease: TaskLease): Promise<void>;
   /** Records a failed attempt; `retry: false` when trying again cannot help. */
   fail(lease: TaskLease, error: string, retry: boolean): Promise<void>;
 }

@@ -6,7 +6,7 @@ import type { OutputFile, WorkerLink } from '../domain/worker-link.js';
 import { fetchUrlToFolder } from '../sources/url.js';
 import { getJobForEngine } from '../store/jobs.js';
 import type { TaskOutput } from '../store/tasks.js';
-import { heartbeatTasks, listTaskOutputs } from '../store/tasks.js';
+import { confirmTaskStopped, heartbeatTasks, listTaskOutputs } from '../store/tasks.js';
 import type { EngineDeps } from './deps.js';
 import { taskFileKey, uniqueResultNames } from './result-names.js';
 import type { TaskFlow } from './task-flow.js';
@@ -96,6 +96,10 @@ export function createLocalLink(deps: EngineDeps, flow: TaskFlow, owner: string)
     },
 
     fail: (lease, error, retry) => flow.recordFailure(lease, error, retry),
+
+    async stopped(lease) {
+      await confirmTaskStopped(db, lease.taskId, lease.leaseToken);
+    },
 
     onJobStopped(listener) {
       deps.signals.on('job-stopped', listener);

@@ -1,4 +1,4 @@
-import { cancelJobTasks } from '../store/tasks.js';
+import { cancelJobTasks, expireCancellations } from '../store/tasks.js';
 import { failJob, listTimedOutJobs } from '../store/jobs.js';
 import type { EngineDeps } from './deps.js';
 import type { TaskFlow } from './task-flow.js';
@@ -29,6 +29,7 @@ export function createScheduler(deps: EngineDeps, flow: TaskFlow) {
   async function sweep(): Promise<void> {
     try {
       await flow.expireLeases();
+      await expireCancellations(deps.db);
       await failTimedOutJobs();
     } catch (error) {
       // A sweep that fails (database restarting) is retried on the next tick; nothing is lost.

@@ -18,6 +18,7 @@ interface JobRow {
   params: JobParams;
   app_id: string;
   num_chunks: number | null;
+  chunks_done: number;
   error_message: string | null;
   state_timestamps: Record<string, string>;
   created_at: Date;
@@ -29,7 +30,7 @@ interface JobRow {
 }
 
 export const JOB_COLUMNS = `id, account_id, template_id, name, description, state, priority, config, regions, data_source,
-  data_destination, params, app_id, num_chunks, error_message, state_timestamps, created_at, start_at, submitted_at,
+  data_destination, params, app_id, num_chunks, chunks_done, error_message, state_timestamps, created_at, start_at, submitted_at,
   started_at, ended_at, deleted_at`;
 
 export function rowToJob(row: JobRow): Job {
@@ -53,6 +54,7 @@ export function rowToJob(row: JobRow): Job {
     params: row.params,
     appId: row.app_id,
     numChunks: row.num_chunks,
+    chunksDone: row.chunks_done,
     errorMessage: row.error_message,
     stateTimestamps,
     createdAt: row.created_at,

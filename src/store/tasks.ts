@@ -170,12 +170,40 @@ export async function expireLeases(db: Queryable, limit = 1000): Promise<(Failed
   }));
 }
 
-/** Cancels every unfinished task of a job (abort, failure); running holders learn it at their next heartbeat. */
+/**
+ * Cancels every unfinished task of a job (abort, failure, timeout). Queued tasks are cancelled at
+ * once; running ones become 'cancelling' (their lease token kept) until the worker confirms the
+ * process stopped or the lease runs out. Their holders learn it at the next heartbeat.
+ */
 export async function cancelJobTasks(db: Queryable, jobId: string): Promise<number> {
   const rows = await db.query(
-    `UPDATE tasks SET state = 'cancelled', lease_token = NULL, lease_expires_at = NULL, finished_at = now()
+    `UPDATE tasks SET state = CASE WHEN state = 'leased' THEN 'cancelling' ELSE 'cancelled' END,
+                      finished_at = CASE WHEN state = 'leased' THEN NULL ELSE now() END
       WHERE job_id = $1 AND state IN ('queued', 'leased') RETURNING id`,
     [jobId],
+  );
+  return rows.length;
+}
+
+/** The worker stopped a cancelled task's process (fenced by its lease token). */
+export async function confirmTaskStopped(db: Queryable, taskId: number, leaseToken: string): Promise<boolean> {
+  const rows = await db.query(
+    `UPDATE tasks SET state = 'cancelled', lease_token = NULL, lease_expires_at = NULL, finished_at = now()
+      WHERE id = $1 AND lease_token = $2 AND state = 'cancelling' RETURNING id`,
+    [taskId, leaseToken],
+  );
+  return rows.length > 0;
+}
+
+export async function hasCancellingTasks(db: Queryable, jobId: string): Promise<boolean> {
+  return (await db.query(`SELECT 1 FROM tasks WHERE job_id = $1 AND state = 'cancelling' LIMIT 1`, [jobId])).length > 0;
+}
+
+/** Cancelling tasks whose worker never confirmed: once the lease is over, nothing runs them any more. */
+export async function expireCancellations(db: Queryable): Promise<number> {
+  const rows = await db.query(
+    `UPDATE tasks SET state = 'cancelled', lease_token = NULL, lease_expires_at = NULL, finished_at = now()
+      WHERE state = 'cancelling' AND lease_expires_at < now() RETURNING id`,
   );
   return rows.length;
 }
@@ -199,7 +227,7 @@ export async function countTasksByState(db: Queryable, jobId: string): Promise<R
     `SELECT state, count(*)::int AS count FROM tasks WHERE job_id = $1 AND kind = 'app' GROUP BY state`,
     [jobId],
   );
-  const counts: Record<TaskState, number> = { queued: 0, leased: 0, succeeded: 0, failed: 0, cancelled: 0 };
+  const counts: Record<TaskState, number> = { queued: 0, leased: 0, succeeded: 0, failed: 0, cancelling: 0, cancelled: 0 };
   for (const row of rows) counts[row.state] = row.count;
   return counts;
 }

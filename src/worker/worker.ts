@@ -69,6 +69,8 @@ export function createWorker(options: WorkerOptions): Worker {
         held.set(lease.taskId, { lease, controller });
         try {
           const outcome = await runTask(link, lease, options.env, controller.signal);
+          // The process is gone: a cancelled job can now report Cancelled rather than Cancelling.
+          if (outcome === 'lost') await link.stopped(lease);
           log.info({ jobId: lease.jobId, taskId: lease.taskId, kind: lease.kind, chunk: lease.chunkIndex, attempt: lease.attempt, outcome }, 'task finished');
         } catch (error) {
           log.error({ err: error, jobId: lease.jobId, taskId: lease.taskId }, 'task could not be reported; its lease will expire and it will run again');

@@ -6,9 +6,12 @@ import { migrate } from '../../src/store/migrate.js';
 import {
   cancelJobTasks,
   completeTask,
+  confirmTaskStopped,
   countTasksByState,
+  expireCancellations,
   expireLeases,
   failTaskAttempt,
+  hasCancellingTasks,
   heartbeatTasks,
   insertTasks,
   leaseTasks,
@@ -90,5 +93,18 @@ forEachEngine('cancelling a job stops its queued and running tasks', async (db) 
   assert.deepEqual(await heartbeatTasks(db, [{ id: running!.id, leaseToken: running!.leaseToken }], 30), [running!.id]);
   assert.equal(await completeTask(db, running!.id, running!.leaseToken, []), null);
   assert.deepEqual(await leaseTasks(db, 'w', 10, 30), []);
-  assert.equal((await countTasksByState(db, 'J')).cancelled, 4);
+  assert.deepEqual(await countTasksByState(db, 'J'), { queued: 0, leased: 0, succeeded: 0, failed: 0, cancelling: 1, cancelled: 3 });
+  assert.equal(await hasCancellingTasks(db, 'J'), true, 'the running one stays cancelling until its worker confirms');
+  assert.equal(await confirmTaskStopped(db, running!.id, 'wrong-token'), false);
+  assert.equal(await confirmTaskStopped(db, running!.id, running!.leaseToken), true);
+  assert.equal(await hasCancellingTasks(db, 'J'), false);
+
+  // A worker that never confirms: the cancellation ends when its lease does.
+  await insertTasks(db, 'J', 'app', [{ chunkIndex: 10 }], { maxAttempts: 1, priority: 0 });
+  const [silent] = await leaseTasks(db, 'w', 1, 30);
+  await cancelJobTasks(db, 'J');
+  assert.equal(await expireCancellations(db), 0, 'not while the lease lasts');
+  await db.query(`UPDATE tasks SET lease_expires_at = now() - interval '1 second' WHERE id = $1`, [silent!.id]);
+  assert.equal(await expireCancellations(db), 1);
+  assert.equal(await hasCancellingTasks(db, 'J'), false);
 });
