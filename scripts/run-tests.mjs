@@ -30,13 +30,20 @@ if (files.length === 0) {
 
 // Two files at a time: the machine has two cores, and each file starts real servers and children.
 const child = spawn(process.execPath, ['--test', '--test-reporter=spec', '--test-concurrency=2', ...files], { cwd: root, stdio: ['ignore', 'pipe', 'inherit'] });
-let tail = '';
+// The runner's summary lines ("ℹ pass 12"), wherever they fall: a long list of failures follows them.
+const summary = new Map();
+let partial = '';
 child.stdout.on('data', (chunk) => {
   process.stdout.write(chunk);
-  tail = (tail + chunk.toString()).slice(-4000);
+  const lines = (partial + chunk.toString()).split('\n');
+  partial = lines.pop() ?? '';
+  for (const line of lines) {
+    const match = /^ℹ (tests|pass|fail|cancelled|skipped|todo) (\d+)$/.exec(line);
+    if (match) summary.set(match[1], Number(match[2]));
+  }
 });
 child.on('close', (code, signal) => {
-  const count = (label) => Number(new RegExp(`^ℹ ${label} (\\d+)$`, 'm').exec(tail)?.[1] ?? Number.NaN);
+  const count = (label) => summary.get(label) ?? Number.NaN;
   const passed = count('pass');
   let failed = count('fail') + (Number.isNaN(count('cancelled')) ? 0 : count('cancelled'));
   const skipped = count('skipped');

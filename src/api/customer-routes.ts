@@ -5,6 +5,7 @@ import type { JobInput } from '../engine/job-draft.js';
 import type { JobFilter } from '../store/job-queries.js';
 import { customerAuth } from './auth.js';
 import { jobJson, paginationJson, templateJson } from './job-json.js';
+import { baseUrlOf } from './links.js';
 import type { RequestValidator } from './validation.js';
 
 // The customer API under /v1/customer: the seed's eight operations with the seed's paths and
@@ -33,7 +34,7 @@ function page(raw: { limit?: unknown; offset?: unknown } | undefined, where: str
 
 export function registerCustomerRoutes(app: FastifyInstance, engine: Engine, validate: RequestValidator): void {
   const jobs = engine.jobs;
-  const baseUrl = (request: FastifyRequest) => engine.deps.config.publicUrl ?? `${request.protocol}://${request.host}`;
+  const baseUrl = (request: FastifyRequest) => baseUrlOf(engine.deps.config, request);
   const generic = (request: FastifyRequest, message: string) => ({ ok: true, requestId: request.id, message });
 
   app.register(

@@ -63,17 +63,37 @@ function fromFastify(error: FastifyError): TesseraError | null {
   return new TesseraError('INVALID_ARGUMENT', `the request is malformed: ${error.message}`, { field: 'body' });
 }
 
+/**
+ * The async job API (/v2, seed 004) answers errors in its own family's shape:
+ * {code, message, details, time}, with a machine-readable snake_case code.
+ */
+export function asyncApiError(error: TesseraError) {
+  const { status, body } = rpcStatus(error);
+  return {
+    status,
+    body: {
+      code: error.code.toLowerCase(),
+      message: body.message,
+      details: { ...(error.fieldViolations.length > 0 ? { fieldViolations: error.fieldViolations } : {}), ...(error.hint ? { hint: error.hint } : {}) },
+      time: new Date().toISOString(),
+    },
+  };
+}
+
+function send(error: TesseraError, request: FastifyRequest, reply: FastifyReply): void {
+  const { status, body } = request.url.startsWith('/v2/') ? asyncApiError(error) : rpcStatus(error);
+  void reply.status(status).send(body);
+}
+
 export function errorHandler(error: FastifyError, request: FastifyRequest, reply: FastifyReply): void {
   const known = isTesseraError(error) ? error : fromFastify(error);
   if (known) {
-    const { status, body } = rpcStatus(known);
-    if (status >= 500) request.log.error({ err: error }, 'request failed');
-    void reply.status(status).send(body);
+    if (rpcStatus(known).status >= 500) request.log.error({ err: error }, 'request failed');
+    send(known, request, reply);
     return;
   }
   request.log.error({ err: error }, 'unexpected error');
-  const { status, body } = rpcStatus(new TesseraError('INTERNAL', `internal error (request ${request.id}); the server log has the details`));
-  void reply.status(status).send(body);
+  send(new TesseraError('INTERNAL', `internal error (request ${request.id}); the server log has the details`), request, reply);
 }
 
 /** Errors Fastify raises before routing (a malformed URL, a path parameter over its limit). */
@@ -81,29 +101,28 @@ export function frameworkErrorHandler(error: FastifyError, request: FastifyReque
   const known = error.code === 'FST_ERR_MAX_PARAM_LENGTH'
     ? withHttpStatus(new TesseraError('INVALID_ARGUMENT', 'a path parameter is too long', { field: 'path', hint: 'job ids are 26 characters' }), 414)
     : new TesseraError('INVALID_ARGUMENT', `the request URL is malformed: ${error.message}`, { field: 'path', hint: 'percent-encode the URL correctly' });
-  const { status, body } = rpcStatus(known);
-  void reply.status(status).send(body);
+  send(known, request, reply);
 }
 
 /**
  * Errors of the HTTP connection itself (headers over the size limit, unparsable requests):
  * answered as rpcStatus too, written straight to the socket because there is no request object.
  */
-export function clientErrorHandler(error: Error & { code?: string }, socket: Socket): void {
+export function clientErrorHandler(error: Error & { code?: string; rawPacket?: unknown }, socket: Socket): void {
   if (!socket.writable) {
     socket.destroy();
     return;
   }
   const tooLarge = error.code === 'HPE_HEADER_OVERFLOW';
-  const { body } = rpcStatus(new TesseraError(tooLarge ? 'RESOURCE_EXHAUSTED' : 'INVALID_ARGUMENT', tooLarge ? 'the request headers (or URL) are too large' : 'the request is not valid HTTP', { field: 'request' }));
+  const problem = new TesseraError(tooLarge ? 'RESOURCE_EXHAUSTED' : 'INVALID_ARGUMENT', tooLarge ? 'the request headers (or URL) are too large' : 'the request is not valid HTTP', { field: 'request' });
+  // No request object exists yet; the request line, when it arrived, still tells the API family.
+  const asyncApi = Buffer.isBuffer(error.rawPacket) && /^[A-Z]{3,7} \/v2\//.test(error.rawPacket.toString('latin1', 0, 16));
+  const { body } = asyncApi ? asyncApiError(problem) : rpcStatus(problem);
   const payload = JSON.stringify(body);
   const status = tooLarge ? '431 Request Header Fields Too Large' : '400 Bad Request';
   socket.end(`HTTP/1.1 ${status}\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(payload)}\r\nConnection: close\r\n\r\n${payload}`);
 }
 
 export function notFoundHandler(request: FastifyRequest, reply: FastifyReply): void {
-  const { status, body } = rpcStatus(
-    new TesseraError('NOT_FOUND', `there is no ${request.method} ${request.url.split('?')[0]}`, { hint: 'GET /openapi.json lists every operation' }),
-  );
-  void reply.status(status).send(body);
+  send(new TesseraError('NOT_FOUND', `there is no ${request.method} ${request.url.split('?')[0]}`, { hint: 'GET /openapi.json lists every operation' }), request, reply);
 }

@@ -58,6 +58,34 @@ export const ADDITIONAL_SCHEMAS: Record<string, unknown> = {
     type: 'object',
     properties: { token: { type: 'string' }, expiresIn: { type: 'string', format: 'int64', description: 'Seconds until the token expires.' }, scope: { type: 'string' } },
   },
+  authUserResponse: { type: 'object', properties: { accountId: { type: 'string', minLength: 7, maxLength: 7 }, scope: { type: 'string' } } },
+  asyncJobResponse: {
+    type: 'object',
+    description: 'The Bytescale-style asynchronous job body (docs/async-jobs.md).',
+    required: ['async', 'jobUrl', 'jobDocs', 'jobId', 'jobType', 'accountId', 'created', 'lastUpdated', 'status', 'summary'],
+    properties: {
+      async: { const: true },
+      jobUrl: { type: 'string', minLength: 1, maxLength: 255 },
+      jobDocs: { type: 'string' },
+      jobId: { type: 'string', minLength: 26, maxLength: 26 },
+      jobType: { type: 'string' },
+      accountId: { type: 'string', minLength: 7, maxLength: 7 },
+      created: { type: 'integer', minimum: 0 },
+      lastUpdated: { type: 'integer', minimum: 0 },
+      status: { type: 'string', enum: ['Cancelled', 'Cancelling', 'Created', 'Failed', 'Pending', 'Rollback', 'Running', 'Succeeded'] },
+      summary: { type: 'object' },
+    },
+  },
+  asyncError: {
+    type: 'object',
+    required: ['code', 'message', 'time'],
+    properties: {
+      code: { type: 'string', minLength: 1, maxLength: 255 },
+      message: { type: 'string', minLength: 1 },
+      details: { type: 'object' },
+      time: { type: 'string', minLength: 24, maxLength: 24 },
+    },
+  },
   customerGenericResponse: {
     type: 'object',
     properties: {
@@ -75,6 +103,19 @@ export const ADDITIONAL_SCHEMAS: Record<string, unknown> = {
 
 const generic = { 200: { description: 'A successful response.', content: json(ref('customerGenericResponse')) }, ...errorResponses };
 const jobResponse = { 200: { description: 'A successful response.', content: json(ref('jobsJobResponse')) }, ...errorResponses };
+
+function asyncPathParameters(withJobId: boolean) {
+  return [
+    { name: 'accountId', in: 'path', required: true, schema: { type: 'string', minLength: 7, maxLength: 7 } },
+    { name: 'jobType', in: 'path', required: true, schema: { type: 'string' } },
+    ...(withJobId ? [{ name: 'jobId', in: 'path', required: true, schema: { type: 'string', minLength: 26, maxLength: 26 } }] : []),
+  ];
+}
+
+const asyncResponses = {
+  200: { description: 'The job.', content: json(ref('asyncJobResponse')) },
+  default: { description: 'An error, in this API family\'s shape.', content: json(ref('asyncError')) },
+};
 
 export const ADDITIONAL_PATHS: Record<string, Record<string, unknown>> = {
   '/v1/customer/jobs': {
@@ -137,6 +178,40 @@ export const ADDITIONAL_PATHS: Record<string, Record<string, unknown>> = {
       security: [],
       requestBody: { required: true, content: json(ref('authAccessTokenRequest')) },
       responses: { 200: { description: 'A successful response.', content: json(ref('authAccessTokenResponse')) }, ...errorResponses },
+    },
+  },
+  '/v1/auth/user': {
+    get: {
+      operationId: 'Auth_GetUser',
+      summary: 'The account of the key or token used',
+      tags: ['Tessera'],
+      responses: { 200: { description: 'A successful response.', content: json(ref('authUserResponse')) }, ...errorResponses },
+    },
+  },
+  '/v2/accounts/{accountId}/jobs/{jobType}/{jobId}': {
+    get: {
+      operationId: 'Async_GetJob',
+      summary: 'A job as an asynchronous job body (Bytescale style)',
+      tags: ['Async jobs'],
+      parameters: asyncPathParameters(true),
+      responses: asyncResponses,
+    },
+    delete: {
+      operationId: 'Async_CancelJob',
+      summary: 'Cancel a job (Cancelling, then Cancelled once its tasks stopped)',
+      tags: ['Async jobs'],
+      parameters: asyncPathParameters(true),
+      responses: asyncResponses,
+    },
+  },
+  '/v2/accounts/{accountId}/jobs/{jobType}': {
+    post: {
+      operationId: 'Async_StartJob',
+      summary: 'Create and start a job from a template and an input in one call',
+      tags: ['Async jobs'],
+      parameters: asyncPathParameters(false),
+      requestBody: { required: true, content: json(ref('customerCreateJobRequest')) },
+      responses: asyncResponses,
     },
   },
   '/healthz': {

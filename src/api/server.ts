@@ -5,6 +5,7 @@ import type { Logger } from 'pino';
 import { TesseraError, quote } from '../domain/errors.js';
 import type { Engine } from '../engine/engine.js';
 import { registerCustomerRoutes } from './customer-routes.js';
+import { registerAsyncRoutes } from './async-routes.js';
 import { registerAuthRoutes } from './auth-routes.js';
 import { registerCors } from './cors.js';
 import { clientErrorHandler, errorHandler, frameworkErrorHandler, notFoundHandler, unsupportedMediaType } from './errors.js';
@@ -73,6 +74,7 @@ export async function createServer(options: ServerOptions): Promise<FastifyInsta
   app.get('/openapi.json', async () => document);
   app.get('/healthz', async () => ({ ok: true }));
   registerAuthRoutes(app, options.engine, validate);
+  registerAsyncRoutes(app, options.engine, validate);
   registerCustomerRoutes(app, options.engine, validate);
   registerFileRoutes(app, options.engine);
   await app.ready();

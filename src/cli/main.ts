@@ -73,6 +73,17 @@ async function keyCreate(options: CommonOptions & { newAccount?: boolean; accoun
   }
 }
 
+async function whoami(options: { server?: string; key?: string; json?: boolean }): Promise<void> {
+  const config = loadConfig({ server: options.server, key: options.key });
+  if (!config.clientApiKey) throw new TesseraError('UNAUTHENTICATED', 'no API key given', { hint: 'pass --key or set TESSERA_API_KEY' });
+  const response = await fetch(`${config.serverUrl}/v1/auth/user`, { headers: { authorization: `Bearer ${config.clientApiKey}` } }).catch((error: Error) => {
+    throw new TesseraError('UNAVAILABLE', `cannot reach ${config.serverUrl}: ${error.message}`, { hint: 'start it with `tessera up`, or pass --server' });
+  });
+  const body = (await response.json()) as { accountId?: string; message?: string };
+  if (!response.ok) throw new TesseraError('UNAUTHENTICATED', `${config.serverUrl} answered HTTP ${response.status}: ${body.message ?? ''}`);
+  print(options.json, { accountId: body.accountId, server: config.serverUrl }, `account ${body.accountId} on ${config.serverUrl}`);
+}
+
 export async function main(argv: string[]): Promise<void> {
   const program = new Command('tessera').description('Self-hostable distributed compute with a ByteNite-compatible jobs API').showHelpAfterError();
   const common = (command: Command) =>
@@ -86,6 +97,14 @@ export async function main(argv: string[]): Promise<void> {
     .option('--slots <n>', 'in-process worker slots (default: one per core)')
     .addOption(new Option('--log-level <level>', 'log level').choices(['fatal', 'error', 'warn', 'info', 'debug', 'trace']))
     .action(up);
+
+  program
+    .command('whoami')
+    .description('show the account of an API key')
+    .option('--server <url>', 'Tessera server (TESSERA_URL, default http://127.0.0.1:8080)')
+    .option('--key <key>', 'API key or access token (TESSERA_API_KEY)')
+    .option('--json', 'print machine-readable JSON')
+    .action(whoami);
 
   const key = program.command('key').description('API keys');
   common(key.command('create').description('make an API key (stored hashed; printed once)'))

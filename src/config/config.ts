@@ -27,6 +27,9 @@ export interface Config {
   examplesDir: string;
   logLevel: string;
   python: string;
+  /** Client commands (whoami): the server to talk to and the key to use. */
+  serverUrl: string;
+  clientApiKey: string | undefined;
   /** Origins allowed to call the API from a browser (CORS): empty for none, ['*'] for any. */
   corsOrigins: string[];
   /** Scratch space for running tasks (temporary folders, removed after each task). */
@@ -38,7 +41,7 @@ export interface Config {
   childEnv: Record<string, string>;
 }
 
-export type Flags = Partial<Record<'home' | 'host' | 'port' | 'databaseUrl' | 'publicUrl' | 'slots' | 'logLevel', string | number | undefined>>;
+export type Flags = Partial<Record<'home' | 'host' | 'port' | 'databaseUrl' | 'publicUrl' | 'slots' | 'logLevel' | 'server' | 'key', string | number | undefined>>;
 
 type Env = Record<string, string | undefined>;
 
@@ -68,6 +71,8 @@ export function loadConfig(flags: Flags = {}, env: Env = process.env): Config {
     logLevel: String(flags.logLevel ?? env.TESSERA_LOG_LEVEL ?? 'info'),
     python: env.TESSERA_PYTHON ?? 'python3',
     corsOrigins: originList(env.TESSERA_CORS_ORIGINS),
+    serverUrl: (nonEmpty(flags.server ?? env.TESSERA_URL, '--server / TESSERA_URL', /^https?:\/\/[^/]+/, 'http://127.0.0.1:8080') ?? 'http://127.0.0.1:8080').replace(/\/+$/, ''),
+    clientApiKey: nonEmpty(flags.key ?? env.TESSERA_API_KEY, '--key / TESSERA_API_KEY', /^\S{1,512}$/, 'tsk_…'),
     workDir: path.join(home, 'work'),
     childEnv: {
       PATH: env.PATH ?? '/usr/local/bin:/usr/bin:/bin',

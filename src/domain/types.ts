@@ -75,6 +75,8 @@ export interface Template {
   dataDestination?: DataSource;
   params?: JobParams;
   config?: JobConfig;
+  /** The job type shown by the async job view (/v2/accounts/…/jobs/{jobType}/…). */
+  jobType?: string;
 }
 
 export type TaskKind = 'partition' | 'app' | 'assemble';

@@ -14,6 +14,9 @@ import type { StoredComponent } from '../store/catalog.js';
 
 export const BUILTIN_OWNER = 'tessera';
 
+/** A job type names a kind of job in the async view's URLs (Bytescale spells them like "ProcessVideoJob"). */
+export const JOB_TYPE = /^[A-Za-z][A-Za-z0-9]{0,63}$/;
+
 function readJson(file: string): unknown {
   try {
     return JSON.parse(readFileSync(file, 'utf8'));
@@ -34,6 +37,10 @@ export function parseTemplate(raw: unknown, where: string, owner: string): Templ
   const id = text('id', true);
   if (!/^[A-Za-z0-9_-]{1,64}$/.test(id)) throw invalidArgument('template.id', `${where}: id ${quote(id)} must be 1-64 letters, digits, "-" or "_"`);
   const params = (template.params ?? {}) as Template['params'];
+  const jobType = template.jobType;
+  if (jobType !== undefined && (typeof jobType !== 'string' || !JOB_TYPE.test(jobType))) {
+    throw invalidArgument('template.jobType', `${where}: jobType ${quote(jobType)} must be a letter followed by up to 63 letters or digits`, 'for example "ProcessTextJob"');
+  }
   return {
     id,
     owner,
@@ -45,6 +52,7 @@ export function parseTemplate(raw: unknown, where: string, owner: string): Templ
     ...(template.dataDestination ? { dataDestination: template.dataDestination as Template['dataDestination'] } : {}),
     params,
     config: (template.config ?? {}) as Template['config'],
+    ...(jobType ? { jobType } : {}),
   };
 }
 

@@ -55,6 +55,20 @@ export function createCustomerJobs(deps: EngineDeps) {
     );
   }
 
+  /** FAILED "aborted by the user" and its tasks cancelled, in one transaction; running ones are told to stop. */
+  async function stopJob(accountId: string, jobId: string): Promise<void> {
+    const stopped = await db.transaction(async (tx) => {
+      if (!(await failJob(tx, jobId, ABORTED_MESSAGE))) return false;
+      await cancelJobTasks(tx, jobId);
+      return true;
+    });
+    if (!stopped) {
+      const current = await requireJob(accountId, jobId);
+      throw failedPrecondition(`job ${jobId} already ended (${current.state}); there is nothing to stop`);
+    }
+    deps.signals.emit('job-stopped', jobId);
+  }
+
   async function view(job: Job): Promise<JobView> {
     return { job, template: await getTemplate(db, job.templateId) };
   }
@@ -126,17 +140,14 @@ export function createCustomerJobs(deps: EngineDeps) {
         await softDeleteJob(db, accountId, jobId);
         return `job ${jobId} had not started, so it was deleted`;
       }
-      const aborted = await db.transaction(async (tx) => {
-        if (!(await failJob(tx, jobId, ABORTED_MESSAGE))) return false;
-        await cancelJobTasks(tx, jobId);
-        return true;
-      });
-      if (!aborted) {
-        const current = await requireJob(accountId, jobId);
-        throw failedPrecondition(`job ${jobId} already ended (${current.state}); there is nothing to abort`);
-      }
-      deps.signals.emit('job-stopped', jobId);
+      await stopJob(accountId, jobId);
       return `job ${jobId} aborted; running tasks are being stopped`;
+    },
+
+    /** Like abort, but a job that never started ends cancelled too instead of being deleted (the async view's DELETE). */
+    async cancelJob(accountId: string, jobId: string): Promise<void> {
+      await requireJob(accountId, jobId);
+      await stopJob(accountId, jobId);
     },
 
     /** Removes a job (aborting it first if it is running) and its stored chunks, results and output. */

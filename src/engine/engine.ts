@@ -11,6 +11,8 @@ import { openDb } from '../store/db.js';
 import { migrate } from '../store/migrate.js';
 import { getOrCreateSetting } from '../store/settings.js';
 import type { TokenIssuer } from './access-tokens.js';
+import type { AsyncJobs } from './async-jobs.js';
+import { createAsyncJobs } from './async-jobs.js';
 import { createTokenIssuer } from './access-tokens.js';
 import type { NewKey } from './accounts.js';
 import { ensureFirstAccount } from './accounts.js';
@@ -28,6 +30,8 @@ import { createTaskFlow } from './task-flow.js';
 export interface Engine {
   deps: EngineDeps;
   jobs: ReturnType<typeof createCustomerJobs>;
+  /** The Bytescale-style async view over the same jobs. */
+  asyncJobs: AsyncJobs;
   flow: ReturnType<typeof createTaskFlow>;
   scheduler: ReturnType<typeof createScheduler>;
   /** Signs and checks short-lived access tokens. */
@@ -68,9 +72,11 @@ export async function createEngine(options: EngineOptions): Promise<Engine> {
   const scheduler = createScheduler(deps, flow);
   const tokenKey = await getOrCreateSetting(db, 'access_token_key', () => randomBytes(32).toString('base64url'));
   const firstKey = await ensureFirstAccount(db, config.initialApiKey);
+  const jobs = createCustomerJobs(deps);
   return {
     deps,
-    jobs: createCustomerJobs(deps),
+    jobs,
+    asyncJobs: createAsyncJobs(deps, jobs),
     flow,
     scheduler,
     tokens: createTokenIssuer(tokenKey),

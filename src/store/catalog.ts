@@ -43,6 +43,7 @@ export async function upsertTemplate(db: Queryable, template: Template): Promise
     dataDestination: template.dataDestination,
     params: template.params,
     config: template.config,
+    jobType: template.jobType,
   };
   await db.query(
     `INSERT INTO templates (id, owner, description, app, partitioner, assembler, defaults)
@@ -60,7 +61,7 @@ interface TemplateRow {
   app: string;
   partitioner: string;
   assembler: string;
-  defaults: Pick<Template, 'dataSource' | 'dataDestination' | 'params' | 'config'>;
+  defaults: Pick<Template, 'dataSource' | 'dataDestination' | 'params' | 'config' | 'jobType'>;
 }
 
 function rowToTemplate(row: TemplateRow): Template {

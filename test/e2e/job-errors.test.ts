@@ -210,6 +210,8 @@ forEachEngine('abort stops a running job: FAILED "aborted", its process killed',
     assert.equal(job.state, 'JOB_STATE_FAILED');
     assert.match(job.errorMessage, /aborted/);
     await waitFor('the app process to be killed', async () => !alive(pid), 5_000);
+    // The worker confirmed the stop, so the async view says Cancelled, not Cancelling.
+    await waitFor('Cancelled', async () => (await tessera.call('GET', `/v2/accounts/${accountId}/jobs/ProcessFileJob/${jobId}`)).body.status === 'Cancelled', 5_000);
     const again = await tessera.call('POST', `/v1/customer/jobs/${jobId}/abort`);
     assert.equal(again.status, 400);
     assert.equal(again.body.code, 9);

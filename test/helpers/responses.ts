@@ -7,8 +7,9 @@ import { createResponseValidator } from '../../src/api/validation.js';
 const validator = createResponseValidator();
 
 export function checkResponse(method: string, pathTemplate: string, answer: { status: number; body: unknown }): void {
-  // Every operation declares the same rpcStatus for its errors; check errors against GET /jobs/{jobId}'s.
-  const [checkedMethod, checkedPath] = answer.status >= 400 ? ['get', '/v1/customer/jobs/{jobId}'] : [method, pathTemplate];
+  // Every operation of a family declares the same error body; check errors against that family's GET.
+  const errorReference = pathTemplate.startsWith('/v2/') ? '/v2/accounts/{accountId}/jobs/{jobType}/{jobId}' : '/v1/customer/jobs/{jobId}';
+  const [checkedMethod, checkedPath] = answer.status >= 400 ? ['get', errorReference] : [method, pathTemplate];
   const errors = validator.check(checkedMethod, checkedPath, answer.status, answer.body);
   assert.deepEqual(errors, [], `${method.toUpperCase()} ${pathTemplate} → ${answer.status} does not match the OpenAPI document: ${JSON.stringify(answer.body).slice(0, 500)}`);
 }
