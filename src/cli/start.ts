@@ -8,6 +8,7 @@ import type { Engine } from '../engine/engine.js';
 import { createEngine } from '../engine/engine.js';
 import type { Db } from '../store/db.js';
 import type { Worker } from '../worker/worker.js';
+import { machineOffer, newWorkerId } from '../worker/machine.js';
 import { createWorker } from '../worker/worker.js';
 
 // Tessera in one process: engine, HTTP API, scheduler sweep and in-process worker slots.
@@ -35,7 +36,7 @@ export async function startTessera(options: { config: Config; logger: Logger; db
   const address = app.server.address();
   const port = typeof address === 'object' && address ? address.port : config.port;
   const worker = createWorker({
-    link: engine.localLink(`${hostname()}:${process.pid}`),
+    link: engine.localLink({ id: newWorkerId(), name: `${hostname()} (in-process)`, slots: config.workerSlots, ...machineOffer(config) }),
     slots: config.workerSlots,
     env: {
       workDir: config.workDir,

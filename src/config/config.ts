@@ -27,6 +27,9 @@ export interface Config {
   examplesDir: string;
   logLevel: string;
   python: string;
+  /** What this process's worker slots offer: its region and GPU models (cores and memory are measured). */
+  workerRegion: string;
+  workerGpus: string[];
   /** Client commands (whoami): the server to talk to and the key to use. */
   serverUrl: string;
   clientApiKey: string | undefined;
@@ -41,7 +44,7 @@ export interface Config {
   childEnv: Record<string, string>;
 }
 
-export type Flags = Partial<Record<'home' | 'host' | 'port' | 'databaseUrl' | 'publicUrl' | 'slots' | 'logLevel' | 'server' | 'key', string | number | undefined>>;
+export type Flags = Partial<Record<'home' | 'host' | 'port' | 'databaseUrl' | 'publicUrl' | 'slots' | 'logLevel' | 'server' | 'key' | 'region', string | number | undefined>>;
 
 type Env = Record<string, string | undefined>;
 
@@ -71,6 +74,8 @@ export function loadConfig(flags: Flags = {}, env: Env = process.env): Config {
     logLevel: String(flags.logLevel ?? env.TESSERA_LOG_LEVEL ?? 'info'),
     python: env.TESSERA_PYTHON ?? 'python3',
     corsOrigins: originList(env.TESSERA_CORS_ORIGINS),
+    workerRegion: nonEmpty(flags.region ?? env.TESSERA_WORKER_REGION, '--region / TESSERA_WORKER_REGION', /^[A-Za-z0-9._-]{1,64}$/, 'eu-west') ?? '',
+    workerGpus: (env.TESSERA_WORKER_GPUS ?? '').split(',').map((model) => model.trim()).filter(Boolean),
     serverUrl: (nonEmpty(flags.server ?? env.TESSERA_URL, '--server / TESSERA_URL', /^https?:\/\/[^/]+/, 'http://127.0.0.1:8080') ?? 'http://127.0.0.1:8080').replace(/\/+$/, ''),
     clientApiKey: nonEmpty(flags.key ?? env.TESSERA_API_KEY, '--key / TESSERA_API_KEY', /^\S{1,512}$/, 'tsk_…'),
     workDir: path.join(home, 'work'),

@@ -13,6 +13,7 @@ import type { EngineDeps } from './deps.js';
 import type { JobInput } from './job-draft.js';
 import { checkConfig, draftFromInput, draftOf } from './job-draft.js';
 import { maxAttemptsOf } from './task-flow.js';
+import { needsFor } from './task-needs.js';
 
 // What a customer can do to a job. Every operation is scoped to the caller's account: another
 // account's job looks exactly like a job that does not exist.
@@ -125,7 +126,7 @@ export function createCustomerJobs(deps: EngineDeps) {
           job = updated;
         }
         if (!(await transitionJob(tx, jobId, 'JOB_STATE_NEW', 'JOB_STATE_STARTED', { message: 'run requested' }))) return false;
-        await insertTasks(tx, jobId, 'partition', [{ chunkIndex: 0 }], { maxAttempts: maxAttemptsOf(job, deps.config), priority: priorityRank(job.priority) });
+        await insertTasks(tx, jobId, 'partition', [{ chunkIndex: 0 }], { maxAttempts: maxAttemptsOf(job, deps.config), priority: priorityRank(job.priority), needs: await needsFor(tx, job, 'partition') });
         return true;
       });
       if (!started) throw notNew(await requireJob(accountId, jobId), 'a job can be run (each job runs once)');

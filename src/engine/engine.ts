@@ -37,11 +37,13 @@ export interface Engine {
   /** Signs and checks short-lived access tokens. */
   tokens: TokenIssuer;
   /** A worker link for in-process slots. */
-  localLink(owner: string): WorkerLink;
+  localLink(worker: LocalWorker): WorkerLink;
   /** Set when this start created the first account (the key is shown once, then forgotten). */
   firstKey: NewKey | null;
   close(): Promise<void>;
 }
+
+export type LocalWorker = Parameters<typeof createLocalLink>[2];
 
 export interface EngineOptions {
   config: Config;
@@ -80,7 +82,7 @@ export async function createEngine(options: EngineOptions): Promise<Engine> {
     flow,
     scheduler,
     tokens: createTokenIssuer(tokenKey),
-    localLink: (owner) => createLocalLink(deps, flow, owner),
+    localLink: (worker) => createLocalLink(deps, flow, worker),
     firstKey,
     async close() {
       await scheduler.stop();

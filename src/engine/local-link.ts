@@ -5,7 +5,8 @@ import { TesseraError, quote } from '../domain/errors.js';
 import type { OutputFile, WorkerLink } from '../domain/worker-link.js';
 import { fetchUrlToFolder } from '../sources/url.js';
 import { getJobForEngine } from '../store/jobs.js';
-import type { TaskOutput } from '../store/tasks.js';
+import type { TaskOutput, WorkerOffer } from '../store/tasks.js';
+import { touchWorker, upsertWorker } from '../store/workers.js';
 import { confirmTaskStopped, heartbeatTasks, listTaskOutputs } from '../store/tasks.js';
 import type { EngineDeps } from './deps.js';
 import { taskFileKey, uniqueResultNames } from './result-names.js';
@@ -17,8 +18,11 @@ import type { TaskFlow } from './task-flow.js';
 /** How often an idle slot looks for work even without a wake-up (tasks queued by another replica). */
 const IDLE_POLL_MS = 500;
 
-export function createLocalLink(deps: EngineDeps, flow: TaskFlow, owner: string): WorkerLink {
+export function createLocalLink(deps: EngineDeps, flow: TaskFlow, worker: { id: string; name: string; slots: number } & WorkerOffer): WorkerLink {
   const { db, blobs, config } = deps;
+  // Registered on first use, so the worker shows as connected and its offer is on record.
+  let registered: Promise<void> | undefined;
+  const register = () => (registered ??= upsertWorker(db, worker));
 
   async function waitForTasks(ms: number, signal: AbortSignal | undefined): Promise<void> {
     const controller = new AbortController();
@@ -37,9 +41,10 @@ export function createLocalLink(deps: EngineDeps, flow: TaskFlow, owner: string)
 
   return {
     async lease(max, waitMs, signal) {
+      await register();
       const deadline = Date.now() + waitMs;
       for (;;) {
-        const leases = await flow.lease(owner, max);
+        const leases = await flow.lease(worker.id, max, worker);
         const remaining = deadline - Date.now();
         if (leases.length > 0 || remaining <= 0 || signal?.aborted) return leases;
         await waitForTasks(Math.min(remaining, IDLE_POLL_MS), signal);
@@ -47,6 +52,7 @@ export function createLocalLink(deps: EngineDeps, flow: TaskFlow, owner: string)
     },
 
     async heartbeat(leases) {
+      await touchWorker(db, worker.id);
       return heartbeatTasks(db, leases.map((lease) => ({ id: lease.taskId, leaseToken: lease.leaseToken })), config.leaseSeconds);
     },
 

@@ -2,17 +2,17 @@ import type { Config } from '../config/config.js';
 import { TesseraError, assertNever, failedPrecondition } from '../domain/errors.js';
 import type { JobState } from '../domain/job-state.js';
 import { isFinal, previousState, shortState, stateIndex } from '../domain/job-state.js';
-import type { ComponentKind } from '../domain/manifest.js';
 import type { Job, TaskKind } from '../domain/types.js';
 import { priorityRank } from '../domain/types.js';
 import type { TaskLease } from '../domain/worker-link.js';
 import { getTemplate } from '../store/catalog.js';
 import type { Queryable } from '../store/db.js';
 import { appendJobEvent, failJob, getJobForEngine, incrementChunksDone, transitionJob } from '../store/jobs.js';
-import type { FailedAttempt, LeasedTask, TaskOutput } from '../store/tasks.js';
+import type { FailedAttempt, LeasedTask, TaskOutput, WorkerOffer } from '../store/tasks.js';
 import { cancelJobTasks, completeTask, expireLeases, failTaskAttempt, insertTasks, isTaskLeaseCurrent, leaseTasks } from '../store/tasks.js';
 import { componentFolder, findComponent } from './catalog.js';
 import type { EngineDeps } from './deps.js';
+import { COMPONENT_KIND, needsFor } from './task-needs.js';
 
 // The server's side of a task's life: leasing, stage announcements, fenced completion with the
 // job transitions it causes (fan-out after partitioning, fan-in after the last chunk), failures
@@ -30,7 +30,6 @@ const STAGE_RANGE: Record<TaskKind, [JobState, JobState]> = {
   assemble: ['JOB_STATE_TASKS_COMPLETED', 'JOB_STATE_MERGING'],
 };
 
-const COMPONENT_KIND: Record<TaskKind, ComponentKind> = { partition: 'partitioner', app: 'app', assemble: 'assembler' };
 
 export function createTaskFlow(deps: EngineDeps) {
   const { db, config, log } = deps;
@@ -88,8 +87,8 @@ export function createTaskFlow(deps: EngineDeps) {
   return {
     recordFailure,
 
-    async lease(owner: string, max: number): Promise<TaskLease[]> {
-      const leased = await leaseTasks(db, owner, max, config.leaseSeconds);
+    async lease(owner: string, max: number, offer: WorkerOffer): Promise<TaskLease[]> {
+      const leased = await leaseTasks(db, owner, max, config.leaseSeconds, offer);
       const leases: TaskLease[] = [];
       for (const task of leased) {
         const lease = await describeLease(task);
@@ -127,7 +126,7 @@ export function createTaskFlow(deps: EngineDeps) {
         if (!task) return false;
         const job = await getJobForEngine(tx, lease.jobId, { lock: true });
         if (!job) return false;
-        const queue = { maxAttempts: maxAttemptsOf(job, config), priority: priorityRank(job.priority) };
+        const queue = async (kind: TaskKind) => ({ maxAttempts: maxAttemptsOf(job, config), priority: priorityRank(job.priority), needs: await needsFor(tx, job, kind) });
         const advance = async (from: JobState, to: JobState, message?: string) => {
           if (!(await transitionJob(tx, job.id, from, to, message === undefined ? {} : { message }))) {
             throw failedPrecondition(`job ${job.id} moved on while its ${lease.kind} task finished (expected ${shortState(from)})`);
@@ -138,17 +137,17 @@ export function createTaskFlow(deps: EngineDeps) {
             if (!(await transitionJob(tx, job.id, 'JOB_STATE_PARTITIONING', 'JOB_STATE_PARTITIONED', { numChunks: outputs.length, message: `${outputs.length} chunks` }))) {
               throw failedPrecondition(`job ${job.id} is ${shortState(job.state)}, not PARTITIONING`);
             }
-            await insertTasks(tx, job.id, 'app', outputs.map((output, chunkIndex) => ({ chunkIndex, inputKey: output.blobKey })), queue);
+            await insertTasks(tx, job.id, 'app', outputs.map((output, chunkIndex) => ({ chunkIndex, inputKey: output.blobKey })), await queue('app'));
             if (outputs.length === 0) {
               await advance('JOB_STATE_PARTITIONED', 'JOB_STATE_TASKS_COMPLETED', 'the partitioner made no chunks');
-              await insertTasks(tx, job.id, 'assemble', [{ chunkIndex: 0 }], queue);
+              await insertTasks(tx, job.id, 'assemble', [{ chunkIndex: 0 }], await queue('assemble'));
             }
             break;
           case 'app': {
             const { chunksDone, numChunks } = await incrementChunksDone(tx, job.id);
             if (chunksDone === numChunks) {
               await advance('JOB_STATE_PARTITIONED', 'JOB_STATE_TASKS_COMPLETED', `all ${numChunks} chunks done`);
-              await insertTasks(tx, job.id, 'assemble', [{ chunkIndex: 0 }], queue);
+              await insertTasks(tx, job.id, 'assemble', [{ chunkIndex: 0 }], await queue('assemble'));
             }
             break;
           }

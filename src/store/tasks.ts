@@ -53,35 +53,74 @@ export interface NewTask {
   inputKey?: string | null;
 }
 
+/** What a task needs from the worker that runs it. */
+export interface TaskNeeds {
+  minCpu: number;
+  minMemoryGb: number;
+  /** Accepted GPU models; null when no GPU is needed. */
+  gpus: string[] | null;
+  /** Allowed regions; null for any. */
+  regionWhitelist: string[] | null;
+  regionBlacklist: string[];
+}
+
+export const NO_NEEDS: TaskNeeds = { minCpu: 0, minMemoryGb: 0, gpus: null, regionWhitelist: null, regionBlacklist: [] };
+
+/** What a worker offers, matched against TaskNeeds when it leases. */
+export interface WorkerOffer {
+  region: string;
+  cpus: number;
+  memoryGb: number;
+  gpus: string[];
+}
+
 /** Queues tasks; a task that already exists (same job, kind, chunk) is left alone, so a replay adds nothing. */
 export async function insertTasks(
   db: Queryable,
   jobId: string,
   kind: TaskKind,
   tasks: NewTask[],
-  options: { maxAttempts: number; priority: number },
+  options: { maxAttempts: number; priority: number; needs?: TaskNeeds },
 ): Promise<number> {
   if (tasks.length === 0) return 0;
+  const needs = options.needs ?? NO_NEEDS;
   const rows = await db.query(
-    `INSERT INTO tasks (job_id, kind, chunk_index, input_key, max_attempts, priority)
-     SELECT $1, $2, chunk_index, input_key, $5, $6
+    `INSERT INTO tasks (job_id, kind, chunk_index, input_key, max_attempts, priority, min_cpu, min_memory_gb, gpus, region_whitelist, region_blacklist)
+     SELECT $1, $2, chunk_index, input_key, $5, $6, $7, $8, $9, $10, $11
        FROM unnest($3::int[], $4::text[]) AS t (chunk_index, input_key)
      ON CONFLICT (job_id, kind, chunk_index) DO NOTHING
      RETURNING id`,
-    [jobId, kind, tasks.map((task) => task.chunkIndex), tasks.map((task) => task.inputKey ?? null), options.maxAttempts, options.priority],
+    [jobId, kind, tasks.map((task) => task.chunkIndex), tasks.map((task) => task.inputKey ?? null), options.maxAttempts, options.priority,
+     needs.minCpu, needs.minMemoryGb, needs.gpus, needs.regionWhitelist, needs.regionBlacklist],
   );
   return rows.length;
 }
 
-export async function leaseTasks(db: Queryable, owner: string, limit: number, leaseSeconds: number): Promise<LeasedTask[]> {
+/**
+ * Leases up to `limit` queued tasks this worker can run (its region, cores, memory and GPUs
+ * match what each task needs), highest priority first. One statement: the SKIP LOCKED
+ * sub-select lets any number of workers lease at once without waiting on each other.
+ * Without an offer (store tests) every task matches.
+ */
+export async function leaseTasks(db: Queryable, owner: string, limit: number, leaseSeconds: number, offer?: WorkerOffer): Promise<LeasedTask[]> {
   const rows = await db.query<LeasedRow>(
     `UPDATE tasks
         SET state = 'leased', lease_owner = $1, lease_token = gen_random_uuid()::text,
             lease_expires_at = now() + make_interval(secs => $3), attempt = attempt + 1,
             started_at = COALESCE(started_at, now())
-      WHERE id IN (SELECT id FROM tasks WHERE state = 'queued' ORDER BY priority DESC, id LIMIT $2 FOR UPDATE SKIP LOCKED)
+      WHERE id IN (
+        SELECT id FROM tasks
+         WHERE state = 'queued'
+           AND ($4::boolean OR (
+                min_cpu <= $5 AND min_memory_gb <= $6
+            AND (gpus IS NULL OR gpus && $7::text[])
+            AND (region_whitelist IS NULL OR $8 = ANY(region_whitelist))
+            AND NOT ($8 = ANY(region_blacklist))))
+         ORDER BY priority DESC, id
+         LIMIT $2
+         FOR UPDATE SKIP LOCKED)
       RETURNING id, job_id, kind, chunk_index, attempt, max_attempts, input_key, lease_token, lease_expires_at`,
-    [owner, limit, leaseSeconds],
+    [owner, limit, leaseSeconds, offer === undefined, offer?.cpus ?? 0, offer?.memoryGb ?? 0, offer?.gpus ?? [], offer?.region ?? ''],
   );
   return rows.map(rowToLeased).sort((left, right) => left.id - right.id);
 }

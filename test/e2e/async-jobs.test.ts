@@ -8,7 +8,7 @@ import { forEachEngine } from '../helpers/db.js';
 import { installComponents, installTemplate } from '../helpers/components.js';
 import { checkResponse } from '../helpers/responses.js';
 import type { TestTessera } from '../helpers/tessera.js';
-import { startTestTessera, waitFor } from '../helpers/tessera.js';
+import { startTestTessera, testWorker, waitFor } from '../helpers/tessera.js';
 
 // The Bytescale-style async job view (seed 004) over real jobs: every body checked against the
 // schema written from the seed's fields and enums (asyncJobResponse in the OpenAPI document).
@@ -28,7 +28,7 @@ async function view(tessera: TestTessera, accountId: string, jobType: string, jo
 
 function startWorker(tessera: TestTessera) {
   const worker = createWorker({
-    link: tessera.engine.localLink('late-worker'),
+    link: tessera.engine.localLink(testWorker('late-worker')),
     slots: 2,
     env: { workDir: tessera.config.workDir, python: 'python3', childEnv: tessera.config.childEnv, sharedCacheDir: `${tessera.config.home}/s`, userCacheRoot: `${tessera.config.home}/u` },
     log: silentLog,
@@ -97,7 +97,7 @@ forEachEngine('a job seen through the async view: Created → Pending → Runnin
     worker = undefined;
     const held: string = (await tessera.call('POST', '/v1/customer/jobs', { templateId: 'sleepy' })).body.job.id;
     await tessera.call('POST', `/v1/customer/jobs/${held}/run`);
-    const link = tessera.engine.localLink('remote-worker');
+    const link = tessera.engine.localLink(testWorker('remote-worker'));
     const [lease] = await link.lease(1, 5000);
     assert.equal(lease?.jobId, held);
     await link.enterStage(lease!, 'JOB_STATE_UPLOADING');

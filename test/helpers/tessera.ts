@@ -82,3 +82,8 @@ export function alive(pid: number): boolean {
     return false;
   }
 }
+
+/** An in-process worker's identity for tests that start their own worker. */
+export function testWorker(name: string, offer: Partial<{ region: string; cpus: number; memoryGb: number; gpus: string[] }> = {}) {
+  return { id: `${name}-${process.pid}`, name, slots: 2, region: '', cpus: 4, memoryGb: 8, gpus: [], ...offer };
+}

@@ -11,7 +11,7 @@ import { forEachEngine } from '../helpers/db.js';
 // and on the server. After adding a migration: npm run build && node scripts/dump-schema.mjs
 
 forEachEngine('migrations build the checked-in schema and apply only once', async (db) => {
-  assert.deepEqual(await migrate(db), ['0001_init.sql', '0002_cancelling_tasks.sql']);
+  assert.deepEqual(await migrate(db), ['0001_init.sql', '0002_cancelling_tasks.sql', '0003_workers.sql']);
   assert.deepEqual(await migrate(db), [], 'a second start applies nothing');
   const expected = readFileSync(path.join(packageRoot(), 'migrations', 'schema.txt'), 'utf8');
   assert.equal(await describeSchema(db), expected);
@@ -19,7 +19,7 @@ forEachEngine('migrations build the checked-in schema and apply only once', asyn
 
 forEachEngine('concurrent starts migrate once', async (db) => {
   const applied = await Promise.all([migrate(db), migrate(db), migrate(db)]);
-  assert.deepEqual(applied.flat(), ['0001_init.sql', '0002_cancelling_tasks.sql']);
+  assert.deepEqual(applied.flat(), ['0001_init.sql', '0002_cancelling_tasks.sql', '0003_workers.sql']);
 });
 
 forEachEngine('keys are found by hash only; settings are created once', async (db) => {

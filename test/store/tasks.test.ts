@@ -16,7 +16,9 @@ import {
   insertTasks,
   leaseTasks,
   listTaskOutputs,
+  NO_NEEDS,
 } from '../../src/store/tasks.js';
+import type { TaskNeeds, WorkerOffer } from '../../src/store/tasks.js';
 import { forEachEngine } from '../helpers/db.js';
 
 // The task queue: SKIP LOCKED leasing, priority, fencing tokens, heartbeats, retries, expiry.
@@ -107,4 +109,20 @@ forEachEngine('cancelling a job stops its queued and running tasks', async (db) 
   await db.query(`UPDATE tasks SET lease_expires_at = now() - interval '1 second' WHERE id = $1`, [silent!.id]);
   assert.equal(await expireCancellations(db), 1);
   assert.equal(await hasCancellingTasks(db, 'J'), false);
+});
+
+forEachEngine('leasing matches regions, cores, memory and GPUs', async (db) => {
+  await jobWithTasks(db, 'J', 0);
+  const queue = (chunkIndex: number, needs: Partial<TaskNeeds>) => insertTasks(db, 'J', 'app', [{ chunkIndex }], { maxAttempts: 1, priority: 0, needs: { ...NO_NEEDS, ...needs } });
+  await queue(0, { regionWhitelist: ['eu'] });
+  await queue(1, { regionBlacklist: ['eu'] });
+  await queue(2, { minCpu: 8 });
+  await queue(3, { minMemoryGb: 64 });
+  await queue(4, { gpus: ['a100', 'h100'] });
+  await queue(5, {});
+  const small: WorkerOffer = { region: 'eu', cpus: 2, memoryGb: 4, gpus: [] };
+  const chunks = async (offer: WorkerOffer) => (await leaseTasks(db, 'w', 10, 30, offer)).map((task) => task.chunkIndex);
+  assert.deepEqual(await chunks(small), [0, 5], 'a small eu worker gets the eu task and the one with no needs');
+  assert.deepEqual(await chunks({ region: 'us', cpus: 2, memoryGb: 4, gpus: ['t4'] }), [1], 'us is not blacklisted; a t4 is not an accepted GPU');
+  assert.deepEqual(await chunks({ region: 'us', cpus: 16, memoryGb: 128, gpus: ['h100'] }), [2, 3, 4]);
 });
