@@ -10,6 +10,7 @@ import { registerAuthRoutes } from './auth-routes.js';
 import { registerCors } from './cors.js';
 import { clientErrorHandler, errorHandler, frameworkErrorHandler, notFoundHandler, unsupportedMediaType } from './errors.js';
 import { registerFileRoutes } from './file-routes.js';
+import { registerWorkerRoutes } from './worker-routes.js';
 import { openApiDocument } from './openapi.js';
 import { createRequestValidator } from './validation.js';
 
@@ -77,6 +78,7 @@ export async function createServer(options: ServerOptions): Promise<FastifyInsta
   registerAsyncRoutes(app, options.engine, validate);
   registerCustomerRoutes(app, options.engine, validate);
   registerFileRoutes(app, options.engine);
+  registerWorkerRoutes(app, options.engine);
   await app.ready();
   return app;
 }

@@ -9,7 +9,11 @@ import { migrate } from '../store/migrate.js';
 import { runExample } from './example.js';
 import { lockHome } from './home-lock.js';
 import { startTessera } from './start.js';
+import { hostname, tmpdir } from 'node:os';
 import path from 'node:path';
+import { createHttpLink } from '../worker/http-link.js';
+import { machineOffer, newWorkerId } from '../worker/machine.js';
+import { createWorker } from '../worker/worker.js';
 
 // The `tessera` command. Every command that prints something for scripts has --json.
 
@@ -59,14 +63,49 @@ async function up(options: CommonOptions): Promise<void> {
   process.once('SIGTERM', () => void shutdown());
 }
 
-async function keyCreate(options: CommonOptions & { newAccount?: boolean; account?: string }): Promise<void> {
+/** `tessera server`: API and scheduler, no worker slots (workers connect with `tessera worker`). */
+async function server(options: CommonOptions): Promise<void> {
+  await up({ ...options, slots: '0' });
+}
+
+async function worker(options: { server?: string; token?: string; slots?: string; region?: string; home?: string; logLevel?: string; json?: boolean }): Promise<void> {
+  const config = loadConfig({ server: options.server, token: options.token, slots: options.slots, region: options.region, home: options.home ?? path.join(tmpdir(), 'tessera-worker'), logLevel: options.logLevel });
+  if (!config.workerToken) throw new TesseraError('UNAUTHENTICATED', 'no worker token given', { hint: 'pass --token or set TESSERA_WORKER_TOKEN (make one with `tessera key create --worker`)' });
+  const logger = pino({ level: config.logLevel }, pino.destination(2));
+  const identity = { id: newWorkerId(), name: hostname(), slots: Math.max(1, config.workerSlots), ...machineOffer(config) };
+  const servers = config.serverUrl.split(',').map((url) => url.replace(/\/+$/, ''));
+  const link = createHttpLink({ servers, token: config.workerToken, worker: identity, log: logger });
+  const { heartbeatMs } = await link.register().catch((error: Error) => {
+    throw new TesseraError('UNAVAILABLE', `could not register with ${servers.join(', ')}: ${error.message}`, { hint: 'check --server and --token' });
+  });
+  const agent = createWorker({
+    link,
+    slots: identity.slots,
+    env: { workDir: config.workDir, python: config.python, childEnv: config.childEnv, sharedCacheDir: path.join(config.home, 'cache', 'shared'), userCacheRoot: path.join(config.home, 'cache', 'accounts') },
+    log: logger,
+    // The server's lease length decides the heartbeat, whatever this machine's settings say.
+    heartbeatMs,
+    leaseWaitMs: 20_000,
+  });
+  agent.start();
+  print(options.json, { workerId: identity.id, servers, slots: identity.slots, region: identity.region }, `worker ${identity.id} (${identity.slots} slots${identity.region ? `, region ${identity.region}` : ''}) serving ${servers.join(', ')}`);
+  const shutdown = async () => {
+    await agent.stop();
+    process.exit(0);
+  };
+  process.once('SIGINT', () => void shutdown());
+  process.once('SIGTERM', () => void shutdown());
+}
+
+async function keyCreate(options: CommonOptions & { newAccount?: boolean; account?: string; worker?: boolean }): Promise<void> {
   const config = loadConfig(flagsOf(options));
   const unlock = config.databaseUrl ? () => {} : lockHome(config.home);
-  const db = await openDb({ databaseUrl: config.databaseUrl, dataDir: path.join(config.home, 'db') });
+  const db = await openDb({ databaseUrl: config.databaseUrl, schema: config.databaseSchema, dataDir: path.join(config.home, 'db') });
   try {
     await migrate(db);
-    const key = await createKey(db, { ...(options.account ? { accountId: options.account } : {}), ...(options.newAccount ? { newAccount: true } : {}) });
-    print(options.json, { accountId: key.accountId, apiKey: key.apiKey }, `API key for account ${key.accountId} (shown only this once):\n  ${key.apiKey}`);
+    const key = await createKey(db, { ...(options.account ? { accountId: options.account } : {}), ...(options.newAccount ? { newAccount: true } : {}), scope: options.worker ? 'worker' : 'customer' });
+    if (options.worker) print(options.json, { token: key.apiKey }, `worker token (shown only this once; for tessera worker --token):\n  ${key.apiKey}`);
+    else print(options.json, { accountId: key.accountId, apiKey: key.apiKey }, `API key for account ${key.accountId} (shown only this once):\n  ${key.apiKey}`);
   } finally {
     await db.close();
     unlock();
@@ -106,10 +145,29 @@ export async function main(argv: string[]): Promise<void> {
     .option('--json', 'print machine-readable JSON')
     .action(whoami);
 
+  common(program.command('server').description('run an API and scheduler replica (no worker slots); many may share one PostgreSQL (DATABASE_URL)'))
+    .option('--port <port>', 'HTTP port (TESSERA_PORT, default 8080; 0 picks a free one)')
+    .option('--host <host>', 'address to listen on (TESSERA_HOST, default 127.0.0.1)')
+    .addOption(new Option('--log-level <level>', 'log level').choices(['fatal', 'error', 'warn', 'info', 'debug', 'trace']))
+    .action(server);
+
+  program
+    .command('worker')
+    .description('run a worker agent that leases tasks from Tessera servers over HTTP')
+    .option('--server <urls>', 'server URL, or several comma-separated (TESSERA_URL)')
+    .option('--token <token>', 'worker token (TESSERA_WORKER_TOKEN; make one with `tessera key create --worker`)')
+    .option('--slots <n>', 'tasks run at once (default: one per core)')
+    .option('--region <region>', 'the region this worker is in, matched against jobs\' regions (TESSERA_WORKER_REGION)')
+    .option('--home <dir>', 'scratch folder for running tasks (default: the system temp folder)')
+    .addOption(new Option('--log-level <level>', 'log level').choices(['fatal', 'error', 'warn', 'info', 'debug', 'trace']))
+    .option('--json', 'print machine-readable JSON')
+    .action(worker);
+
   const key = program.command('key').description('API keys');
   common(key.command('create').description('make an API key (stored hashed; printed once)'))
     .option('--account <id>', 'account to add the key to (default: the first account)')
     .option('--new-account', 'make a new account for the key')
+    .option('--worker', 'make a worker token (for tessera worker) instead of a customer key')
     .action(keyCreate);
 
   common(program.command('example').argument('<name>', 'example to run: word-count').description('start Tessera embedded and run an example job through the HTTP API'))

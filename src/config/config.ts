@@ -12,6 +12,8 @@ export interface Config {
   port: number;
   /** When set, the PostgreSQL server to use instead of embedded PGlite. */
   databaseUrl: string | undefined;
+  /** PostgreSQL schema to keep Tessera's tables in (created if missing); default the connection's own. */
+  databaseSchema: string | undefined;
   /** Base URL used for links handed to clients; by default taken from each request's Host. */
   publicUrl: string | undefined;
   /** In-process worker slots (embedded mode). */
@@ -33,6 +35,8 @@ export interface Config {
   /** Client commands (whoami): the server to talk to and the key to use. */
   serverUrl: string;
   clientApiKey: string | undefined;
+  /** `tessera worker`: the token it authenticates with (--token / TESSERA_WORKER_TOKEN). */
+  workerToken: string | undefined;
   /** Origins allowed to call the API from a browser (CORS): empty for none, ['*'] for any. */
   corsOrigins: string[];
   /** Scratch space for running tasks (temporary folders, removed after each task). */
@@ -44,7 +48,7 @@ export interface Config {
   childEnv: Record<string, string>;
 }
 
-export type Flags = Partial<Record<'home' | 'host' | 'port' | 'databaseUrl' | 'publicUrl' | 'slots' | 'logLevel' | 'server' | 'key' | 'region', string | number | undefined>>;
+export type Flags = Partial<Record<'home' | 'host' | 'port' | 'databaseUrl' | 'publicUrl' | 'slots' | 'logLevel' | 'server' | 'key' | 'region' | 'token', string | number | undefined>>;
 
 type Env = Record<string, string | undefined>;
 
@@ -61,6 +65,7 @@ export function loadConfig(flags: Flags = {}, env: Env = process.env): Config {
     host: String(flags.host ?? env.TESSERA_HOST ?? '127.0.0.1'),
     port: integerSetting('--port / TESSERA_PORT', flags.port ?? env.TESSERA_PORT, 8080, 0, 65535, '8080'),
     databaseUrl: nonEmpty(flags.databaseUrl ?? env.DATABASE_URL, 'DATABASE_URL', /^postgres(ql)?:\/\//, 'postgres://user@127.0.0.1:5432/tessera'),
+    databaseSchema: nonEmpty(env.TESSERA_DATABASE_SCHEMA, 'TESSERA_DATABASE_SCHEMA', /^[a-z_][a-z0-9_]{0,62}$/, 'tessera'),
     publicUrl: nonEmpty(flags.publicUrl ?? env.TESSERA_PUBLIC_URL, 'TESSERA_PUBLIC_URL', /^https?:\/\/[^/]+/, 'https://tessera.example.com')?.replace(/\/+$/, ''),
     workerSlots: integerSetting('--slots / TESSERA_WORKER_SLOTS', flags.slots ?? env.TESSERA_WORKER_SLOTS, availableParallelism(), 0, 256, '4'),
     initialApiKey: nonEmpty(env.TESSERA_API_KEY, 'TESSERA_API_KEY', /^\S{16,512}$/, 'a random string of at least 16 characters'),
@@ -76,7 +81,8 @@ export function loadConfig(flags: Flags = {}, env: Env = process.env): Config {
     corsOrigins: originList(env.TESSERA_CORS_ORIGINS),
     workerRegion: nonEmpty(flags.region ?? env.TESSERA_WORKER_REGION, '--region / TESSERA_WORKER_REGION', /^[A-Za-z0-9._-]{1,64}$/, 'eu-west') ?? '',
     workerGpus: (env.TESSERA_WORKER_GPUS ?? '').split(',').map((model) => model.trim()).filter(Boolean),
-    serverUrl: (nonEmpty(flags.server ?? env.TESSERA_URL, '--server / TESSERA_URL', /^https?:\/\/[^/]+/, 'http://127.0.0.1:8080') ?? 'http://127.0.0.1:8080').replace(/\/+$/, ''),
+    serverUrl: (nonEmpty(flags.server ?? env.TESSERA_URL, '--server / TESSERA_URL', /^https?:\/\/[^/,]+(\/?,https?:\/\/[^/,]+)*\/?$/, 'http://127.0.0.1:8080 (or several, comma-separated)') ?? 'http://127.0.0.1:8080').replace(/\/+$/, ''),
+    workerToken: nonEmpty(flags.token ?? env.TESSERA_WORKER_TOKEN, '--token / TESSERA_WORKER_TOKEN', /^\S{1,512}$/, 'tsk_… (made by tessera key create --worker)'),
     clientApiKey: nonEmpty(flags.key ?? env.TESSERA_API_KEY, '--key / TESSERA_API_KEY', /^\S{1,512}$/, 'tsk_…'),
     workDir: path.join(home, 'work'),
     childEnv: {

@@ -9,6 +9,7 @@ import type { WorkerLink } from '../domain/worker-link.js';
 import type { Db } from '../store/db.js';
 import { openDb } from '../store/db.js';
 import { migrate } from '../store/migrate.js';
+import { TASKS_CHANNEL } from '../store/tasks.js';
 import { getOrCreateSetting } from '../store/settings.js';
 import type { TokenIssuer } from './access-tokens.js';
 import type { AsyncJobs } from './async-jobs.js';
@@ -21,6 +22,8 @@ import { createCustomerJobs } from './customer-jobs.js';
 import type { EngineDeps } from './deps.js';
 import { createSignals } from './deps.js';
 import { createLocalLink } from './local-link.js';
+import type { RemoteWorkers } from './remote-workers.js';
+import { createRemoteWorkers } from './remote-workers.js';
 import { createScheduler } from './scheduler.js';
 import { createTaskFlow } from './task-flow.js';
 
@@ -34,6 +37,8 @@ export interface Engine {
   asyncJobs: AsyncJobs;
   flow: ReturnType<typeof createTaskFlow>;
   scheduler: ReturnType<typeof createScheduler>;
+  /** The server's side of the worker protocol (/v1/worker). */
+  workers: RemoteWorkers;
   /** Signs and checks short-lived access tokens. */
   tokens: TokenIssuer;
   /** A worker link for in-process slots. */
@@ -55,7 +60,7 @@ export interface EngineOptions {
 
 export async function createEngine(options: EngineOptions): Promise<Engine> {
   const { config, log } = options;
-  const db = options.db ?? (await openDb({ databaseUrl: config.databaseUrl, dataDir: path.join(config.home, 'db') }));
+  const db = options.db ?? (await openDb({ databaseUrl: config.databaseUrl, schema: config.databaseSchema, dataDir: path.join(config.home, 'db') }));
   const applied = await migrate(db);
   if (applied.length > 0) log.info({ migrations: applied }, 'database migrated');
   const builtins = await loadBuiltins(db, config.examplesDir);
@@ -74,6 +79,8 @@ export async function createEngine(options: EngineOptions): Promise<Engine> {
   const scheduler = createScheduler(deps, flow);
   const tokenKey = await getOrCreateSetting(db, 'access_token_key', () => randomBytes(32).toString('base64url'));
   const firstKey = await ensureFirstAccount(db, config.initialApiKey);
+  // Tasks queued by other replicas wake this one's idle workers through the database.
+  const unlisten = db.listen ? await db.listen(TASKS_CHANNEL, () => deps.signals.emit('tasks')) : async () => {};
   const jobs = createCustomerJobs(deps);
   return {
     deps,
@@ -82,10 +89,12 @@ export async function createEngine(options: EngineOptions): Promise<Engine> {
     flow,
     scheduler,
     tokens: createTokenIssuer(tokenKey),
+    workers: createRemoteWorkers(deps, flow),
     localLink: (worker) => createLocalLink(deps, flow, worker),
     firstKey,
     async close() {
       await scheduler.stop();
+      await unlisten();
       if (!options.db) await db.close();
     },
   };

@@ -1,22 +1,16 @@
-import { once } from 'node:events';
-import { writeFile } from 'node:fs/promises';
 import path from 'node:path';
-import { TesseraError, quote } from '../domain/errors.js';
+import { TesseraError } from '../domain/errors.js';
 import type { OutputFile, WorkerLink } from '../domain/worker-link.js';
-import { fetchUrlToFolder } from '../sources/url.js';
-import { getJobForEngine } from '../store/jobs.js';
 import type { TaskOutput, WorkerOffer } from '../store/tasks.js';
 import { touchWorker, upsertWorker } from '../store/workers.js';
 import { confirmTaskStopped, heartbeatTasks, listTaskOutputs } from '../store/tasks.js';
 import type { EngineDeps } from './deps.js';
+import { fetchJobSource } from './job-source.js';
 import { taskFileKey, uniqueResultNames } from './result-names.js';
 import type { TaskFlow } from './task-flow.js';
 
 // The worker link for slots running inside the server process (embedded mode): the same task
 // flow a remote worker reaches over HTTP, with files moved straight between disk and blob store.
-
-/** How often an idle slot looks for work even without a wake-up (tasks queued by another replica). */
-const IDLE_POLL_MS = 500;
 
 export function createLocalLink(deps: EngineDeps, flow: TaskFlow, worker: { id: string; name: string; slots: number } & WorkerOffer): WorkerLink {
   const { db, blobs, config } = deps;
@@ -24,31 +18,10 @@ export function createLocalLink(deps: EngineDeps, flow: TaskFlow, worker: { id: 
   let registered: Promise<void> | undefined;
   const register = () => (registered ??= upsertWorker(db, worker));
 
-  async function waitForTasks(ms: number, signal: AbortSignal | undefined): Promise<void> {
-    const controller = new AbortController();
-    const timer = setTimeout(() => controller.abort(), ms);
-    const stop = () => controller.abort();
-    signal?.addEventListener('abort', stop, { once: true });
-    try {
-      await once(deps.signals, 'tasks', { signal: controller.signal });
-    } catch {
-      // Timed out or stopped: the caller polls again or returns.
-    } finally {
-      clearTimeout(timer);
-      signal?.removeEventListener('abort', stop);
-    }
-  }
-
   return {
     async lease(max, waitMs, signal) {
       await register();
-      const deadline = Date.now() + waitMs;
-      for (;;) {
-        const leases = await flow.lease(worker.id, max, worker);
-        const remaining = deadline - Date.now();
-        if (leases.length > 0 || remaining <= 0 || signal?.aborted) return leases;
-        await waitForTasks(Math.min(remaining, IDLE_POLL_MS), signal);
-      }
+      return flow.leaseWaiting(worker, max, waitMs, signal);
     },
 
     async heartbeat(leases) {
@@ -59,24 +32,7 @@ export function createLocalLink(deps: EngineDeps, flow: TaskFlow, worker: { id: 
     enterStage: (lease, state) => flow.enterStage(lease, state),
 
     async fetchSource(lease, folder) {
-      const job = await getJobForEngine(db, lease.jobId);
-      if (!job) throw new TesseraError('NOT_FOUND', `job ${lease.jobId} no longer exists`);
-      const source = job.dataSource;
-      switch (source.dataSourceDescriptor) {
-        case 'bypass':
-          // A fan-out partitioner ("replicate N times") still needs something to read.
-          await writeFile(path.join(folder, 'input'), '');
-          return;
-        case 'url':
-          await fetchUrlToFolder(String(source.params?.url), folder, {
-            allowPrivate: config.allowPrivateUrls,
-            maxBytes: config.maxSourceBytes,
-            timeoutMs: config.urlTimeoutMs,
-          });
-          return;
-        default:
-          throw new TesseraError('FAILED_PRECONDITION', `data source ${quote(source.dataSourceDescriptor)} is not supported`);
-      }
+      await fetchJobSource(deps, lease.jobId, folder);
     },
 
     async fetchChunk(lease, filePath) {

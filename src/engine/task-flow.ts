@@ -1,3 +1,5 @@
+import type { EventEmitter } from 'node:events';
+import { once } from 'node:events';
 import type { Config } from '../config/config.js';
 import { TesseraError, assertNever, failedPrecondition } from '../domain/errors.js';
 import type { JobState } from '../domain/job-state.js';
@@ -30,6 +32,25 @@ const STAGE_RANGE: Record<TaskKind, [JobState, JobState]> = {
   assemble: ['JOB_STATE_TASKS_COMPLETED', 'JOB_STATE_MERGING'],
 };
 
+
+/** How often an idle worker looks for work even without a wake-up. */
+const IDLE_POLL_MS = 500;
+
+/** Resolves on `event`, after `ms`, or when `signal` aborts, whichever comes first. */
+async function waitForSignal(emitter: EventEmitter, event: string, ms: number, signal: AbortSignal | undefined): Promise<void> {
+  const controller = new AbortController();
+  const timer = setTimeout(() => controller.abort(), ms);
+  const stop = () => controller.abort();
+  signal?.addEventListener('abort', stop, { once: true });
+  try {
+    await once(emitter, event, { signal: controller.signal });
+  } catch {
+    // Timed out or stopped: the caller polls again or returns.
+  } finally {
+    clearTimeout(timer);
+    signal?.removeEventListener('abort', stop);
+  }
+}
 
 export function createTaskFlow(deps: EngineDeps) {
   const { db, config, log } = deps;
@@ -84,17 +105,34 @@ export function createTaskFlow(deps: EngineDeps) {
     if (await failJob(tx, attempt.jobId, `${what} failed after ${attempts}: ${error}`)) await cancelJobTasks(tx, attempt.jobId);
   }
 
+  async function leaseNow(owner: string, max: number, offer: WorkerOffer): Promise<TaskLease[]> {
+    const leased = await leaseTasks(db, owner, max, config.leaseSeconds, offer);
+    const leases: TaskLease[] = [];
+    for (const task of leased) {
+      const lease = await describeLease(task);
+      if (lease) leases.push(lease);
+    }
+    return leases;
+  }
+
   return {
     recordFailure,
 
-    async lease(owner: string, max: number, offer: WorkerOffer): Promise<TaskLease[]> {
-      const leased = await leaseTasks(db, owner, max, config.leaseSeconds, offer);
-      const leases: TaskLease[] = [];
-      for (const task of leased) {
-        const lease = await describeLease(task);
-        if (lease) leases.push(lease);
+    lease: leaseNow,
+
+    /**
+     * Long-poll lease: waits up to `waitMs` for work, woken at once when tasks are queued (in this
+     * process directly, from other replicas through the database's notifications), and polling
+     * now and then in case a wake-up was missed.
+     */
+    async leaseWaiting(worker: WorkerOffer & { id: string }, max: number, waitMs: number, signal?: AbortSignal): Promise<TaskLease[]> {
+      const deadline = Date.now() + waitMs;
+      for (;;) {
+        const leases = await leaseNow(worker.id, max, worker);
+        const remaining = deadline - Date.now();
+        if (leases.length > 0 || remaining <= 0 || signal?.aborted) return leases;
+        await waitForSignal(deps.signals, 'tasks', Math.min(remaining, IDLE_POLL_MS), signal);
       }
-      return leases;
     },
 
     /** The job enters `state` (e.g. PARTITIONING) for this task. Idempotent for retried tasks. */

@@ -16,6 +16,11 @@ export interface Db extends Queryable {
   readonly kind: 'pglite' | 'postgres';
   /** Runs `work` in one transaction: committed if it resolves, rolled back if it throws. */
   transaction<T>(work: (tx: Queryable) => Promise<T>): Promise<T>;
+  /**
+   * Calls `onNotify` for each NOTIFY on `channel` (PostgreSQL server: one dedicated connection,
+   * reconnected if it drops). PGlite has one process, where in-process signals already suffice.
+   */
+  listen?(channel: string, onNotify: () => void): Promise<() => Promise<void>>;
   close(): Promise<void>;
 }
 
@@ -87,6 +92,27 @@ async function openPostgres(databaseUrl: string, options: DbOptions): Promise<Db
       } finally {
         client.release();
       }
+    },
+    async listen(channel, onNotify) {
+      if (!/^[a-z_]+$/.test(channel)) throw new Error(`channel name ${JSON.stringify(channel)} must be lower-case letters and _`);
+      let client: pg.Client | undefined;
+      let closed = false;
+      const connect = async (): Promise<void> => {
+        const next = new pg.Client({ connectionString: databaseUrl, options: settings });
+        next.on('notification', () => onNotify());
+        // A dropped connection is re-opened; until then leasing falls back to polling.
+        next.on('error', () => {
+          if (!closed) setTimeout(() => void connect().catch(() => {}), 1000).unref();
+        });
+        await next.connect();
+        await next.query(`LISTEN ${channel}`);
+        client = next;
+      };
+      await connect();
+      return async () => {
+        closed = true;
+        await client?.end().catch(() => {});
+      };
     },
     close: () => pool.end(),
   };

@@ -93,7 +93,15 @@ export async function insertTasks(
     [jobId, kind, tasks.map((task) => task.chunkIndex), tasks.map((task) => task.inputKey ?? null), options.maxAttempts, options.priority,
      needs.minCpu, needs.minMemoryGb, needs.gpus, needs.regionWhitelist, needs.regionBlacklist],
   );
+  if (rows.length > 0) await notifyTasksQueued(db);
   return rows.length;
+}
+
+export const TASKS_CHANNEL = 'tessera_tasks';
+
+/** Wakes idle workers on every replica; sent at commit, so nobody looks before the rows exist. */
+export async function notifyTasksQueued(db: Queryable): Promise<void> {
+  await db.query(`SELECT pg_notify('${TASKS_CHANNEL}', '')`);
 }
 
 /**
@@ -180,6 +188,7 @@ export async function failTaskAttempt(db: Queryable, taskId: number, leaseToken:
     [taskId, leaseToken, error, retry],
   );
   if (!row) return null;
+  if (row.state === 'queued') await notifyTasksQueued(db);
   return { jobId: row.job_id, kind: row.kind, chunkIndex: row.chunk_index, attempt: row.attempt, maxAttempts: row.max_attempts, retrying: row.state === 'queued' };
 }
 
@@ -198,6 +207,7 @@ export async function expireLeases(db: Queryable, limit = 1000): Promise<(Failed
       RETURNING id, job_id, kind, chunk_index, attempt, max_attempts, state`,
     [limit],
   );
+  if (rows.some((row) => row.state === 'queued')) await notifyTasksQueued(db);
   return rows.map((row) => ({
     taskId: Number(row.id),
     jobId: row.job_id,
@@ -254,6 +264,16 @@ export async function listTaskOutputs(db: Queryable, jobId: string, kind: TaskKi
     [jobId, kind],
   );
   return rows.map((row) => ({ chunkIndex: row.chunk_index, outputs: row.outputs ?? [] }));
+}
+
+/** The task a worker holds with this lease token, or null when the lease is not (or no longer) current. */
+export async function findLease(db: Queryable, taskId: number, leaseToken: string): Promise<LeasedTask | null> {
+  const [row] = await db.query<LeasedRow>(
+    `SELECT id, job_id, kind, chunk_index, attempt, max_attempts, input_key, lease_token, lease_expires_at
+       FROM tasks WHERE id = $1 AND lease_token = $2 AND state = 'leased'`,
+    [taskId, leaseToken],
+  );
+  return row ? rowToLeased(row) : null;
 }
 
 export async function isTaskLeaseCurrent(db: Queryable, taskId: number, leaseToken: string): Promise<boolean> {

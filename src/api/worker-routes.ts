@@ -1,0 +1,139 @@
+import type { FastifyInstance, FastifyRequest } from 'fastify';
+import { invalidArgument, quote, unauthenticated } from '../domain/errors.js';
+import { isJobState } from '../domain/job-state.js';
+import type { Engine } from '../engine/engine.js';
+import type { WorkerRegistration } from '../engine/remote-workers.js';
+import type { TaskOutput } from '../store/tasks.js';
+import { accountOf, presentedKey } from './auth.js';
+import { baseUrlOf } from './links.js';
+
+// The worker protocol: worker agents (tessera worker) register, long-poll for leases, heartbeat,
+// upload their files and complete or fail tasks. Only worker tokens are accepted here, and
+// worker tokens are refused by the customer API.
+
+const MAX_LEASE_WAIT_MS = 30_000;
+
+type TaskParams = { Params: { taskId: string } };
+
+function taskIdOf(request: FastifyRequest<TaskParams>): number {
+  const taskId = Number(request.params.taskId);
+  if (!/^\d{1,15}$/.test(request.params.taskId) || !Number.isSafeInteger(taskId)) throw invalidArgument('taskId', `task id ${quote(request.params.taskId)} is not a number`);
+  return taskId;
+}
+
+function object(body: unknown): Record<string, unknown> {
+  if (typeof body !== 'object' || body === null || Array.isArray(body)) throw invalidArgument('body', 'the body must be a JSON object');
+  return body as Record<string, unknown>;
+}
+
+function number(value: unknown, field: string, min: number, max: number): number {
+  if (typeof value !== 'number' || !Number.isFinite(value) || value < min || value > max) throw invalidArgument(field, `${field} ${quote(value)} must be a number from ${min} to ${max}`);
+  return value;
+}
+
+function text(value: unknown, field: string, max = 256): string {
+  if (typeof value !== 'string' || value.length > max) throw invalidArgument(field, `${field} ${quote(value)} must be a string of at most ${max} characters`);
+  return value;
+}
+
+export function registerWorkerRoutes(app: FastifyInstance, engine: Engine): void {
+  const workers = engine.workers;
+  app.register(
+    async (scope) => {
+      // Upload bodies are streamed to the blob store as they arrive, never held in memory.
+      scope.addContentTypeParser('application/octet-stream', (_request, payload, done) => done(null, payload));
+      scope.addHook('preHandler', async (request) => {
+        const credential = presentedKey(request.headers.authorization);
+        await accountOf(engine, credential, 'worker').catch(() => {
+          throw unauthenticated('this endpoint needs a worker token', 'make one with `tessera key create --worker`');
+        });
+      });
+
+      scope.post('/register', async (request) => {
+        const body = object(request.body);
+        const registration: WorkerRegistration = {
+          id: text(body.id, 'id', 128),
+          name: text(body.name, 'name'),
+          slots: number(body.slots, 'slots', 1, 1024),
+          region: text(body.region ?? '', 'region', 64),
+          cpus: number(body.cpus, 'cpus', 0, 100_000),
+          memoryGb: number(body.memoryGb, 'memoryGb', 0, 1_000_000),
+          gpus: Array.isArray(body.gpus) ? body.gpus.map((gpu, index) => text(gpu, `gpus[${index}]`, 64)) : [],
+        };
+        if (!/^[A-Za-z0-9._:-]{1,128}$/.test(registration.id)) throw invalidArgument('id', `worker id ${quote(registration.id)} must be 1-128 letters, digits, ".", "_", ":" or "-"`);
+        return workers.register(registration);
+      });
+
+      scope.post('/lease', async (request) => {
+        const body = object(request.body);
+        const controller = new AbortController();
+        // A worker that hangs up stops the wait; a task leased for it then would be lost until expiry.
+        request.raw.on('close', () => controller.abort());
+        const leases = await workers.lease(
+          text(body.workerId, 'workerId', 128),
+          number(body.max ?? 1, 'max', 1, 100),
+          number(body.waitMs ?? 0, 'waitMs', 0, MAX_LEASE_WAIT_MS),
+          baseUrlOf(engine.deps.config, request),
+          controller.signal,
+        );
+        return { leases };
+      });
+
+      scope.post('/heartbeat', async (request) => {
+        const body = object(request.body);
+        const leases = Array.isArray(body.leases) ? body.leases : [];
+        const held = leases.map((lease, index) => {
+          const entry = object(lease);
+          return { taskId: number(entry.taskId, `leases[${index}].taskId`, 1, Number.MAX_SAFE_INTEGER), leaseToken: text(entry.leaseToken, `leases[${index}].leaseToken`, 100) };
+        });
+        return { lost: await workers.heartbeat(text(body.workerId, 'workerId', 128), held) };
+      });
+
+      scope.post<TaskParams>('/tasks/:taskId/stage', async (request) => {
+        const body = object(request.body);
+        if (!isJobState(body.state)) throw invalidArgument('state', `state ${quote(body.state)} is not a job state`);
+        await workers.enterStage(taskIdOf(request), body.leaseToken, body.state);
+        return { ok: true };
+      });
+
+      scope.get<TaskParams & { Querystring: { leaseToken?: string } }>('/tasks/:taskId/source', async (request, reply) => {
+        const source = await workers.openSource(taskIdOf(request), request.query.leaseToken);
+        reply.raw.on('close', () => void source.cleanup());
+        return reply.header('content-type', 'application/octet-stream').header('x-tessera-file-name', encodeURIComponent(source.name)).send(source.stream);
+      });
+
+      scope.get<TaskParams & { Querystring: { leaseToken?: string } }>('/tasks/:taskId/results', async (request) => ({
+        results: await workers.resultLinks(taskIdOf(request), request.query.leaseToken, baseUrlOf(engine.deps.config, request)),
+      }));
+
+      scope.put<{ Params: { taskId: string; index: string }; Querystring: { leaseToken?: string; name?: string } }>('/tasks/:taskId/files/:index', async (request) => {
+        const body = request.body as NodeJS.ReadableStream | undefined;
+        if (!body || typeof (body as { pipe?: unknown }).pipe !== 'function') throw invalidArgument('body', 'send the file as application/octet-stream');
+        const output = await workers.upload(taskIdOf(request as unknown as FastifyRequest<TaskParams>), request.query.leaseToken, Number(request.params.index), String(request.query.name ?? ''), body as never);
+        return output;
+      });
+
+      scope.post<TaskParams>('/tasks/:taskId/complete', async (request) => {
+        const body = object(request.body);
+        const outputs = (Array.isArray(body.outputs) ? body.outputs : []).map((output, index): TaskOutput => {
+          const entry = object(output);
+          return { name: text(entry.name, `outputs[${index}].name`, 1024), blobKey: text(entry.blobKey, `outputs[${index}].blobKey`, 1024), size: 0 };
+        });
+        return { completed: await workers.complete(taskIdOf(request), body.leaseToken, outputs) };
+      });
+
+      scope.post<TaskParams>('/tasks/:taskId/fail', async (request) => {
+        const body = object(request.body);
+        await workers.fail(taskIdOf(request), body.leaseToken, text(body.error, 'error', 64 * 1024), body.retry !== false);
+        return { ok: true };
+      });
+
+      scope.post<TaskParams>('/tasks/:taskId/stopped', async (request) => {
+        const body = object(request.body);
+        await workers.stopped(taskIdOf(request), text(body.leaseToken, 'leaseToken', 100));
+        return { ok: true };
+      });
+    },
+    { prefix: '/v1/worker' },
+  );
+}
