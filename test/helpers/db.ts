@@ -20,7 +20,7 @@ const DATABASE_URL = process.env.TESSERA_TEST_DATABASE_URL;
 const REQUIRED = process.env.REQUIRE_SERVICES === '1';
 let warned = false;
 
-export async function openFreshDb(engine: EngineName): Promise<{ db: Db; drop: () => Promise<void> }> {
+export async function openFreshDb(engine: EngineName): Promise<{ db: Db; drop: () => Promise<void>; schema?: string }> {
   if (engine === 'pglite') {
     const db = await openDb({});
     return { db, drop: () => db.close() };
@@ -30,6 +30,7 @@ export async function openFreshDb(engine: EngineName): Promise<{ db: Db; drop: (
   const db = await openDb({ databaseUrl: DATABASE_URL, schema, poolSize: 8 });
   return {
     db,
+    schema,
     async drop() {
       try {
         await db.exec(`DROP SCHEMA ${schema} CASCADE`);
@@ -47,6 +48,19 @@ function skipReason(engine: EngineName): string | undefined {
     console.error('\n*** TESSERA_TEST_DATABASE_URL is not set: the PostgreSQL-server variants of the database tests are SKIPPED. ***\n*** Set it (e.g. postgres://postgres@127.0.0.1:5432/test) or run .ci/run to include them.                 ***\n');
   }
   return 'TESSERA_TEST_DATABASE_URL is not set';
+}
+
+/** Tests that need the PostgreSQL server itself (several processes sharing one database). */
+export function forPostgres(title: string, body: (db: Db, databaseUrl: string, schema: string) => Promise<void>, options: { timeout?: number } = {}): void {
+  const skip = skipReason('postgres');
+  test(`${title} [postgres]`, { timeout: options.timeout ?? 300_000, ...(skip ? { skip } : {}) }, async () => {
+    const { db, drop, schema } = await openFreshDb('postgres');
+    try {
+      await body(db, DATABASE_URL!, schema!);
+    } finally {
+      await drop();
+    }
+  });
 }
 
 export function forEachEngine(title: string, body: (db: Db, engine: EngineName) => Promise<void>, options: { timeout?: number } = {}): void {

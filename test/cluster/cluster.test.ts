@@ -1,0 +1,153 @@
+import assert from 'node:assert/strict';
+import { mkdtempSync, rmSync } from 'node:fs';
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { createKey, ensureFirstAccount } from '../../src/engine/accounts.js';
+import type { Db } from '../../src/store/db.js';
+import { migrate } from '../../src/store/migrate.js';
+import type { Process } from '../helpers/cluster.js';
+import { clusterEnv, startProcess, stopProcess } from '../helpers/cluster.js';
+import { forPostgres } from '../helpers/db.js';
+import { waitFor } from '../helpers/tessera.js';
+
+// Tessera as a cluster of real processes on the PostgreSQL server: `tessera server` replicas and
+// `tessera worker` agents talking HTTP, then the same with workers and a server killed mid-job.
+
+const KEY = 'tsk_cluster_test_key_0123456789abcdef';
+
+/** A text of `words` words whose counts are known: word i is "w" + (i mod 97). */
+function text(words: number): { body: string; counts: Record<string, number> } {
+  const list = Array.from({ length: words }, (_, index) => `w${index % 97}`);
+  const counts: Record<string, number> = {};
+  for (const word of list) counts[word] = (counts[word] ?? 0) + 1;
+  return { body: list.map((word, index) => (index % 12 === 11 ? `${word}\n` : `${word} `)).join(''), counts };
+}
+
+async function serve(body: string): Promise<{ url: string; close: () => Promise<void> }> {
+  const server = http.createServer((_request, response) => response.writeHead(200).end(body));
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  return { url: `http://127.0.0.1:${(server.address() as AddressInfo).port}/input.txt`, close: () => new Promise((resolve) => server.close(() => resolve())) };
+}
+
+async function api(base: string, method: string, route: string, body?: unknown): Promise<any> {
+  const response = await fetch(`${base}${route}`, { method, headers: { authorization: KEY, ...(body ? { 'content-type': 'application/json' } : {}) }, ...(body ? { body: JSON.stringify(body) } : {}) });
+  return response.json();
+}
+
+async function setUp(db: Db): Promise<string> {
+  await migrate(db);
+  await ensureFirstAccount(db, KEY);
+  return (await createKey(db, { scope: 'worker' })).apiKey;
+}
+
+async function runWordCount(servers: Process[], source: string, chunks: number, config: Record<string, number> = {}): Promise<string> {
+  const base = servers[servers.length - 1]!.info.url;
+  const created = await api(base, 'POST', '/v1/customer/jobs', { templateId: 'word-count', dataSource: { dataSourceDescriptor: 'url', params: { url: source } }, params: { partitioner: { chunks } }, config });
+  assert.ok(created.job, JSON.stringify(created));
+  await api(base, 'POST', `/v1/customer/jobs/${created.job.id}/run`);
+  return created.job.id;
+}
+
+async function finishedJob(base: () => string, jobId: string, timeoutMs: number): Promise<any> {
+  return waitFor(`job ${jobId} to finish`, async () => {
+    const { job } = await api(base(), 'GET', `/v1/customer/jobs/${jobId}`);
+    return job && ['JOB_STATE_COMPLETE', 'JOB_STATE_FAILED'].includes(job.state) ? job : undefined;
+  }, timeoutMs);
+}
+
+async function downloadedCounts(base: string, jobId: string): Promise<Record<string, number>> {
+  const { results } = await api(base, 'GET', `/v1/customer/jobs/${jobId}/results`);
+  return (await fetch(results.find((result: { name: string }) => result.name === 'counts.json').link)).json() as Promise<Record<string, number>>;
+}
+
+forPostgres('two server replicas and three worker agents run a 500-chunk job', async (db, databaseUrl, schema) => {
+  const token = await setUp(db);
+  const home = mkdtempSync(path.join(tmpdir(), 'tessera-cluster-'));
+  const input = text(6_000);
+  const source = await serve(input.body);
+  const env = clusterEnv(databaseUrl, schema, home);
+  const processes: Process[] = [];
+  try {
+    const servers = [await startProcess(['server', '--port', '0', '--json'], env), await startProcess(['server', '--port', '0', '--json'], env)];
+    processes.push(...servers);
+    const urls = servers.map((server) => server.info.url).join(',');
+    for (let index = 0; index < 3; index++) processes.push(await startProcess(['worker', '--server', urls, '--token', token, '--slots', '2', '--json'], env));
+
+    // A customer key is refused by the worker API, and a worker token by the customer API.
+    assert.equal((await fetch(`${servers[0]!.info.url}/v1/worker/heartbeat`, { method: 'POST', headers: { authorization: KEY, 'content-type': 'application/json' }, body: '{}' })).status, 401);
+    assert.equal((await fetch(`${servers[0]!.info.url}/v1/customer/jobs`, { headers: { authorization: token } })).status, 401);
+
+    const jobId = await runWordCount(servers, source.url, 500);
+    const job = await finishedJob(() => servers[0]!.info.url, jobId, 240_000);
+    assert.equal(job.state, 'JOB_STATE_COMPLETE', job.errorMessage);
+    assert.equal(job.numChunks, 500);
+    assert.deepEqual(await downloadedCounts(servers[0]!.info.url, jobId), input.counts);
+    const owners = await db.query<{ owners: number }>(`SELECT count(DISTINCT lease_owner)::int AS owners FROM tasks WHERE kind = 'app'`);
+    assert.ok(owners[0]!.owners >= 2, `the work was spread over ${owners[0]!.owners} workers`);
+  } finally {
+    for (const process of processes) await stopProcess(process);
+    await source.close();
+    rmSync(home, { recursive: true, force: true });
+  }
+}, { timeout: 300_000 });
+
+forPostgres('chaos: workers killed every 2 s and a server killed once; the 2,000-chunk job completes with every chunk counted once', async (db, databaseUrl, schema) => {
+  const token = await setUp(db);
+  const home = mkdtempSync(path.join(tmpdir(), 'tessera-chaos-'));
+  const input = text(20_000);
+  const source = await serve(input.body);
+  const env = clusterEnv(databaseUrl, schema, home, { TESSERA_LEASE_SECONDS: '3' });
+  const servers: Process[] = [];
+  const workers: Process[] = [];
+  let kills = 0;
+  let serverKilled = false;
+  let chaos: NodeJS.Timeout | undefined;
+  try {
+    servers.push(await startProcess(['server', '--port', '0', '--json'], env), await startProcess(['server', '--port', '0', '--json'], env));
+    const urls = servers.map((server) => server.info.url).join(',');
+    const startWorker = () => startProcess(['worker', '--server', urls, '--token', token, '--slots', '2', '--json'], env);
+    for (let index = 0; index < 3; index++) workers.push(await startWorker());
+    const jobId = await runWordCount(servers, source.url, 2_000, { maxTaskRetries: 20 });
+    const alive = () => (serverKilled ? servers[1]! : servers[0]!).info.url;
+
+    let busy = false;
+    chaos = setInterval(() => {
+      if (busy) return;
+      busy = true;
+      void (async () => {
+        const index = kills % workers.length;
+        await stopProcess(workers[index], 'SIGKILL');
+        kills++;
+        workers[index] = await startWorker();
+        if (kills === 5 && !serverKilled) {
+          serverKilled = true;
+          await stopProcess(servers[0], 'SIGKILL');
+        }
+      })().finally(() => (busy = false));
+    }, 2_000);
+
+    const job = await finishedJob(alive, jobId, 280_000);
+    clearInterval(chaos);
+    assert.equal(job.state, 'JOB_STATE_COMPLETE', job.errorMessage);
+    assert.equal(job.numChunks, 2_000);
+    const [stats] = await db.query<{ tasks: number; succeeded: number; reexecutions: number; retried: number }>(
+      `SELECT count(*)::int AS tasks, count(*) FILTER (WHERE state = 'succeeded')::int AS succeeded,
+              COALESCE(sum(attempt - 1), 0)::int AS reexecutions, count(*) FILTER (WHERE attempt > 1)::int AS retried
+         FROM tasks WHERE kind = 'app'`,
+    );
+    const counts = await downloadedCounts(alive(), jobId);
+    const lost = Object.entries(input.counts).filter(([word, count]) => counts[word] !== count).length;
+    console.log(`chaos: ${stats!.tasks} app tasks, ${kills} worker kills (SIGKILL) + 1 server kill, ${stats!.reexecutions} re-executions (${stats!.retried} tasks ran more than once), ${2_000 - stats!.succeeded} lost, ${lost} words miscounted`);
+    assert.ok(kills >= 3, `only ${kills} kills happened; the job finished too fast to test anything`);
+    assert.equal(serverKilled, true);
+    assert.equal(stats!.succeeded, 2_000);
+    assert.deepEqual(counts, input.counts, 'each chunk counted exactly once');
+  } finally {
+    clearInterval(chaos);
+    for (const process of [...workers, ...servers]) await stopProcess(process);
+    await source.close();
+    rmSync(home, { recursive: true, force: true });
+  }
+}, { timeout: 300_000 });

@@ -1,0 +1,38 @@
+import type { ChildProcess } from 'node:child_process';
+import { spawn } from 'node:child_process';
+import path from 'node:path';
+import { createInterface } from 'node:readline';
+import { packageRoot } from '../../src/config/config.js';
+
+// Real `tessera server` and `tessera worker` processes sharing one PostgreSQL schema and one
+// blob folder, for the multi-process and chaos tests.
+
+const BIN = path.join(packageRoot(), 'bin', 'tessera.js');
+
+export interface Process {
+  child: ChildProcess;
+  info: Record<string, any>;
+  output: () => string;
+}
+
+export async function startProcess(args: string[], env: Record<string, string>): Promise<Process> {
+  const child = spawn(process.execPath, [BIN, ...args], { env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '/tmp', ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+  let output = '';
+  child.stderr!.on('data', (chunk) => (output = (output + chunk).slice(-20_000)));
+  const info = await new Promise<Record<string, any>>((resolve, reject) => {
+    createInterface({ input: child.stdout! }).once('line', (line) => resolve(JSON.parse(line)));
+    child.once('exit', (code, signal) => reject(new Error(`tessera ${args[0]} exited (${code ?? signal}): ${output}`)));
+  });
+  return { child, info, output: () => output };
+}
+
+export async function stopProcess(process: Process | undefined, signal: NodeJS.Signals = 'SIGTERM'): Promise<void> {
+  if (!process || process.child.exitCode !== null || process.child.signalCode !== null) return;
+  const exited = new Promise((resolve) => process.child.once('exit', resolve));
+  process.child.kill(signal);
+  await exited;
+}
+
+export function clusterEnv(databaseUrl: string, schema: string, home: string, extra: Record<string, string> = {}): Record<string, string> {
+  return { DATABASE_URL: databaseUrl, TESSERA_DATABASE_SCHEMA: schema, TESSERA_HOME: home, TESSERA_ALLOW_PRIVATE_URLS: '1', TESSERA_LOG_LEVEL: 'warn', ...extra };
+}
