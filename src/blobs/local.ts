@@ -1,8 +1,10 @@
-import { createReadStream } from 'node:fs';
+import { createReadStream, createWriteStream } from 'node:fs';
+import { Transform } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
 import { copyFile, mkdir, rename, rm, stat } from 'node:fs/promises';
 import path from 'node:path';
 import { randomUUID } from 'node:crypto';
-import { notFound } from '../domain/errors.js';
+import { TesseraError, notFound } from '../domain/errors.js';
 import type { BlobInfo, BlobStore } from './blob-store.js';
 import { checkBlobKey } from './blob-store.js';
 
@@ -33,6 +35,26 @@ export function createLocalBlobStore(root: string): BlobStore {
         throw error;
       }
       return (await statKey(key))!;
+    },
+    async putStream(key, stream, maxBytes) {
+      const target = resolve(key);
+      await mkdir(path.dirname(target), { recursive: true });
+      const temporary = `${target}.${randomUUID()}.part`;
+      let size = 0;
+      const limit = new Transform({
+        transform(chunk: Buffer, _encoding, done) {
+          size += chunk.length;
+          done(size > maxBytes ? new TesseraError('RESOURCE_EXHAUSTED', `the upload is larger than ${maxBytes} bytes`) : null, chunk);
+        },
+      });
+      try {
+        await pipeline(stream, limit, createWriteStream(temporary));
+        await rename(temporary, target);
+      } catch (error) {
+        await rm(temporary, { force: true });
+        throw error;
+      }
+      return { key, size };
     },
     async getFile(key, filePath) {
       if (!(await statKey(key))) throw notFound('blob', key);

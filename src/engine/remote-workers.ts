@@ -1,10 +1,8 @@
-import { createReadStream, createWriteStream } from 'node:fs';
+import { createReadStream } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import type { Readable } from 'node:stream';
-import { Transform } from 'node:stream';
-import { pipeline } from 'node:stream/promises';
 import { TesseraError, failedPrecondition, invalidArgument, quote } from '../domain/errors.js';
 import type { JobState } from '../domain/job-state.js';
 import type { TaskLease } from '../domain/worker-link.js';
@@ -97,23 +95,8 @@ export function createRemoteWorkers(deps: EngineDeps, flow: TaskFlow) {
       const lease = await requireLease(taskId, leaseToken);
       if (!Number.isSafeInteger(index) || index < 0 || index > 1_000_000) throw invalidArgument('index', `file index ${quote(index)} must be from 0 to 1000000`);
       if (name.length === 0 || name.length > 1024 || name.includes('\u0000')) throw invalidArgument('name', `file name ${quote(name)} must be 1-1024 characters`);
-      const key = taskFileKey(lease, index, name);
-      const folder = await mkdtemp(path.join(tmpdir(), 'tessera-upload-'));
-      try {
-        const file = path.join(folder, 'body');
-        let size = 0;
-        const limit = new Transform({
-          transform(chunk: Buffer, _encoding, done) {
-            size += chunk.length;
-            done(size > config.maxSourceBytes ? new TesseraError('RESOURCE_EXHAUSTED', `the file is larger than ${config.maxSourceBytes} bytes`) : null, chunk);
-          },
-        });
-        await pipeline(body, limit, createWriteStream(file));
-        const stored = await blobs.putFile(key, file);
-        return { name, blobKey: stored.key, size: stored.size };
-      } finally {
-        await rm(folder, { recursive: true, force: true });
-      }
+      const stored = await blobs.putStream(taskFileKey(lease, index, name), body, config.maxSourceBytes);
+      return { name, blobKey: stored.key, size: stored.size };
     },
 
     /** Fenced completion; every output must be a file uploaded under this very lease. */

@@ -10,6 +10,7 @@ import type { TaskLease } from '../domain/worker-link.js';
 import { getTemplate } from '../store/catalog.js';
 import type { Queryable } from '../store/db.js';
 import { appendJobEvent, failJob, getJobForEngine, incrementChunksDone, transitionJob } from '../store/jobs.js';
+import type { StoredComponent } from '../store/catalog.js';
 import type { FailedAttempt, LeasedTask, TaskOutput, WorkerOffer } from '../store/tasks.js';
 import { cancelJobTasks, completeTask, expireLeases, failTaskAttempt, insertTasks, isTaskLeaseCurrent, leaseTasks } from '../store/tasks.js';
 import { componentFolder, findComponent } from './catalog.js';
@@ -32,6 +33,8 @@ const STAGE_RANGE: Record<TaskKind, [JobState, JobState]> = {
   assemble: ['JOB_STATE_TASKS_COMPLETED', 'JOB_STATE_MERGING'],
 };
 
+
+const COMPONENT_CACHE_MS = 5000;
 
 /** How often an idle worker looks for work even without a wake-up. */
 const IDLE_POLL_MS = 500;
@@ -56,14 +59,30 @@ export function createTaskFlow(deps: EngineDeps) {
   const { db, config, log } = deps;
 
   /** Builds what a worker needs to run a leased task; null (and the task failed) when that is impossible. */
+  // A job's thousands of tasks run the same component: look it up once a few seconds, not per task.
+  const components = new Map<string, { at: number; component: Promise<StoredComponent | null> }>();
+  function componentOf(job: Job, kind: TaskKind): Promise<StoredComponent | null> {
+    const key = `${job.templateId}\u0000${job.appId}\u0000${kind}`;
+    const cached = components.get(key);
+    if (cached && Date.now() - cached.at < COMPONENT_CACHE_MS) return cached.component;
+    const component = (async () => {
+      const template = await getTemplate(db, job.templateId);
+      if (!template) throw failedPrecondition(`template ${job.templateId} of job ${job.id} no longer exists`);
+      const tag = kind === 'partition' ? template.partitioner : kind === 'app' ? job.appId || template.app : template.assembler;
+      return findComponent(db, COMPONENT_KIND[kind], tag, template.id);
+    })();
+    // A failed lookup is not remembered.
+    component.catch(() => components.delete(key));
+    if (components.size > 1000) components.clear();
+    components.set(key, { at: Date.now(), component });
+    return component;
+  }
+
   async function describeLease(task: LeasedTask): Promise<TaskLease | null> {
     const job = await getJobForEngine(db, task.jobId);
     try {
       if (!job || isFinal(job.state)) throw failedPrecondition(`job ${task.jobId} is no longer running`);
-      const template = await getTemplate(db, job.templateId);
-      if (!template) throw failedPrecondition(`template ${job.templateId} of job ${job.id} no longer exists`);
-      const tag = task.kind === 'partition' ? template.partitioner : task.kind === 'app' ? job.appId || template.app : template.assembler;
-      const component = await findComponent(db, COMPONENT_KIND[task.kind], tag, template.id);
+      const component = await componentOf(job, task.kind);
       const stageParams = job.params[COMPONENT_KIND[task.kind]];
       return {
         taskId: task.id,

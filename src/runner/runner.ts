@@ -1,4 +1,4 @@
-import { spawn } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { existsSync, realpathSync } from 'node:fs';
 import path from 'node:path';
 import { TesseraError, quote } from '../domain/errors.js';
@@ -78,6 +78,16 @@ export function runProcess(spec: RunSpec): Promise<RunResult> {
       resolve({ exitCode, signal, timedOut, aborted, stdoutTail: stdout.text(), stderrTail: stderr.text(), wallMs: Date.now() - started });
     });
   });
+}
+
+/**
+ * The interpreter's real path. `python3` is often a shim (pyenv, asdf) that costs tens of
+ * milliseconds per start; asking the interpreter once where it lives skips that for every task.
+ */
+export function resolvePython(python: string, env: Record<string, string>): string {
+  const answer = spawnSync(python, ['-c', 'import sys; print(sys.executable)'], { env, encoding: 'utf8', timeout: 10_000 });
+  const executable = answer.status === 0 ? answer.stdout.trim() : '';
+  return executable && path.isAbsolute(executable) && existsSync(executable) ? executable : python;
 }
 
 /** How to start a component: `.py` with python3, `.js`/`.mjs`/`.cjs` with node, anything else executed directly. */

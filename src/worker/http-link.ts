@@ -20,6 +20,8 @@ export interface HttpLinkOptions {
   log: Log;
 }
 
+const UPLOAD_CONCURRENCY = 8;
+
 interface WireLease extends TaskLease {
   inputUrl: string | null;
 }
@@ -137,16 +139,25 @@ export function createHttpLink(options: HttpLinkOptions): HttpLink {
     },
 
     async complete(lease, files: OutputFile[]) {
-      const outputs: { name: string; blobKey: string }[] = [];
-      for (const [index, file] of files.entries()) {
-        await stat(file.path);
-        const response = await call('PUT', `${task(lease)}/files/${index}?${tokenQuery(lease)}&name=${encodeURIComponent(file.name)}`, undefined, { raw: createReadStream(file.path) });
-        const payload = (await response.json().catch(() => ({}))) as { blobKey?: string; message?: string };
-        // A lost lease shows here first; the task is someone else's now.
-        if (response.status === 400 && /not current/.test(payload.message ?? '')) return false;
-        if (!response.ok || !payload.blobKey) throw new TesseraError('UNAVAILABLE', `uploading ${quote(file.name)} answered HTTP ${response.status}: ${payload.message ?? ''}`);
-        outputs.push({ name: file.name, blobKey: payload.blobKey });
-      }
+      // Several uploads at once: a partitioner's thousands of chunks must not take longer than a lease.
+      const outputs: { name: string; blobKey: string }[] = new Array(files.length);
+      let lost = false;
+      let next = 0;
+      const uploader = async () => {
+        while (next < files.length && !lost) {
+          const index = next++;
+          const file = files[index]!;
+          await stat(file.path);
+          const response = await call('PUT', `${task(lease)}/files/${index}?${tokenQuery(lease)}&name=${encodeURIComponent(file.name)}`, undefined, { raw: createReadStream(file.path) });
+          const payload = (await response.json().catch(() => ({}))) as { blobKey?: string; message?: string };
+          // A lost lease shows here first; the task is someone else's now.
+          if (response.status === 400 && /not current/.test(payload.message ?? '')) lost = true;
+          else if (!response.ok || !payload.blobKey) throw new TesseraError('UNAVAILABLE', `uploading ${quote(file.name)} answered HTTP ${response.status}: ${payload.message ?? ''}`);
+          else outputs[index] = { name: file.name, blobKey: payload.blobKey };
+        }
+      };
+      await Promise.all(Array.from({ length: Math.min(UPLOAD_CONCURRENCY, files.length) }, uploader));
+      if (lost) return false;
       const response = await call('POST', `${task(lease)}/complete`, { leaseToken: lease.leaseToken, outputs });
       const payload = (await response.json().catch(() => ({}))) as { completed?: boolean; message?: string };
       if (response.status === 400 && /not current/.test(payload.message ?? '')) return false;

@@ -1,6 +1,7 @@
 import type { Log } from '../domain/log.js';
 import type { TaskLease, WorkerLink } from '../domain/worker-link.js';
 import type { TaskEnvironment } from './run-task.js';
+import { resolvePython } from '../runner/runner.js';
 import { runTask } from './run-task.js';
 
 // A worker: N slots, each leasing one task at a time through the link and running it, plus one
@@ -28,6 +29,7 @@ export interface Worker {
 
 export function createWorker(options: WorkerOptions): Worker {
   const { link, log } = options;
+  const env = { ...options.env, python: resolvePython(options.env.python, options.env.childEnv) };
   const held = new Map<number, { lease: TaskLease; controller: AbortController }>();
   const stopping = new AbortController();
   let slots: Promise<void>[] = [];
@@ -68,7 +70,7 @@ export function createWorker(options: WorkerOptions): Worker {
         stopping.signal.addEventListener('abort', stop, { once: true });
         held.set(lease.taskId, { lease, controller });
         try {
-          const outcome = await runTask(link, lease, options.env, controller.signal);
+          const outcome = await runTask(link, lease, env, controller.signal);
           // The process is gone: a cancelled job can now report Cancelled rather than Cancelling.
           if (outcome === 'lost') await link.stopped(lease);
           log.info({ jobId: lease.jobId, taskId: lease.taskId, kind: lease.kind, chunk: lease.chunkIndex, attempt: lease.attempt, outcome }, 'task finished');

@@ -144,6 +144,10 @@ forPostgres('chaos: workers killed every 2 s and a server killed once; the 2,000
     assert.equal(serverKilled, true);
     assert.equal(stats!.succeeded, 2_000);
     assert.deepEqual(counts, input.counts, 'each chunk counted exactly once');
+  } catch (error) {
+    // What the processes said is the first thing to read when chaos finds something.
+    for (const [index, server] of servers.entries()) console.error(`--- server ${index} (exit ${server.child.exitCode ?? server.child.signalCode ?? 'running'}):\n${server.output().slice(-3000)}`);
+    throw error;
   } finally {
     clearInterval(chaos);
     for (const process of [...workers, ...servers]) await stopProcess(process);
