@@ -28,32 +28,46 @@ if (files.length === 0) {
   process.exit(1);
 }
 
-// Two files at a time: the machine has two cores, and each file starts real servers and children.
-const child = spawn(process.execPath, ['--test', '--test-reporter=spec', '--test-concurrency=2', ...files], { cwd: root, stdio: ['ignore', 'pipe', 'inherit'] });
-// The runner's summary lines ("ℹ pass 12"), wherever they fall: a long list of failures follows them.
-const summary = new Map();
-let partial = '';
-child.stdout.on('data', (chunk) => {
-  process.stdout.write(chunk);
-  const lines = (partial + chunk.toString()).split('\n');
-  partial = lines.pop() ?? '';
-  for (const line of lines) {
-    const match = /^ℹ (tests|pass|fail|cancelled|skipped|todo) (\d+)$/.exec(line);
-    if (match) summary.set(match[1], Number(match[2]));
-  }
-});
-child.on('close', (code, signal) => {
-  const count = (label) => summary.get(label) ?? Number.NaN;
-  const passed = count('pass');
-  let failed = count('fail') + (Number.isNaN(count('cancelled')) ? 0 : count('cancelled'));
-  const skipped = count('skipped');
-  if (Number.isNaN(passed) || Number.isNaN(failed)) {
-    console.error(`the test runner ended (code ${code}, signal ${signal}) without its summary`);
-    console.log(`${Number.isNaN(passed) ? 0 : passed} passed, ${Math.max(1, Number.isNaN(failed) ? 1 : failed)} failed`);
-    process.exit(1);
-  }
-  if (code !== 0 && failed === 0) failed = 1;
-  if (skipped > 0) console.log(`${skipped} skipped`);
-  console.log(`${passed} passed, ${failed} failed`);
-  process.exit(failed > 0 ? 1 : 0);
-});
+// Ordinary files two at a time (the machine has two cores); the heavy ones (many processes,
+// tens of thousands of requests) afterwards, one at a time, so they do not starve each other.
+const HEAVY = [`${path.sep}cluster${path.sep}`, `${path.sep}fuzz${path.sep}`];
+const heavy = files.filter((file) => HEAVY.some((part) => file.includes(part)));
+const light = files.filter((file) => !heavy.includes(file));
+
+const totals = { pass: 0, fail: 0, cancelled: 0, skipped: 0 };
+let runnerFailed = false;
+
+function run(group, concurrency) {
+  return new Promise((resolve) => {
+    const child = spawn(process.execPath, ['--test', '--test-reporter=spec', `--test-concurrency=${concurrency}`, ...group], { cwd: root, stdio: ['ignore', 'pipe', 'inherit'] });
+    // The runner's summary lines ("ℹ pass 12"), wherever they fall: a long list of failures follows them.
+    const summary = new Map();
+    let partial = '';
+    child.stdout.on('data', (chunk) => {
+      process.stdout.write(chunk);
+      const lines = (partial + chunk.toString()).split('\n');
+      partial = lines.pop() ?? '';
+      for (const line of lines) {
+        const match = /^ℹ (tests|pass|fail|cancelled|skipped|todo) (\d+)$/.exec(line);
+        if (match) summary.set(match[1], Number(match[2]));
+      }
+    });
+    child.on('close', (code, signal) => {
+      if (!summary.has('pass') || !summary.has('fail')) {
+        console.error(`the test runner ended (code ${code}, signal ${signal}) without its summary`);
+        runnerFailed = true;
+      } else if (code !== 0 && summary.get('fail') === 0 && summary.get('cancelled') === 0) {
+        runnerFailed = true;
+      }
+      for (const key of Object.keys(totals)) totals[key] += summary.get(key) ?? 0;
+      resolve();
+    });
+  });
+}
+
+if (light.length > 0) await run(light, 2);
+if (heavy.length > 0) await run(heavy, 1);
+const failed = totals.fail + totals.cancelled + (runnerFailed && totals.fail + totals.cancelled === 0 ? 1 : 0);
+if (totals.skipped > 0) console.log(`${totals.skipped} skipped`);
+console.log(`${totals.pass} passed, ${failed} failed`);
+process.exit(failed > 0 ? 1 : 0);

@@ -64,11 +64,15 @@ export function registerWorkerRoutes(app: FastifyInstance, engine: Engine): void
         return workers.register(registration);
       });
 
-      scope.post('/lease', async (request) => {
+      scope.post('/lease', async (request, reply) => {
         const body = object(request.body);
         const controller = new AbortController();
-        // A worker that hangs up stops the wait; a task leased for it then would be lost until expiry.
-        request.raw.on('close', () => controller.abort());
+        // A worker that hangs up (killed, restarted) ends the wait, so no task is leased to a
+        // connection nobody reads. (The response's 'close' is the connection's; the request's
+        // fires as soon as its body has been read.)
+        reply.raw.on('close', () => {
+          if (!reply.raw.writableFinished) controller.abort();
+        });
         const leases = await workers.lease(
           text(body.workerId, 'workerId', 128),
           number(body.max ?? 1, 'max', 1, 100),

@@ -24,6 +24,8 @@ export interface Config {
   maxSourceBytes: number;
   urlTimeoutMs: number;
   leaseSeconds: number;
+  /** A job whose queued task no connected worker can run fails after this long, saying why. */
+  unservedGraceSeconds: number;
   defaultMaxTaskRetries: number;
   resultLinkTtlSeconds: number;
   examplesDir: string;
@@ -73,6 +75,7 @@ export function loadConfig(flags: Flags = {}, env: Env = process.env): Config {
     maxSourceBytes: integerSetting('TESSERA_MAX_SOURCE_BYTES', env.TESSERA_MAX_SOURCE_BYTES, 10 * 1024 ** 3, 1, Number.MAX_SAFE_INTEGER, '1073741824'),
     urlTimeoutMs: integerSetting('TESSERA_URL_TIMEOUT_MS', env.TESSERA_URL_TIMEOUT_MS, 5 * 60_000, 100, 24 * 3_600_000, '300000'),
     leaseSeconds: integerSetting('TESSERA_LEASE_SECONDS', env.TESSERA_LEASE_SECONDS, 30, 2, 3600, '30'),
+    unservedGraceSeconds: integerSetting('TESSERA_UNSERVED_GRACE_SECONDS', env.TESSERA_UNSERVED_GRACE_SECONDS, 120, 1, 7 * 24 * 3600, '120'),
     defaultMaxTaskRetries: integerSetting('TESSERA_MAX_TASK_RETRIES', env.TESSERA_MAX_TASK_RETRIES, 2, 0, 100, '2'),
     resultLinkTtlSeconds: integerSetting('TESSERA_LINK_TTL_SECONDS', env.TESSERA_LINK_TTL_SECONDS, 48 * 3600, 1, 30 * 24 * 3600, '172800'),
     examplesDir: path.resolve(env.TESSERA_EXAMPLES_DIR ?? path.join(PACKAGE_ROOT, 'examples')),

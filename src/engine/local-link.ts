@@ -21,6 +21,8 @@ export function createLocalLink(deps: EngineDeps, flow: TaskFlow, worker: { id: 
   return {
     async lease(max, waitMs, signal) {
       await register();
+      // Idle slots count as connected too (the unserved-job check looks at last_seen_at).
+      await touchWorker(db, worker.id);
       return flow.leaseWaiting(worker, max, waitMs, signal);
     },
 

@@ -1,5 +1,7 @@
 import { cancelJobTasks, expireCancellations } from '../store/tasks.js';
 import { failJob, listTimedOutJobs } from '../store/jobs.js';
+import type { UnservedTask } from '../store/workers.js';
+import { listUnservedTasks } from '../store/workers.js';
 import type { EngineDeps } from './deps.js';
 import type { TaskFlow } from './task-flow.js';
 
@@ -7,6 +9,17 @@ import type { TaskFlow } from './task-flow.js';
 // replica may run it; each step is a guarded update, so two sweeps at once do no harm.
 
 const SWEEP_INTERVAL_MS = 1000;
+
+function describeNeeds(task: UnservedTask): string {
+  const needs = [
+    task.regionWhitelist ? `a region in [${task.regionWhitelist.join(', ')}]` : '',
+    task.regionBlacklist.length > 0 ? `a region not in [${task.regionBlacklist.join(', ')}]` : '',
+    task.minCpu > 0 ? `${task.minCpu} cores` : '',
+    task.minMemoryGb > 0 ? `${task.minMemoryGb} GB of memory` : '',
+    task.gpus ? `a GPU of [${task.gpus.join(', ')}]` : '',
+  ].filter(Boolean);
+  return needs.length > 0 ? needs.join(', ') : 'any worker';
+}
 
 export function createScheduler(deps: EngineDeps, flow: TaskFlow) {
   let timer: NodeJS.Timeout | undefined;
@@ -26,11 +39,27 @@ export function createScheduler(deps: EngineDeps, flow: TaskFlow) {
     }
   }
 
+  /** Jobs waiting for a worker that is not there: said plainly, instead of waiting forever. */
+  async function failUnservedJobs(): Promise<void> {
+    const liveSeconds = Math.max(60, deps.config.leaseSeconds * 3);
+    for (const task of await listUnservedTasks(deps.db, deps.config.unservedGraceSeconds, liveSeconds)) {
+      const what = task.kind === 'app' ? `chunk ${task.chunkIndex}` : task.kind === 'partition' ? 'the partitioner' : 'the assembler';
+      const message = `no connected worker can run ${what}: it needs ${describeNeeds(task)}, and no worker seen in the last ${liveSeconds} s offers that (waited ${deps.config.unservedGraceSeconds} s)`;
+      const failed = await deps.db.transaction(async (tx) => {
+        if (!(await failJob(tx, task.jobId, message))) return false;
+        await cancelJobTasks(tx, task.jobId);
+        return true;
+      });
+      if (failed) deps.log.warn({ jobId: task.jobId }, message);
+    }
+  }
+
   async function sweep(): Promise<void> {
     try {
       await flow.expireLeases();
       await expireCancellations(deps.db);
       await failTimedOutJobs();
+      await failUnservedJobs();
     } catch (error) {
       // A sweep that fails (database restarting) is retried on the next tick; nothing is lost.
       deps.log.error({ err: error }, 'scheduler sweep failed');

@@ -147,9 +147,11 @@ export function createTaskFlow(deps: EngineDeps) {
     async leaseWaiting(worker: WorkerOffer & { id: string }, max: number, waitMs: number, signal?: AbortSignal): Promise<TaskLease[]> {
       const deadline = Date.now() + waitMs;
       for (;;) {
+        // Checked before leasing: a task leased for a caller that has gone would sit idle until its lease expired.
+        if (signal?.aborted) return [];
         const leases = await leaseNow(worker.id, max, worker);
         const remaining = deadline - Date.now();
-        if (leases.length > 0 || remaining <= 0 || signal?.aborted) return leases;
+        if (leases.length > 0 || remaining <= 0) return leases;
         await waitForSignal(deps.signals, 'tasks', Math.min(remaining, IDLE_POLL_MS), signal);
       }
     },

@@ -37,3 +37,37 @@ export async function listLiveWorkers(db: Queryable, seconds: number): Promise<W
   );
   return rows.map((row) => ({ id: row.id, name: row.name, region: row.region, slots: row.slots, cpus: row.cpus, memoryGb: row.memory_gb, gpus: row.gpus, lastSeenAt: row.last_seen_at }));
 }
+
+export interface UnservedTask {
+  jobId: string;
+  kind: string;
+  chunkIndex: number;
+  minCpu: number;
+  minMemoryGb: number;
+  gpus: string[] | null;
+  regionWhitelist: string[] | null;
+  regionBlacklist: string[];
+}
+
+/**
+ * Tasks queued longer than `graceSeconds` that no worker seen within `liveSeconds` could run
+ * (region, cores, memory, GPUs): one per job, so the job can say why it is not moving.
+ */
+export async function listUnservedTasks(db: Queryable, graceSeconds: number, liveSeconds: number): Promise<UnservedTask[]> {
+  const rows = await db.query<{ job_id: string; kind: string; chunk_index: number; min_cpu: number; min_memory_gb: number; gpus: string[] | null; region_whitelist: string[] | null; region_blacklist: string[] }>(
+    `SELECT DISTINCT ON (t.job_id) t.job_id, t.kind, t.chunk_index, t.min_cpu, t.min_memory_gb, t.gpus, t.region_whitelist, t.region_blacklist
+       FROM tasks t
+      WHERE t.state = 'queued' AND t.created_at < now() - make_interval(secs => $1)
+        AND NOT EXISTS (
+          SELECT 1 FROM workers w
+           WHERE w.last_seen_at > now() - make_interval(secs => $2)
+             AND w.cpus >= t.min_cpu AND w.memory_gb >= t.min_memory_gb
+             AND (t.gpus IS NULL OR t.gpus && w.gpus)
+             AND (t.region_whitelist IS NULL OR w.region = ANY(t.region_whitelist))
+             AND NOT (w.region = ANY(t.region_blacklist)))
+      ORDER BY t.job_id, t.id
+      LIMIT 100`,
+    [graceSeconds, liveSeconds],
+  );
+  return rows.map((row) => ({ jobId: row.job_id, kind: row.kind, chunkIndex: row.chunk_index, minCpu: row.min_cpu, minMemoryGb: row.min_memory_gb, gpus: row.gpus, regionWhitelist: row.region_whitelist, regionBlacklist: row.region_blacklist }));
+}

@@ -20,7 +20,8 @@ export interface HttpLinkOptions {
   log: Log;
 }
 
-const UPLOAD_CONCURRENCY = 8;
+/** Files moved at once: a job's thousands of chunks must not take longer than a lease. */
+const TRANSFER_CONCURRENCY = 8;
 
 interface WireLease extends TaskLease {
   inputUrl: string | null;
@@ -135,11 +136,17 @@ export function createHttpLink(options: HttpLinkOptions): HttpLink {
 
     async fetchResults(lease, folder) {
       const { results } = await json<{ results: { name: string; url: string }[] }>('GET', `${task(lease)}/results?${tokenQuery(lease)}`);
-      for (const result of results) await download(result.url, path.join(folder, safeFileName(result.name)));
+      let next = 0;
+      const downloader = async () => {
+        while (next < results.length) {
+          const result = results[next++]!;
+          await download(result.url, path.join(folder, safeFileName(result.name)));
+        }
+      };
+      await Promise.all(Array.from({ length: Math.min(TRANSFER_CONCURRENCY, results.length) }, downloader));
     },
 
     async complete(lease, files: OutputFile[]) {
-      // Several uploads at once: a partitioner's thousands of chunks must not take longer than a lease.
       const outputs: { name: string; blobKey: string }[] = new Array(files.length);
       let lost = false;
       let next = 0;
@@ -156,7 +163,7 @@ export function createHttpLink(options: HttpLinkOptions): HttpLink {
           else outputs[index] = { name: file.name, blobKey: payload.blobKey };
         }
       };
-      await Promise.all(Array.from({ length: Math.min(UPLOAD_CONCURRENCY, files.length) }, uploader));
+      await Promise.all(Array.from({ length: Math.min(TRANSFER_CONCURRENCY, files.length) }, uploader));
       if (lost) return false;
       const response = await call('POST', `${task(lease)}/complete`, { leaseToken: lease.leaseToken, outputs });
       const payload = (await response.json().catch(() => ({}))) as { completed?: boolean; message?: string };

@@ -9,6 +9,7 @@ import type { Db } from '../../src/store/db.js';
 import { migrate } from '../../src/store/migrate.js';
 import type { Process } from '../helpers/cluster.js';
 import { clusterEnv, startProcess, stopProcess } from '../helpers/cluster.js';
+import { installComponents, installTemplate } from '../helpers/components.js';
 import { forPostgres } from '../helpers/db.js';
 import { waitFor } from '../helpers/tessera.js';
 
@@ -152,6 +153,56 @@ forPostgres('chaos: workers killed every 2 s and a server killed once; the 2,000
     clearInterval(chaos);
     for (const process of [...workers, ...servers]) await stopProcess(process);
     await source.close();
+    rmSync(home, { recursive: true, force: true });
+  }
+}, { timeout: 300_000 });
+
+forPostgres('regions, priority, abort and unservable jobs with real worker agents', async (db, databaseUrl, schema) => {
+  const token = await setUp(db);
+  await installComponents(db, [{ name: 'nap', type: 'app', entrypoint: 'main.py', code: 'import os, time\ntime.sleep(30)\n' }]);
+  await installTemplate(db, { id: 'nap', description: '', app: 'nap', partitioner: 'passthrough', assembler: 'passthrough' });
+  const home = mkdtempSync(path.join(tmpdir(), 'tessera-regions-'));
+  const env = clusterEnv(databaseUrl, schema, home, { TESSERA_LEASE_SECONDS: '3', TESSERA_UNSERVED_GRACE_SECONDS: '3' });
+  const processes: Process[] = [];
+  try {
+    const server = await startProcess(['server', '--port', '0', '--json'], env);
+    processes.push(server);
+    const base = server.info.url;
+    const create = async (body: Record<string, unknown>) => (await api(base, 'POST', '/v1/customer/jobs', { templateId: 'word-count', ...body })).job.id as string;
+
+    // Priority: queued while no worker runs, then one single-slot worker takes FAST before CHEAP.
+    const cheap = await create({ priority: 'EXECUTION_PRIORITY_CHEAP' });
+    const fast = await create({ priority: 'EXECUTION_PRIORITY_FAST' });
+    await api(base, 'POST', `/v1/customer/jobs/${cheap}/run`);
+    await api(base, 'POST', `/v1/customer/jobs/${fast}/run`);
+    processes.push(await startProcess(['worker', '--server', base, '--token', token, '--slots', '1', '--region', 'eu', '--json'], env));
+    for (const jobId of [cheap, fast]) assert.equal((await finishedJob(() => base, jobId, 60_000)).state, 'JOB_STATE_COMPLETE');
+    const order = await db.query<{ job_id: string }>(`SELECT job_id FROM tasks WHERE kind = 'partition' ORDER BY started_at`);
+    assert.deepEqual(order.map((row) => row.job_id), [fast, cheap], 'the FAST job was leased first');
+
+    // Regions: an eu worker runs an eu job; a us-only job says plainly that nobody can run it.
+    const inEu = await create({ regions: { whitelist: ['eu'] } });
+    const inUs = await create({ regions: { whitelist: ['us'] } });
+    const notEu = await create({ regions: { blacklist: ['eu'] } });
+    for (const jobId of [inEu, inUs, notEu]) await api(base, 'POST', `/v1/customer/jobs/${jobId}/run`);
+    assert.equal((await finishedJob(() => base, inEu, 60_000)).state, 'JOB_STATE_COMPLETE');
+    for (const jobId of [inUs, notEu]) {
+      const job = await finishedJob(() => base, jobId, 60_000);
+      assert.equal(job.state, 'JOB_STATE_FAILED');
+      assert.match(job.errorMessage, /no connected worker can run the partitioner: it needs a region (in \[us\]|not in \[eu\])/);
+    }
+
+    // Abort mid-run: the remote worker stops the process and confirms; the job ends Cancelled.
+    const napping = (await api(base, 'POST', '/v1/customer/jobs', { templateId: 'nap' })).job.id as string;
+    await api(base, 'POST', `/v1/customer/jobs/${napping}/run`);
+    await waitFor('the app to be running', async () => (await db.query(`SELECT 1 FROM tasks WHERE job_id = $1 AND kind = 'app' AND state = 'leased'`, [napping])).length > 0, 30_000);
+    await api(base, 'POST', `/v1/customer/jobs/${napping}/abort`);
+    const account = (await api(base, 'GET', '/v1/auth/user')).accountId;
+    await waitFor('Cancelled', async () => (await api(base, 'GET', `/v2/accounts/${account}/jobs/ProcessFileJob/${napping}`)).status === 'Cancelled', 10_000);
+    const [task] = await db.query<{ state: string }>(`SELECT state FROM tasks WHERE job_id = $1 AND kind = 'app'`, [napping]);
+    assert.equal(task!.state, 'cancelled', 'the worker confirmed the process stopped');
+  } finally {
+    for (const process of processes) await stopProcess(process);
     rmSync(home, { recursive: true, force: true });
   }
 }, { timeout: 300_000 });
