@@ -6,6 +6,7 @@ import { createServer } from '../api/server.js';
 import type { Config } from '../config/config.js';
 import type { Engine } from '../engine/engine.js';
 import { createEngine } from '../engine/engine.js';
+import { heartbeatInterval } from '../engine/task-flow.js';
 import type { Db } from '../store/db.js';
 import type { Worker } from '../worker/worker.js';
 import { machineOffer, newWorkerId } from '../worker/machine.js';
@@ -46,8 +47,7 @@ export async function startTessera(options: { config: Config; logger: Logger; db
       userCacheRoot: path.join(config.home, 'cache', 'accounts'),
     },
     log: logger,
-    // A third of the lease: two heartbeats can be missed before the lease expires.
-    heartbeatMs: Math.max(500, (config.leaseSeconds * 1000) / 3),
+    heartbeatMs: heartbeatInterval(config),
   });
   engine.scheduler.start();
   worker.start();

@@ -13,6 +13,7 @@ import type { EngineDeps } from './deps.js';
 import { fetchJobSource } from './job-source.js';
 import { taskFileKey, uniqueResultNames } from './result-names.js';
 import type { TaskFlow } from './task-flow.js';
+import { heartbeatInterval } from './task-flow.js';
 
 // The server's side of the worker protocol (/v1/worker): the same task flow the in-process slots
 // use, with every file crossing HTTP. Workers never choose blob keys: the server derives them from
@@ -51,7 +52,7 @@ export function createRemoteWorkers(deps: EngineDeps, flow: TaskFlow) {
   return {
     async register(worker: WorkerRegistration): Promise<{ workerId: string; leaseSeconds: number; heartbeatMs: number }> {
       await upsertWorker(db, worker);
-      return { workerId: worker.id, leaseSeconds: config.leaseSeconds, heartbeatMs: Math.max(500, (config.leaseSeconds * 1000) / 3) };
+      return { workerId: worker.id, leaseSeconds: config.leaseSeconds, heartbeatMs: heartbeatInterval(config) };
     },
 
     async lease(workerId: string, max: number, waitMs: number, baseUrl: string, signal: AbortSignal): Promise<WireLease[]> {

@@ -21,6 +21,14 @@ import { COMPONENT_KIND, needsFor } from './task-needs.js';
 // job transitions it causes (fan-out after partitioning, fan-in after the last chunk), failures
 // and retries. Whether the worker is an in-process slot or a remote agent, it ends up here.
 
+/**
+ * How often workers heartbeat: often enough that an abort reaches a remote worker within about
+ * two seconds, and at least three times a lease so one late beat never loses it.
+ */
+export function heartbeatInterval(config: Config): number {
+  return Math.max(250, Math.min(2000, (config.leaseSeconds * 1000) / 3));
+}
+
 /** Every task kind may run 1 + maxTaskRetries times (a crash or timeout counts as an attempt). */
 export function maxAttemptsOf(job: Job, config: Config): number {
   return 1 + (job.config.maxTaskRetries ?? config.defaultMaxTaskRetries);

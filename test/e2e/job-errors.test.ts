@@ -220,11 +220,28 @@ forEachEngine('abort stops a running job: FAILED "aborted", its process killed',
   }
 });
 
-forEachEngine('taskTimeout kills a task and jobTimeout fails a job', async (db) => {
-  await installComponents(db, [{ name: 'slow', type: 'app', entrypoint: 'main.py', code: SLOW_APP }]);
+// Hangs on its first attempt only (a marker in the per-account cache remembers), then succeeds.
+const HANGS_ONCE_APP = `import os, time
+marker = os.path.join(os.environ["USER_CACHE_DIR"], "tried-%s" % os.environ["CHUNK_NUMBER"])
+if not os.path.exists(marker):
+    open(marker, "w").close()
+    time.sleep(60)
+open(os.path.join(os.environ["TASK_RESULTS_DIR"], "ok.txt"), "w").write("second time lucky")
+`;
+
+forEachEngine('taskTimeout kills a task and retries it; retries run out; jobTimeout fails a job', async (db) => {
+  await installComponents(db, [{ name: 'slow', type: 'app', entrypoint: 'main.py', code: SLOW_APP }, { name: 'hangs-once', type: 'app', entrypoint: 'main.py', code: HANGS_ONCE_APP }]);
   await installTemplate(db, { id: 'slow', description: '', app: 'slow', partitioner: 'passthrough', assembler: 'passthrough' });
+  await installTemplate(db, { id: 'hangs-once', description: '', app: 'hangs-once', partitioner: 'passthrough', assembler: 'passthrough' });
   const tessera = await startTestTessera(db);
   try {
+    const retried = (await tessera.call('POST', '/v1/customer/jobs', { templateId: 'hangs-once', config: { taskTimeout: 1, maxTaskRetries: 1 } })).body.job.id;
+    await tessera.call('POST', `/v1/customer/jobs/${retried}/run`);
+    const lucky = await finished(tessera, retried);
+    assert.equal(lucky.state, 'JOB_STATE_COMPLETE', lucky.errorMessage);
+    const [attempts] = await db.query<{ attempt: number }>(`SELECT attempt FROM tasks WHERE job_id = $1 AND kind = 'app'`, [retried]);
+    assert.equal(attempts!.attempt, 2, 'timed out once, then succeeded on the retry');
+
     const timed = (await tessera.call('POST', '/v1/customer/jobs', { templateId: 'slow', config: { taskTimeout: 1, maxTaskRetries: 1 } })).body.job.id;
     await tessera.call('POST', `/v1/customer/jobs/${timed}/run`);
     const overJobTime = (await tessera.call('POST', '/v1/customer/jobs', { templateId: 'slow', config: { jobTimeout: 2 } })).body.job.id;
