@@ -22,10 +22,6 @@ const GRPC: Record<ErrorCode, { number: number; status: number }> = {
   UNAUTHENTICATED: { number: 16, status: 401 },
 };
 
-export function grpcNumber(code: ErrorCode): number {
-  return GRPC[code].number;
-}
-
 /**
  * A few request problems have an HTTP status more exact than their gRPC code's (a body format
  * Tessera does not read: 415; an Accept it cannot produce: 406; a body over the limit: 413).

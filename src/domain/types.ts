@@ -82,9 +82,3 @@ export interface Template {
 export type TaskKind = 'partition' | 'app' | 'assemble';
 /** 'cancelling': the job was aborted while the task ran; 'cancelled' once its process is known to have stopped. */
 export type TaskState = 'queued' | 'leased' | 'succeeded' | 'failed' | 'cancelling' | 'cancelled';
-
-export interface JobResult {
-  name: string;
-  blobKey: string;
-  size: number;
-}

@@ -1,7 +1,6 @@
 import { TesseraError, invalidArgument, notFound, quote } from '../domain/errors.js';
 import { ULID_PATTERN } from '../domain/ids.js';
-import type { JobState } from '../domain/job-state.js';
-import { JOB_STATES, shortState } from '../domain/job-state.js';
+import { shortState } from '../domain/job-state.js';
 import type { Job, Template } from '../domain/types.js';
 import { hasCancellingTasks } from '../store/tasks.js';
 import { JOB_TYPE } from './catalog.js';
@@ -139,8 +138,3 @@ export function createAsyncJobs(deps: EngineDeps, jobs: CustomerJobs) {
 }
 
 export type AsyncJobs = ReturnType<typeof createAsyncJobs>;
-
-/** For docs and tests: every job state with its async status (aborted jobs aside). */
-export const STATUS_OF_STATE: Record<JobState, AsyncStatus> = Object.fromEntries(
-  JOB_STATES.map((state) => [state, asyncStatus({ state, errorMessage: null } as Job, false)]),
-) as Record<JobState, AsyncStatus>;

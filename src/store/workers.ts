@@ -3,13 +3,6 @@ import type { WorkerOffer } from './tasks.js';
 
 // Worker agents. A worker registers once per start and is "connected" while it heartbeats.
 
-export interface WorkerRow extends WorkerOffer {
-  id: string;
-  name: string;
-  slots: number;
-  lastSeenAt: Date;
-}
-
 export async function upsertWorker(db: Queryable, worker: { id: string; name: string; slots: number } & WorkerOffer): Promise<void> {
   await db.query(
     `INSERT INTO workers (id, name, region, slots, cpus, memory_gb, gpus) VALUES ($1, $2, $3, $4, $5, $6, $7)
@@ -26,16 +19,6 @@ export async function touchWorker(db: Queryable, workerId: string): Promise<Work
     [workerId],
   );
   return row ? { region: row.region, cpus: row.cpus, memoryGb: row.memory_gb, gpus: row.gpus } : null;
-}
-
-/** Workers seen within the last `seconds`. */
-export async function listLiveWorkers(db: Queryable, seconds: number): Promise<WorkerRow[]> {
-  const rows = await db.query<{ id: string; name: string; region: string; slots: number; cpus: number; memory_gb: number; gpus: string[]; last_seen_at: Date }>(
-    `SELECT id, name, region, slots, cpus, memory_gb, gpus, last_seen_at FROM workers
-      WHERE last_seen_at > now() - make_interval(secs => $1) ORDER BY name, id`,
-    [seconds],
-  );
-  return rows.map((row) => ({ id: row.id, name: row.name, region: row.region, slots: row.slots, cpus: row.cpus, memoryGb: row.memory_gb, gpus: row.gpus, lastSeenAt: row.last_seen_at }));
 }
 
 export interface UnservedTask {
