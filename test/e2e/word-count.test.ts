@@ -1,4 +1,5 @@
 import assert from 'node:assert/strict';
+import { existsSync, readdirSync } from 'node:fs';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { JOB_STATES } from '../../src/domain/job-state.js';
@@ -77,6 +78,10 @@ forEachEngine('word-count runs NEW → … → COMPLETE and its result has the r
     assert.deepEqual(events, lifecycle);
     assert.ok(job.body.job.submittedAt && job.body.job.startedAt && job.body.job.endedAt);
     assert.ok(job.body.job.duration >= 0);
+
+    // Every task ran in its own temporary folder, and none is left behind (the assembler's goes
+    // just after it reports, so wait a moment for it).
+    await waitFor('the temporary task folders to be removed', async () => !existsSync(tessera.config.workDir) || readdirSync(tessera.config.workDir).length === 0, 5_000);
 
     const results = await tessera.call('GET', `/v1/customer/jobs/${jobId}/results`);
     assert.equal(results.status, 200);
