@@ -1,4 +1,4 @@
-import type { FastifyInstance, FastifyRequest } from 'fastify';
+import type { FastifyInstance } from 'fastify';
 import { invalidArgument, quote, unauthenticated } from '../domain/errors.js';
 import { isJobState } from '../domain/job-state.js';
 import type { Engine } from '../engine/engine.js';
@@ -15,10 +15,10 @@ const MAX_LEASE_WAIT_MS = 30_000;
 
 type TaskParams = { Params: { taskId: string } };
 
-function taskIdOf(request: FastifyRequest<TaskParams>): number {
-  const taskId = Number(request.params.taskId);
-  if (!/^\d{1,15}$/.test(request.params.taskId) || !Number.isSafeInteger(taskId)) throw invalidArgument('taskId', `task id ${quote(request.params.taskId)} is not a number`);
-  return taskId;
+function taskIdOf(request: { params: { taskId: string } }): number {
+  const raw = request.params.taskId;
+  if (!/^\d{1,15}$/.test(raw)) throw invalidArgument('taskId', `task id ${quote(raw)} is not a number`);
+  return Number(raw);
 }
 
 function object(body: unknown): Record<string, unknown> {
@@ -113,8 +113,7 @@ export function registerWorkerRoutes(app: FastifyInstance, engine: Engine): void
       scope.put<{ Params: { taskId: string; index: string }; Querystring: { leaseToken?: string; name?: string } }>('/tasks/:taskId/files/:index', async (request) => {
         const body = request.body as NodeJS.ReadableStream | undefined;
         if (!body || typeof (body as { pipe?: unknown }).pipe !== 'function') throw invalidArgument('body', 'send the file as application/octet-stream');
-        const output = await workers.upload(taskIdOf(request as unknown as FastifyRequest<TaskParams>), request.query.leaseToken, Number(request.params.index), String(request.query.name ?? ''), body as never);
-        return output;
+        return workers.upload(taskIdOf(request), request.query.leaseToken, Number(request.params.index), String(request.query.name ?? ''), body as never);
       });
 
       scope.post<TaskParams>('/tasks/:taskId/complete', async (request) => {
