@@ -136,10 +136,12 @@ export async function leaseTasks(db: Queryable, owner: string, limit: number, le
 /** Extends the leases still held; returns the ids whose lease was lost (expired and re-leased, or cancelled). */
 export async function heartbeatTasks(db: Queryable, leases: { id: number; leaseToken: string }[], leaseSeconds: number): Promise<number[]> {
   if (leases.length === 0) return [];
+  // EXISTS, not "lease_token = (SELECT token …)": a worker may list a task twice (the list comes
+  // over HTTP), and a scalar sub-select with two rows is an error that would fail the whole batch.
   const rows = await db.query<{ id: string | number }>(
     `UPDATE tasks SET lease_expires_at = now() + make_interval(secs => $3)
       WHERE id = ANY($1::bigint[]) AND state = 'leased'
-        AND lease_token = (SELECT token FROM unnest($1::bigint[], $2::text[]) AS l (id, token) WHERE l.id = tasks.id)
+        AND EXISTS (SELECT 1 FROM unnest($1::bigint[], $2::text[]) AS l (id, token) WHERE l.id = tasks.id AND l.token = tasks.lease_token)
       RETURNING id`,
     [leases.map((lease) => lease.id), leases.map((lease) => lease.leaseToken), leaseSeconds],
   );

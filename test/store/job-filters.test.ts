@@ -6,7 +6,6 @@ import type { FilterCondition, JobFilter } from '../../src/store/job-queries.js'
 import { listJobsFiltered } from '../../src/store/job-queries.js';
 import type { JobDraft } from '../../src/store/jobs.js';
 import { failJob, insertJob, transitionJob } from '../../src/store/jobs.js';
-import { migrate } from '../../src/store/migrate.js';
 import { forEachEngine } from '../helpers/db.js';
 
 // Every filter condition on every kind of job field, values given plain and as protobuf Value
@@ -18,15 +17,16 @@ const base: JobDraft = {
 };
 
 async function seed(db: Db): Promise<void> {
-  await migrate(db);
   await insertAccount(db, 'alice01');
   await insertAccount(db, 'bob0001');
   await insertJob(db, { id: 'J0', accountId: 'alice01', ...base, name: 'alpha', priority: 'EXECUTION_PRIORITY_CHEAP', config: { taskTimeout: 10, isTestJob: true }, regions: { whitelist: ['eu', 'us'] } });
   await insertJob(db, { id: 'J1', accountId: 'alice01', ...base, name: 'beta', priority: 'EXECUTION_PRIORITY_FAST', appId: 'a2', config: { taskTimeout: 20 }, regions: { whitelist: ['us'] } });
   await insertJob(db, { id: 'J2', accountId: 'alice01', ...base, templateId: 't2', name: "gamma%_x'", priority: 'EXECUTION_PRIORITY_BALANCED', config: { taskTimeout: 30, jobTimeout: 100 }, regions: { blacklist: ['cn'] } });
   await insertJob(db, { id: 'B0', accountId: 'bob0001', ...base, name: 'alpha' });
-  await transitionJob(db, 'J1', 'JOB_STATE_NEW', 'JOB_STATE_STARTED');
+  await transitionJob(db, 'J1', 'JOB_STATE_NEW', 'JOB_STATE_STARTED', { numChunks: 4 });
   await failJob(db, 'J2', 'boom');
+  // J2 ran for 90 seconds (duration is ended_at minus started_at).
+  await db.query(`UPDATE jobs SET started_at = ended_at - interval '90 seconds' WHERE id = 'J2'`);
   for (const [id, at] of [['J0', '2026-01-01T00:00:00Z'], ['J1', '2026-02-01T00:00:00Z'], ['J2', '2026-03-01T00:00:00Z']]) {
     await db.query('UPDATE jobs SET created_at = $2 WHERE id = $1', [id, at]);
   }
@@ -74,6 +74,12 @@ const CASES: Case[] = [
   ['createdAt', 'FILTER_CONDITION_LTE', '2026-02-01T00:00:00Z', ['J0', 'J1']],
   ['createdAt', 'FILTER_CONDITION_IN', ['2026-01-01T00:00:00Z', '2026-03-01T00:00:00Z'], ['J0', 'J2']],
   ['createdAt', 'FILTER_CONDITION_NOT_IN', ['2026-01-01T00:00:00Z'], ['J1', 'J2']],
+  ['numChunks', 'FILTER_CONDITION_EQ', 4, ['J1']],
+  ['numChunks', 'FILTER_CONDITION_LT', 10, ['J1']],
+  ['numChunks', 'FILTER_CONDITION_NEQ', 4, ['J0', 'J2']],
+  ['duration', 'FILTER_CONDITION_GTE', 90, ['J2']],
+  ['duration', 'FILTER_CONDITION_LT', 60, []],
+  ['startedAt', 'FILTER_CONDITION_LT', '2100-01-01T00:00:00Z', ['J2']],
   ['submittedAt', 'FILTER_CONDITION_GT', '2000-01-01T00:00:00Z', ['J1']],
   ['endedAt', 'FILTER_CONDITION_GT', '2000-01-01T00:00:00Z', ['J2']],
   ['regions.whitelist', 'FILTER_CONDITION_ARRAY_CONTAINS', 'us', ['J0', 'J1']],
@@ -118,7 +124,7 @@ forEachEngine('each filter condition on each field type, plain and protobuf-wrap
     );
   }
   assert.equal((await db.query<{ count: number }>('SELECT count(*)::int AS count FROM jobs'))[0]!.count, 4, 'hostile filters changed nothing');
-});
+}, { migrated: true });
 
 forEachEngine('ordering by each orderable field, both directions, and pagination edges', async (db) => {
   await seed(db);
@@ -140,4 +146,4 @@ forEachEngine('ordering by each orderable field, both directions, and pagination
   for (const bad of ['colour', 'name sideways', 'name; DROP TABLE jobs', 'accountId']) {
     await assert.rejects(listJobsFiltered(db, 'alice01', { limit: 5, offset: 0, orderBy: bad }), /cannot order jobs by[\s\S]*/);
   }
-});
+}, { migrated: true });

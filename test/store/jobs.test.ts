@@ -5,7 +5,6 @@ import { insertAccount } from '../../src/store/accounts.js';
 import type { Db } from '../../src/store/db.js';
 import { listJobsFiltered } from '../../src/store/job-queries.js';
 import { failJob, getJob, insertJob, listJobEvents, softDeleteJob, transitionJob, updateNewJob } from '../../src/store/jobs.js';
-import { migrate } from '../../src/store/migrate.js';
 import { forEachEngine } from '../helpers/db.js';
 
 // Jobs in the store: tenant scoping, guarded transitions, listing and filtering.
@@ -26,7 +25,6 @@ const draft = (overrides: Partial<JobDraft> = {}): JobDraft => ({
 });
 
 async function setUp(db: Db): Promise<void> {
-  await migrate(db);
   await insertAccount(db, 'alice01');
   await insertAccount(db, 'bob0001');
 }
@@ -41,28 +39,55 @@ forEachEngine('a job belongs to its account and changes only while NEW', async (
   assert.equal(await updateNewJob(db, 'bob0001', 'J1', draft({ name: 'stolen' })), null);
   assert.equal((await updateNewJob(db, 'alice01', 'J1', draft({ name: 'renamed' })))?.name, 'renamed');
 
+  assert.deepEqual([job.submittedAt, job.startedAt, job.endedAt], [null, null, null]);
+
+  assert.equal(await transitionJob(db, 'J1', 'JOB_STATE_STARTED', 'JOB_STATE_UPLOADING'), false, 'the guard refuses a wrong "from"');
+  assert.equal((await getJob(db, 'alice01', 'J1'))?.state, 'JOB_STATE_NEW', 'and changes nothing');
   assert.equal(await transitionJob(db, 'J1', 'JOB_STATE_NEW', 'JOB_STATE_STARTED'), true);
   assert.equal(await transitionJob(db, 'J1', 'JOB_STATE_NEW', 'JOB_STATE_STARTED'), false, 'the guard refuses a second start');
   assert.equal(await updateNewJob(db, 'alice01', 'J1', draft({ name: 'late' })), null, 'no change after NEW');
-  await transitionJob(db, 'J1', 'JOB_STATE_STARTED', 'JOB_STATE_UPLOADING');
   let current = (await getJob(db, 'alice01', 'J1'))!;
-  assert.ok(current.submittedAt && current.startedAt && !current.endedAt);
-  assert.ok(current.stateTimestamps.JOB_STATE_STARTED && current.stateTimestamps.JOB_STATE_UPLOADING);
+  assert.equal(current.state, 'JOB_STATE_STARTED');
+  // submittedAt marks STARTED (validated and accepted), startedAt the first real work (UPLOADING).
+  assert.ok(current.submittedAt instanceof Date && current.startedAt === null && current.endedAt === null);
+  assert.equal(await transitionJob(db, 'J1', 'JOB_STATE_STARTED', 'JOB_STATE_UPLOADING', { numChunks: 4 }), true);
+  current = (await getJob(db, 'alice01', 'J1'))!;
+  assert.ok(current.startedAt instanceof Date && current.endedAt === null);
+  assert.equal(current.numChunks, 4);
+  assert.deepEqual(Object.keys(current.stateTimestamps), ['JOB_STATE_NEW', 'JOB_STATE_STARTED', 'JOB_STATE_UPLOADING']);
+  assert.ok(current.stateTimestamps.JOB_STATE_NEW! <= current.stateTimestamps.JOB_STATE_STARTED! && current.stateTimestamps.JOB_STATE_STARTED! <= current.stateTimestamps.JOB_STATE_UPLOADING!);
 
   assert.equal(await failJob(db, 'J1', 'chunk 3 failed'), true);
   assert.equal(await failJob(db, 'J1', 'again'), false, 'a final state is final');
   assert.equal(await transitionJob(db, 'J1', 'JOB_STATE_UPLOADING', 'JOB_STATE_PARTITIONING'), false);
   current = (await getJob(db, 'alice01', 'J1'))!;
   assert.equal(current.state, 'JOB_STATE_FAILED');
-  assert.equal(current.errorMessage, 'chunk 3 failed');
-  assert.ok(current.endedAt);
+  assert.equal(current.errorMessage, 'chunk 3 failed', 'the first failure is the one kept');
+  assert.ok(current.endedAt instanceof Date && current.stateTimestamps.JOB_STATE_FAILED instanceof Date);
   const events = await listJobEvents(db, 'J1');
   assert.deepEqual(events.map((event) => event.state), ['JOB_STATE_NEW', 'JOB_STATE_STARTED', 'JOB_STATE_UPLOADING', 'JOB_STATE_FAILED']);
 
   assert.equal(await softDeleteJob(db, 'bob0001', 'J1'), false);
   assert.equal(await softDeleteJob(db, 'alice01', 'J1'), true);
   assert.equal(await getJob(db, 'alice01', 'J1'), null);
-});
+}, { migrated: true });
+
+forEachEngine('COMPLETE is final too: endedAt is set and a late failure is refused', async (db) => {
+  await setUp(db);
+  await insertJob(db, { id: 'J3', accountId: 'alice01', ...draft() });
+  const path = ['JOB_STATE_NEW', 'JOB_STATE_STARTED', 'JOB_STATE_UPLOADING', 'JOB_STATE_PARTITIONING', 'JOB_STATE_PARTITIONED', 'JOB_STATE_TASKS_COMPLETED',
+    'JOB_STATE_MERGING', 'JOB_STATE_MERGED', 'JOB_STATE_DOWNLOADING', 'JOB_STATE_COMPLETE'] as const;
+  for (let step = 1; step < path.length; step++) {
+    assert.equal((await getJob(db, 'alice01', 'J3'))?.endedAt, null, `not ended in ${path[step - 1]}`);
+    assert.equal(await transitionJob(db, 'J3', path[step - 1]!, path[step]!), true, `${path[step - 1]} → ${path[step]}`);
+  }
+  const done = (await getJob(db, 'alice01', 'J3'))!;
+  assert.ok(done.endedAt instanceof Date);
+  assert.deepEqual(Object.keys(done.stateTimestamps), [...path]);
+  assert.equal(await failJob(db, 'J3', 'too late'), false);
+  assert.equal((await getJob(db, 'alice01', 'J3'))?.errorMessage, null);
+  assert.deepEqual((await listJobEvents(db, 'J3')).map((event) => event.state), [...path]);
+}, { migrated: true });
 
 forEachEngine('only one of many concurrent transitions wins', async (db) => {
   await setUp(db);
@@ -70,7 +95,7 @@ forEachEngine('only one of many concurrent transitions wins', async (db) => {
   const results = await Promise.all(Array.from({ length: 8 }, () => db.transaction((tx) => transitionJob(tx, 'J2', 'JOB_STATE_NEW', 'JOB_STATE_STARTED'))));
   assert.equal(results.filter(Boolean).length, 1);
   assert.equal((await listJobEvents(db, 'J2')).filter((event) => event.state === 'JOB_STATE_STARTED').length, 1);
-});
+}, { migrated: true });
 
 forEachEngine('jobs are listed, ordered, paged and filtered per account', async (db) => {
   await setUp(db);
@@ -100,4 +125,4 @@ forEachEngine('jobs are listed, ordered, paged and filtered per account', async 
   await refused([{ field: 'createdAt', condition: 'FILTER_CONDITION_LIKE', value: '%' }]);
   await refused([{ field: 'numChunks', condition: 'FILTER_CONDITION_GT', value: 'many' }]);
   await refused([], 'name; DROP TABLE jobs');
-});
+}, { migrated: true });

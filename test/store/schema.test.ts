@@ -1,9 +1,8 @@
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
-import { packageRoot } from '../../src/config/config.js';
 import { findApiKeyByHash, insertAccount, insertApiKey } from '../../src/store/accounts.js';
-import { describeSchema, migrate } from '../../src/store/migrate.js';
+import { describeSchema, listMigrations, migrate, MIGRATIONS_DIR } from '../../src/store/migrate.js';
 import { getOrCreateSetting } from '../../src/store/settings.js';
 import { forEachEngine } from '../helpers/db.js';
 
@@ -11,19 +10,21 @@ import { forEachEngine } from '../helpers/db.js';
 // and on the server. After adding a migration: npm run build && node scripts/dump-schema.mjs
 
 forEachEngine('migrations build the checked-in schema and apply only once', async (db) => {
-  assert.deepEqual(await migrate(db), ['0001_init.sql', '0002_cancelling_tasks.sql', '0003_workers.sql']);
+  const names = listMigrations().map((migration) => migration.name);
+  // Numbered 0001, 0002, … with no gap or repeat: the order they apply in is the order they were written.
+  assert.deepEqual(listMigrations().map((migration) => migration.version), names.map((_, index) => index + 1));
+  assert.deepEqual(await migrate(db), names);
   assert.deepEqual(await migrate(db), [], 'a second start applies nothing');
-  const expected = readFileSync(path.join(packageRoot(), 'migrations', 'schema.txt'), 'utf8');
-  assert.equal(await describeSchema(db), expected);
+  const expected = readFileSync(path.join(MIGRATIONS_DIR, 'schema.txt'), 'utf8');
+  assert.equal(await describeSchema(db), expected, 'the schema differs from migrations/schema.txt; if the change is intended: npm run build && node scripts/dump-schema.mjs');
 });
 
 forEachEngine('concurrent starts migrate once', async (db) => {
   const applied = await Promise.all([migrate(db), migrate(db), migrate(db)]);
-  assert.deepEqual(applied.flat(), ['0001_init.sql', '0002_cancelling_tasks.sql', '0003_workers.sql']);
+  assert.deepEqual(applied.flat(), listMigrations().map((migration) => migration.name));
 });
 
 forEachEngine('keys are found by hash only; settings are created once', async (db) => {
-  await migrate(db);
   await insertAccount(db, 'acct001');
   await insertApiKey(db, { id: 'k1', accountId: 'acct001', keyHash: 'hash-1', keyPrefix: 'tsk_abcd', scope: 'customer' });
   assert.deepEqual(await findApiKeyByHash(db, 'hash-1'), { accountId: 'acct001', scope: 'customer' });
@@ -33,4 +34,4 @@ forEachEngine('keys are found by hash only; settings are created once', async (d
   const first = await getOrCreateSetting(db, 'secret', () => 'one');
   assert.equal(first, 'one');
   assert.equal(await getOrCreateSetting(db, 'secret', () => 'two'), 'one');
-});
+}, { migrated: true });

@@ -1,8 +1,7 @@
 import assert from 'node:assert/strict';
-import { insertAccount } from '../../src/store/accounts.js';
+import { setTimeout as delay } from 'node:timers/promises';
 import type { Db } from '../../src/store/db.js';
 import { insertJob } from '../../src/store/jobs.js';
-import { migrate } from '../../src/store/migrate.js';
 import {
   cancelJobTasks,
   completeTask,
@@ -18,13 +17,13 @@ import {
   listTaskOutputs,
   NO_NEEDS,
 } from '../../src/store/tasks.js';
-import type { TaskNeeds, WorkerOffer } from '../../src/store/tasks.js';
+import type { LeasedTask, TaskNeeds, WorkerOffer } from '../../src/store/tasks.js';
 import { forEachEngine } from '../helpers/db.js';
 
 // The task queue: SKIP LOCKED leasing, priority, fencing tokens, heartbeats, retries, expiry.
 
+/** A job with `count` queued app tasks (chunks 0…count-1). The database is already migrated. */
 async function jobWithTasks(db: Db, jobId: string, count: number, priority = 0, maxAttempts = 2): Promise<void> {
-  await migrate(db);
   await db.query(`INSERT INTO accounts (id) VALUES ('acct001') ON CONFLICT DO NOTHING`);
   await insertJob(db, {
     id: jobId, accountId: 'acct001', templateId: 't', name: '', description: '', priority: 'EXECUTION_PRIORITY_UNDEFINED', config: {}, regions: {},
@@ -33,20 +32,39 @@ async function jobWithTasks(db: Db, jobId: string, count: number, priority = 0, 
   await insertTasks(db, jobId, 'app', Array.from({ length: count }, (_, chunkIndex) => ({ chunkIndex, inputKey: `k${chunkIndex}` })), { maxAttempts, priority });
 }
 
+const migrated = { migrated: true };
+
 forEachEngine('concurrent leasers never get the same task, and higher priority goes first', async (db, engine) => {
   await jobWithTasks(db, 'slow', 150, 1);
   await jobWithTasks(db, 'fast', 50, 3);
   assert.equal(await insertTasks(db, 'fast', 'app', [{ chunkIndex: 0 }, { chunkIndex: 1 }], { maxAttempts: 2, priority: 3 }), 0, 'a replayed fan-out adds nothing');
   const first = await leaseTasks(db, 'w0', 50, 30);
+  assert.equal(first.length, 50);
   assert.ok(first.every((task) => task.jobId === 'fast'), 'FAST before CHEAP');
-  // Eight leasers at once over the pool (PGlite serialises them on its one connection).
-  const batches = await Promise.all(Array.from({ length: 8 }, (_, worker) => leaseTasks(db, `w${worker + 1}`, 25, 30)));
-  const all = [...first, ...batches.flat()];
+
+  // Eight leasers at once over the pool (PGlite serialises them on its one connection), each
+  // taking small batches until it finds nothing: many overlapping SKIP LOCKED scans of one queue.
+  const leaseUntilEmpty = async (owner: string): Promise<LeasedTask[]> => {
+    const mine: LeasedTask[] = [];
+    for (;;) {
+      const batch = await leaseTasks(db, owner, 7, 30);
+      if (batch.length === 0) return mine;
+      mine.push(...batch);
+    }
+  };
+  const owners = Array.from({ length: 8 }, (_, worker) => `w${worker + 1}`);
+  const byOwner = await Promise.all(owners.map(leaseUntilEmpty));
+  const all = [...first, ...byOwner.flat()];
   assert.equal(all.length, 200, `${engine}: every task leased`);
   assert.equal(new Set(all.map((task) => task.id)).size, 200, 'no task leased twice');
+  // The row agrees with what each leaser was told: no later lease overwrote an earlier one.
+  const ownerOf = new Map<number, string>(first.map((task) => [task.id, 'w0']));
+  byOwner.forEach((tasks, index) => tasks.forEach((task) => ownerOf.set(task.id, owners[index]!)));
+  const rows = await db.query<{ id: string; lease_owner: string; attempt: number }>('SELECT id, lease_owner, attempt FROM tasks');
+  assert.ok(rows.every((row) => ownerOf.get(Number(row.id)) === row.lease_owner && row.attempt === 1));
   assert.deepEqual(await leaseTasks(db, 'late', 10, 30), []);
   assert.equal((await countTasksByState(db, 'slow')).leased, 150);
-});
+}, migrated);
 
 forEachEngine('completion is fenced by the lease token', async (db) => {
   await jobWithTasks(db, 'J', 1);
@@ -62,11 +80,14 @@ forEachEngine('completion is fenced by the lease token', async (db) => {
   assert.equal(second?.attempt, 2);
   assert.deepEqual(await heartbeatTasks(db, [{ id: lease.id, leaseToken: lease.leaseToken }], 30), [lease.id], 'the old holder learns it lost the lease');
   assert.deepEqual(await heartbeatTasks(db, [{ id: second!.id, leaseToken: second!.leaseToken }], 30), []);
+  // The list comes from a worker over HTTP: a task listed twice is still one held lease, not an error.
+  const twice = { id: second!.id, leaseToken: second!.leaseToken };
+  assert.deepEqual(await heartbeatTasks(db, [twice, twice], 30), []);
   assert.equal(await completeTask(db, lease.id, lease.leaseToken, [{ name: 'late', blobKey: 'x', size: 1 }]), null, 'a late completion is ignored');
   assert.deepEqual(await completeTask(db, second!.id, second!.leaseToken, [{ name: 'out', blobKey: 'y', size: 2 }]), { jobId: 'J', kind: 'app', chunkIndex: 0 });
   assert.equal(await completeTask(db, second!.id, second!.leaseToken, []), null, 'and a task completes once');
   assert.deepEqual(await listTaskOutputs(db, 'J', 'app'), [{ chunkIndex: 0, outputs: [{ name: 'out', blobKey: 'y', size: 2 }] }]);
-});
+}, migrated);
 
 forEachEngine('failed attempts are retried until max_attempts, then the task fails', async (db) => {
   await jobWithTasks(db, 'J', 1, 0, 2);
@@ -86,7 +107,7 @@ forEachEngine('failed attempts are retried until max_attempts, then the task fai
   assert.equal((await failTaskAttempt(db, one!.id, one!.leaseToken, 'bad input', false))?.retrying, false);
   await db.query(`UPDATE tasks SET lease_expires_at = now() - interval '1 second' WHERE id = $1`, [two!.id]);
   assert.deepEqual((await expireLeases(db)).map((attempt) => attempt.retrying), [false]);
-});
+}, migrated);
 
 forEachEngine('cancelling a job stops its queued and running tasks', async (db) => {
   await jobWithTasks(db, 'J', 4);
@@ -109,7 +130,7 @@ forEachEngine('cancelling a job stops its queued and running tasks', async (db) 
   await db.query(`UPDATE tasks SET lease_expires_at = now() - interval '1 second' WHERE id = $1`, [silent!.id]);
   assert.equal(await expireCancellations(db), 1);
   assert.equal(await hasCancellingTasks(db, 'J'), false);
-});
+}, migrated);
 
 forEachEngine('leasing matches regions, cores, memory and GPUs', async (db) => {
   await jobWithTasks(db, 'J', 0);
@@ -125,4 +146,45 @@ forEachEngine('leasing matches regions, cores, memory and GPUs', async (db) => {
   assert.deepEqual(await chunks(small), [0, 5], 'a small eu worker gets the eu task and the one with no needs');
   assert.deepEqual(await chunks({ region: 'us', cpus: 2, memoryGb: 4, gpus: ['t4'] }), [1], 'us is not blacklisted; a t4 is not an accepted GPU');
   assert.deepEqual(await chunks({ region: 'us', cpus: 16, memoryGb: 128, gpus: ['h100'] }), [2, 3, 4]);
-});
+}, migrated);
+
+forEachEngine('a lease that is not renewed runs out on its own; a heartbeat keeps one alive', async (db) => {
+  await jobWithTasks(db, 'J', 2);
+  const [kept, abandoned] = await leaseTasks(db, 'w1', 2, 1);
+  assert.deepEqual(await heartbeatTasks(db, [{ id: kept!.id, leaseToken: kept!.leaseToken }], 60), []);
+  // Real time, not a rewritten timestamp: the one-second lease must lapse by the database's clock.
+  // Polled with a deadline rather than one fixed sleep.
+  const deadline = Date.now() + 15_000;
+  let expired = await expireLeases(db);
+  while (expired.length === 0) {
+    assert.ok(Date.now() < deadline, 'a 1-second lease was still current after 15 s');
+    await delay(50);
+    expired = await expireLeases(db);
+  }
+  assert.deepEqual(expired.map((attempt) => [attempt.taskId, attempt.retrying]), [[abandoned!.id, true]], 'only the lease nobody renewed');
+  assert.equal(await completeTask(db, abandoned!.id, abandoned!.leaseToken, []), null, 'its old holder can no longer complete it');
+  const [again] = await leaseTasks(db, 'w2', 5, 30);
+  assert.deepEqual([again?.id, again?.attempt], [abandoned!.id, 2]);
+  assert.ok(await completeTask(db, kept!.id, kept!.leaseToken, []), 'the renewed lease is still good');
+}, migrated);
+
+forEachEngine('outputs come back per kind in chunk order; counts are of app tasks', async (db) => {
+  await jobWithTasks(db, 'J', 3);
+  await insertTasks(db, 'J', 'partition', [{ chunkIndex: 0 }], { maxAttempts: 1, priority: 0 });
+  const leased = await leaseTasks(db, 'w', 10, 30);
+  const find = (kind: string, chunkIndex: number) => leased.find((task) => task.kind === kind && task.chunkIndex === chunkIndex)!;
+  const output = (name: string) => [{ name, blobKey: `blobs/${name}`, size: name.length }];
+  // Completed out of order: the listing orders by chunk, not by completion.
+  await completeTask(db, find('app', 2).id, find('app', 2).leaseToken, output('two'));
+  await completeTask(db, find('app', 0).id, find('app', 0).leaseToken, output('zero'));
+  await failTaskAttempt(db, find('app', 1).id, find('app', 1).leaseToken, 'bad chunk', false);
+  await completeTask(db, find('partition', 0).id, find('partition', 0).leaseToken, output('chunks'));
+  assert.deepEqual(await listTaskOutputs(db, 'J', 'app'), [
+    { chunkIndex: 0, outputs: output('zero') },
+    { chunkIndex: 2, outputs: output('two') },
+  ], 'failed tasks have no outputs to assemble');
+  assert.deepEqual(await listTaskOutputs(db, 'J', 'partition'), [{ chunkIndex: 0, outputs: output('chunks') }]);
+  assert.deepEqual(await listTaskOutputs(db, 'J', 'assemble'), []);
+  assert.deepEqual(await countTasksByState(db, 'J'), { queued: 0, leased: 0, succeeded: 2, failed: 1, cancelling: 0, cancelled: 0 });
+  assert.deepEqual(await countTasksByState(db, 'no-such-job'), { queued: 0, leased: 0, succeeded: 0, failed: 0, cancelling: 0, cancelled: 0 });
+}, migrated);
