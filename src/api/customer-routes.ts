@@ -36,6 +36,7 @@ export function registerCustomerRoutes(app: FastifyInstance, engine: Engine, val
   const jobs = engine.jobs;
   const baseUrl = (request: FastifyRequest) => baseUrlOf(engine.deps.config, request);
   const generic = (request: FastifyRequest, message: string) => ({ ok: true, requestId: request.id, message });
+  const price = engine.deps.config.pricePerUnit;
 
   app.register(
     async (customer) => {
@@ -44,7 +45,7 @@ export function registerCustomerRoutes(app: FastifyInstance, engine: Engine, val
       customer.get('/jobs/templates', async (request) => {
         const query = validate.query('Customer_GetTemplates', request.query);
         const { limit, offset } = page({ limit: query['pagination.limit'], offset: query['pagination.offset'] }, 'pagination');
-        const { templates, total } = await jobs.listTemplates({ limit, offset });
+        const { templates, total } = await jobs.listTemplates(request.accountId, { limit, offset });
         return { pagination: paginationJson(total, offset, templates.length), data: templates.map(templateJson) };
       });
 
@@ -53,7 +54,7 @@ export function registerCustomerRoutes(app: FastifyInstance, engine: Engine, val
         const { limit, offset } = page({ limit: query['pagination.limit'], offset: query['pagination.offset'] }, 'pagination');
         const orderBy = query.orderBy === undefined ? undefined : String(query.orderBy);
         const { views, total } = await jobs.listJobs(request.accountId, { limit, offset, orderBy });
-        return { pagination: paginationJson(total, offset, views.length), data: views.map((view) => jobJson(view.job, view.template)) };
+        return { pagination: paginationJson(total, offset, views.length), data: views.map((view) => jobJson(view.job, view.template, price)) };
       });
 
       customer.post('/jobs/filter', async (request) => {
@@ -68,19 +69,19 @@ export function registerCustomerRoutes(app: FastifyInstance, engine: Engine, val
           return { field: filter.field, condition: (filter.condition ?? 'FILTER_CONDITION_EQ') as JobFilter['condition'], value: filter.value };
         });
         const { views, total } = await jobs.listJobs(request.accountId, { limit, offset, orderBy: body.orderBy, filters });
-        return { pagination: paginationJson(total, offset, views.length), data: views.map((view) => jobJson(view.job, view.template)) };
+        return { pagination: paginationJson(total, offset, views.length), data: views.map((view) => jobJson(view.job, view.template, price)) };
       });
 
       customer.post('/jobs', async (request) => {
         const body = validate.body('Customer_CreateJob', request.body) as JobInput & { jobId?: string };
         const { job, template } = await jobs.createJob(request.accountId, body);
-        const view = jobJson(job, template);
+        const view = jobJson(job, template, price);
         return { job: view, templateInfo: view.templateInfo };
       });
 
       customer.get<{ Params: Params }>('/jobs/:jobId', async (request) => {
         const { job, template } = await jobs.getJob(request.accountId, request.params.jobId);
-        const view = jobJson(job, template);
+        const view = jobJson(job, template, price);
         return { job: view, templateInfo: view.templateInfo };
       });
 
@@ -92,7 +93,7 @@ export function registerCustomerRoutes(app: FastifyInstance, engine: Engine, val
         customer.patch<{ Params: Params }>(`/jobs/:jobId/${path}`, async (request) => {
           const body = validate.body(operationId, request.body) as never;
           const { job, template } = await jobs.updateJob(request.accountId, request.params.jobId, toInput(body));
-          const view = jobJson(job, template);
+          const view = jobJson(job, template, price);
           return { job: view, templateInfo: view.templateInfo };
         });
       patch('datasource', 'Customer_SetJobDataSource', (body: Pick<JobInput, 'dataSource' | 'dataDestination'>) => ({

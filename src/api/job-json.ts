@@ -26,7 +26,29 @@ function durationSeconds(job: Job, now: number): number {
   return Math.max(0, (end - job.submittedAt.getTime()) / 1000);
 }
 
-export function jobJson(job: Job, template: Template | null, now = Date.now()) {
+/**
+ * Resource accounting: units are vCPU·GiB·hours (each attempt's CPU hours times its peak memory in
+ * GiB, summed); numUnitsEstimation is that rounded up to a whole unit (the seed makes it an int64),
+ * paymentAmount the exact units times the configured price per unit (TESSERA_PRICE_PER_UNIT).
+ */
+export function usageJson(job: Job, pricePerUnit: number) {
+  return {
+    paymentAmount: Number((job.usage.units * pricePerUnit).toFixed(8)),
+    numUnitsEstimation: String(Math.ceil(job.usage.units)),
+    usage: {
+      cpuSeconds: Number(job.usage.cpuSeconds.toFixed(3)),
+      wallSeconds: Number(job.usage.wallSeconds.toFixed(3)),
+      peakMemoryBytes: String(job.usage.peakMemoryBytes),
+      units: job.usage.units,
+      pricePerUnit,
+      tasksDone: job.chunksDone,
+      tasksFailed: job.attemptsFailed,
+      tasksTotal: job.numChunks ?? 0,
+    },
+  };
+}
+
+export function jobJson(job: Job, template: Template | null, pricePerUnit: number, now = Date.now()) {
   const stateTimestamps: Partial<Record<JobState, string>> = {};
   for (const [state, at] of Object.entries(job.stateTimestamps)) stateTimestamps[state as JobState] = at.toISOString();
   return {
@@ -50,9 +72,7 @@ export function jobJson(job: Job, template: Template | null, now = Date.now()) {
     deletedAt: iso(job.deletedAt),
     stateTimestamps,
     duration: durationSeconds(job, now),
-    // Tessera does not bill; kept so clients reading the field get a number.
-    paymentAmount: 0,
-    numUnitsEstimation: String(job.numChunks ?? 0),
+    ...usageJson(job, pricePerUnit),
     numChunks: job.numChunks ?? 0,
     errorMessage: job.errorMessage ?? '',
     ...(template ? { templateInfo: templateJson(template) } : {}),

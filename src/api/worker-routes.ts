@@ -1,6 +1,8 @@
 import type { FastifyInstance } from 'fastify';
 import { invalidArgument, quote, unauthenticated } from '../domain/errors.js';
 import { isJobState } from '../domain/job-state.js';
+import type { LogLine, TaskReport, TaskUsage } from '../domain/worker-link.js';
+import { LOG_LEVELS } from '../domain/worker-link.js';
 import type { Engine } from '../engine/engine.js';
 import type { WorkerRegistration } from '../engine/remote-workers.js';
 import type { TaskOutput } from '../store/tasks.js';
@@ -34,6 +36,36 @@ function number(value: unknown, field: string, min: number, max: number): number
 function text(value: unknown, field: string, max = 256): string {
   if (typeof value !== 'string' || value.length > max) throw invalidArgument(field, `${field} ${quote(value)} must be a string of at most ${max} characters`);
   return value;
+}
+
+/** Log lines one report may carry, and characters per line: a worker bounds both; the server checks. */
+const MAX_REPORT_LINES = 100_000;
+const MAX_LINE_CHARS = 8192;
+
+/** The optional `report` of a completion or failure: the attempt's logs and usage. */
+function reportOf(raw: unknown): TaskReport {
+  if (raw === undefined || raw === null) return { logs: [], usage: null };
+  const report = object(raw);
+  const lines = report.logs === undefined ? [] : report.logs;
+  if (!Array.isArray(lines) || lines.length > MAX_REPORT_LINES) throw invalidArgument('report.logs', `report.logs must be a list of at most ${MAX_REPORT_LINES} lines`);
+  const logs = lines.map((entry, index): LogLine => {
+    const line = object(entry);
+    const at = text(line.at, `report.logs[${index}].at`, 40);
+    if (Number.isNaN(Date.parse(at))) throw invalidArgument(`report.logs[${index}].at`, `report.logs[${index}].at ${quote(at)} is not a date-time`);
+    if (line.stream !== 'stdout' && line.stream !== 'stderr') throw invalidArgument(`report.logs[${index}].stream`, `stream ${quote(line.stream)} must be "stdout" or "stderr"`);
+    if (!LOG_LEVELS.includes(line.level as never)) throw invalidArgument(`report.logs[${index}].level`, `level ${quote(line.level)} must be one of ${LOG_LEVELS.join(', ')}`);
+    return { at, stream: line.stream, level: line.level as LogLine['level'], line: text(line.line, `report.logs[${index}].line`, MAX_LINE_CHARS).replaceAll('\u0000', '') };
+  });
+  let usage: TaskUsage | null = null;
+  if (report.usage !== undefined && report.usage !== null) {
+    const raw = object(report.usage);
+    usage = {
+      cpuSeconds: number(raw.cpuSeconds, 'report.usage.cpuSeconds', 0, 1e9),
+      wallSeconds: number(raw.wallSeconds, 'report.usage.wallSeconds', 0, 1e9),
+      peakMemoryBytes: number(raw.peakMemoryBytes, 'report.usage.peakMemoryBytes', 0, 2 ** 52),
+    };
+  }
+  return { logs, usage };
 }
 
 export function registerWorkerRoutes(app: FastifyInstance, engine: Engine): void {
@@ -122,13 +154,18 @@ export function registerWorkerRoutes(app: FastifyInstance, engine: Engine): void
           const entry = object(output);
           return { name: text(entry.name, `outputs[${index}].name`, 1024), blobKey: text(entry.blobKey, `outputs[${index}].blobKey`, 1024), size: 0 };
         });
-        return { completed: await workers.complete(taskIdOf(request), body.leaseToken, outputs) };
+        return { completed: await workers.complete(taskIdOf(request), body.leaseToken, outputs, reportOf(body.report)) };
       });
 
       scope.post<TaskParams>('/tasks/:taskId/fail', async (request) => {
         const body = object(request.body);
-        await workers.fail(taskIdOf(request), body.leaseToken, text(body.error, 'error', 64 * 1024), body.retry !== false);
+        await workers.fail(taskIdOf(request), body.leaseToken, text(body.error, 'error', 64 * 1024), body.retry !== false, reportOf(body.report));
         return { ok: true };
+      });
+
+      scope.get<{ Params: { sha256: string } }>('/components/:sha256', async (request, reply) => {
+        const { stream, size } = await workers.openComponent(request.params.sha256);
+        return reply.header('content-type', 'application/gzip').header('content-length', String(size)).send(stream);
       });
 
       scope.post<TaskParams>('/tasks/:taskId/stopped', async (request) => {

@@ -2,7 +2,7 @@ import { createReadStream, mkdirSync, writeFileSync } from 'node:fs';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import path from 'node:path';
-import pino from 'pino';
+import { createLogger } from './logger.js';
 import { loadConfig } from '../config/config.js';
 import { TesseraError, invalidArgument, quote } from '../domain/errors.js';
 import { JOB_STATES, shortState } from '../domain/job-state.js';
@@ -57,7 +57,7 @@ export async function runExample(name: string, options: ExampleOptions): Promise
   const config = { ...loadConfig({ home: options.home, port: options.port ?? 0, logLevel: 'warn' }), allowPrivateUrls: true };
   const say = (line: string) => options.json || process.stdout.write(`${line}\n`);
   const unlock = config.databaseUrl ? () => {} : lockHome(config.home);
-  const tessera = await startTessera({ config, logger: pino({ level: 'warn' }, pino.destination(2)) });
+  const tessera = await startTessera({ config, logger: createLogger('warn') });
   const text = await serveText(path.join(config.examplesDir, name, 'data', example.file));
   try {
     const apiKey = tessera.engine.firstKey?.apiKey ?? (await createKey(tessera.engine.deps.db)).apiKey;

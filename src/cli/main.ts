@@ -1,5 +1,5 @@
 import { Command, Option } from 'commander';
-import pino from 'pino';
+import { createLogger } from './logger.js';
 import type { Flags } from '../config/config.js';
 import { loadConfig } from '../config/config.js';
 import { TesseraError } from '../domain/errors.js';
@@ -7,6 +7,8 @@ import { createKey } from '../engine/accounts.js';
 import { openDb } from '../store/db.js';
 import { migrate } from '../store/migrate.js';
 import { runExample } from './example.js';
+import { registerJobCommands } from './job-commands.js';
+import { registerRegistryCommands } from './registry-commands.js';
 import { lockHome } from './home-lock.js';
 import { startTessera } from './start.js';
 import { hostname, tmpdir } from 'node:os';
@@ -14,6 +16,7 @@ import path from 'node:path';
 import { createHttpLink } from '../worker/http-link.js';
 import { machineOffer, newWorkerId } from '../worker/machine.js';
 import { createWorker } from '../worker/worker.js';
+import { taskEnvironment } from '../worker/run-task.js';
 
 // The `tessera` command. Every command that prints something for scripts has --json.
 
@@ -38,7 +41,7 @@ async function up(options: CommonOptions): Promise<void> {
   const config = loadConfig(flagsOf(options));
   const unlock = config.databaseUrl ? () => {} : lockHome(config.home);
   // Logs go to stderr; stdout carries only what the command prints (the --json line for scripts).
-  const logger = pino({ level: config.logLevel }, pino.destination(2));
+  const logger = createLogger(config.logLevel);
   const tessera = await startTessera({ config, logger }).catch((error) => {
     unlock();
     throw error;
@@ -71,7 +74,7 @@ async function server(options: CommonOptions): Promise<void> {
 async function worker(options: { server?: string; token?: string; slots?: string; region?: string; home?: string; logLevel?: string; json?: boolean }): Promise<void> {
   const config = loadConfig({ server: options.server, token: options.token, slots: options.slots, region: options.region, home: options.home ?? path.join(tmpdir(), 'tessera-worker'), logLevel: options.logLevel });
   if (!config.workerToken) throw new TesseraError('UNAUTHENTICATED', 'no worker token given', { hint: 'pass --token or set TESSERA_WORKER_TOKEN (make one with `tessera key create --worker`)' });
-  const logger = pino({ level: config.logLevel }, pino.destination(2));
+  const logger = createLogger(config.logLevel);
   const identity = { id: newWorkerId(), name: hostname(), slots: Math.max(1, config.workerSlots), ...machineOffer(config) };
   const servers = config.serverUrl.split(',').map((url) => url.replace(/\/+$/, ''));
   const link = createHttpLink({ servers, token: config.workerToken, worker: identity, log: logger });
@@ -81,7 +84,7 @@ async function worker(options: { server?: string; token?: string; slots?: string
   const agent = createWorker({
     link,
     slots: identity.slots,
-    env: { workDir: config.workDir, python: config.python, childEnv: config.childEnv, sharedCacheDir: path.join(config.home, 'cache', 'shared'), userCacheRoot: path.join(config.home, 'cache', 'accounts') },
+    env: taskEnvironment(config, link),
     log: logger,
     // The server's lease length decides the heartbeat, whatever this machine's settings say.
     heartbeatMs,
@@ -175,6 +178,9 @@ export async function main(argv: string[]): Promise<void> {
     .option('--chunks <n>', 'number of chunks', '4')
     .option('--keep', 'keep serving after the job finishes')
     .action(runExample);
+
+  registerJobCommands(program);
+  registerRegistryCommands(program);
 
   try {
     await program.parseAsync(argv);

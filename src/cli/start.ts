@@ -11,6 +11,7 @@ import type { Db } from '../store/db.js';
 import type { Worker } from '../worker/worker.js';
 import { machineOffer, newWorkerId } from '../worker/machine.js';
 import { createWorker } from '../worker/worker.js';
+import { taskEnvironment } from '../worker/run-task.js';
 
 // Tessera in one process: engine, HTTP API, scheduler sweep and in-process worker slots.
 // `tessera up`, the example and the end-to-end tests all start it this way.
@@ -36,16 +37,11 @@ export async function startTessera(options: { config: Config; logger: Logger; db
   }
   const address = app.server.address();
   const port = typeof address === 'object' && address ? address.port : config.port;
+  const link = engine.localLink({ id: newWorkerId(), name: `${hostname()} (in-process)`, slots: config.workerSlots, ...machineOffer(config) });
   const worker = createWorker({
-    link: engine.localLink({ id: newWorkerId(), name: `${hostname()} (in-process)`, slots: config.workerSlots, ...machineOffer(config) }),
+    link,
     slots: config.workerSlots,
-    env: {
-      workDir: config.workDir,
-      python: config.python,
-      childEnv: config.childEnv,
-      sharedCacheDir: path.join(config.home, 'cache', 'shared'),
-      userCacheRoot: path.join(config.home, 'cache', 'accounts'),
-    },
+    env: taskEnvironment(config, link),
     log: logger,
     heartbeatMs: heartbeatInterval(config),
   });

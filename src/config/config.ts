@@ -48,6 +48,14 @@ export interface Config {
    * the server's environment: it holds DATABASE_URL, TESSERA_API_KEY and other secrets.
    */
   childEnv: Record<string, string>;
+  /** Registry: largest archive a push may send (compressed) and what it may unpack to. */
+  maxArchiveBytes: number;
+  maxUnpackedBytes: number;
+  maxArchiveEntries: number;
+  /** Log lines kept per task attempt (stdout and stderr together); the rest is counted, not kept. */
+  maxLogLinesPerTask: number;
+  /** Resource accounting: price of one vCPU·GiB·hour, the unit of numUnitsEstimation. */
+  pricePerUnit: number;
 }
 
 export type Flags = Partial<Record<'home' | 'host' | 'port' | 'databaseUrl' | 'publicUrl' | 'slots' | 'logLevel' | 'server' | 'key' | 'region' | 'token', string | number | undefined>>;
@@ -88,6 +96,11 @@ export function loadConfig(flags: Flags = {}, env: Env = process.env): Config {
     workerToken: nonEmpty(flags.token ?? env.TESSERA_WORKER_TOKEN, '--token / TESSERA_WORKER_TOKEN', /^\S{1,512}$/, 'tsk_… (made by tessera key create --worker)'),
     clientApiKey: nonEmpty(flags.key ?? env.TESSERA_API_KEY, '--key / TESSERA_API_KEY', /^\S{1,512}$/, 'tsk_…'),
     workDir: path.join(home, 'work'),
+    maxArchiveBytes: integerSetting('TESSERA_MAX_ARCHIVE_BYTES', env.TESSERA_MAX_ARCHIVE_BYTES, 64 * 1024 ** 2, 1024, 1024 ** 3, '67108864'),
+    maxUnpackedBytes: integerSetting('TESSERA_MAX_UNPACKED_BYTES', env.TESSERA_MAX_UNPACKED_BYTES, 256 * 1024 ** 2, 1024, 4 * 1024 ** 3, '268435456'),
+    maxArchiveEntries: integerSetting('TESSERA_MAX_ARCHIVE_ENTRIES', env.TESSERA_MAX_ARCHIVE_ENTRIES, 20_000, 1, 1_000_000, '20000'),
+    maxLogLinesPerTask: integerSetting('TESSERA_MAX_LOG_LINES', env.TESSERA_MAX_LOG_LINES, 1000, 0, 1_000_000, '1000'),
+    pricePerUnit: decimalSetting('TESSERA_PRICE_PER_UNIT', env.TESSERA_PRICE_PER_UNIT, 0.01, '0.01'),
     childEnv: {
       PATH: env.PATH ?? '/usr/local/bin:/usr/bin:/bin',
       LANG: env.LANG ?? 'C.UTF-8',
@@ -106,6 +119,13 @@ function integerSetting(name: string, raw: string | number | undefined, fallback
   if (!Number.isSafeInteger(value) || value < min || value > max) {
     throw settingError(name, raw, `expected a whole number from ${min} to ${max}`, example);
   }
+  return value;
+}
+
+function decimalSetting(name: string, raw: string | undefined, fallback: number, example: string): number {
+  if (raw === undefined || raw === '') return fallback;
+  const value = /^\d+(\.\d+)?$/.test(raw.trim()) ? Number(raw.trim()) : Number.NaN;
+  if (!Number.isFinite(value)) throw settingError(name, raw, 'expected a number ≥ 0 such as 0.5', example);
   return value;
 }
 

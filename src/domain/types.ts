@@ -54,6 +54,10 @@ export interface Job {
   numChunks: number | null;
   /** App tasks finished so far. */
   chunksDone: number;
+  /** Failed attempts of app tasks (retried or not). */
+  attemptsFailed: number;
+  /** Summed over every attempt of every task; units are vCPU·GiB·hours. */
+  usage: JobUsage;
   errorMessage: string | null;
   stateTimestamps: Partial<Record<JobState, Date>>;
   createdAt: Date;
@@ -62,6 +66,14 @@ export interface Job {
   startedAt: Date | null;
   endedAt: Date | null;
   deletedAt: Date | null;
+}
+
+export interface JobUsage {
+  cpuSeconds: number;
+  wallSeconds: number;
+  /** The largest peak of any one attempt. */
+  peakMemoryBytes: number;
+  units: number;
 }
 
 export interface Template {

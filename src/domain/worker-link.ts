@@ -17,13 +17,43 @@ export interface TaskLease {
   maxAttempts: number;
   /** App tasks: the blob holding the chunk. */
   inputKey: string | null;
-  /** null means the built-in passthrough (partitioner or assembler). */
-  component: { manifest: Manifest; folder: string } | null;
+  /**
+   * null means the built-in passthrough (partitioner or assembler). Otherwise the component's
+   * files are the archive with this content hash, fetched with fetchComponent and cached by hash.
+   */
+  component: { manifest: Manifest; archive: { sha256: string; size: number } } | null;
   /** This stage's params (PARTITIONER_PARAMS / APP_PARAMS / ASSEMBLER_PARAMS). */
   params: Record<string, unknown>;
   /** config.taskTimeout in milliseconds, if the job set one. */
   timeoutMs: number | undefined;
 }
+
+/** Log levels as ByteNite's logs call names them; a line's level comes from its text or its stream. */
+export const LOG_LEVELS = ['UNKNOWN', 'TRACE', 'DEBUG', 'INFO', 'WARN', 'ERROR', 'FATAL', 'PANIC'] as const;
+export type LogLevel = (typeof LOG_LEVELS)[number];
+
+export interface LogLine {
+  /** When the line was written (RFC 3339). */
+  at: string;
+  stream: 'stdout' | 'stderr';
+  level: LogLevel;
+  line: string;
+}
+
+/** What the child process of one attempt used. */
+export interface TaskUsage {
+  cpuSeconds: number;
+  wallSeconds: number;
+  peakMemoryBytes: number;
+}
+
+/** Sent with a completion or a failure: the attempt's logs (bounded) and, if a process ran, its usage. */
+export interface TaskReport {
+  logs: LogLine[];
+  usage: TaskUsage | null;
+}
+
+export const EMPTY_REPORT: TaskReport = { logs: [], usage: null };
 
 export interface OutputFile {
   /** The name the file goes by (result name, chunk name, output name). */
@@ -38,6 +68,8 @@ export interface WorkerLink {
   heartbeat(leases: TaskLease[]): Promise<number[]>;
   /** Announces that the job entered `state` (e.g. PARTITIONING); throws if the job stopped running. */
   enterStage(lease: TaskLease, state: JobState): Promise<void>;
+  /** The component archive with this content hash (a .tgz) into `filePath`. */
+  fetchComponent(sha256: string, filePath: string): Promise<void>;
   /** Partition task: fetches the job's input into `folder`. */
   fetchSource(lease: TaskLease, folder: string): Promise<void>;
   /** App task: the chunk's bytes into `filePath`. */
@@ -45,7 +77,7 @@ export interface WorkerLink {
   /** Assemble task: every app task's result files into `folder`, names made unique. */
   fetchResults(lease: TaskLease, folder: string): Promise<void>;
   /** Stores the task's files (chunks, results or the job's output) and completes the task. False if the lease was lost. */
-  complete(lease: TaskLease, files: OutputFile[]): Promise<boolean>;
+  complete(lease: TaskLease, files: OutputFile[], report: TaskReport): Promise<boolean>;
   /**
    * Optional push of "job stopped" (abort, timeout) so running tasks are killed at once rather
    * than at the next heartbeat. Returns the unsubscribe function.
@@ -54,5 +86,5 @@ export interface WorkerLink {
   /** Tells the server a task whose lease was lost (its job aborted) has stopped running. */
   stopped(lease: TaskLease): Promise<void>;
   /** Records a failed attempt; `retry: false` when trying again cannot help. */
-  fail(lease: TaskLease, error: string, retry: boolean): Promise<void>;
+  fail(lease: TaskLease, error: string, retry: boolean, report: TaskReport): Promise<void>;
 }

@@ -42,9 +42,9 @@ export function createCustomerJobs(deps: EngineDeps) {
     return job;
   }
 
-  async function requireTemplate(templateId: string | undefined): Promise<Template> {
+  async function requireTemplate(accountId: string, templateId: string | undefined): Promise<Template> {
     if (!templateId) throw new TesseraError('INVALID_ARGUMENT', 'templateId is required', { field: 'templateId', hint: 'GET /v1/customer/jobs/templates lists the templates' });
-    const template = await getTemplate(db, templateId);
+    const template = await getTemplate(db, accountId, templateId);
     if (!template) throw notFound('template', templateId, 'GET /v1/customer/jobs/templates lists the templates');
     return template;
   }
@@ -71,13 +71,13 @@ export function createCustomerJobs(deps: EngineDeps) {
   }
 
   async function view(job: Job): Promise<JobView> {
-    return { job, template: await getTemplate(db, job.templateId) };
+    return { job, template: await getTemplate(db, job.accountId, job.templateId) };
   }
 
   return {
     /** Creates a job, or updates the NEW job named by `jobId`. Template defaults fill what the request leaves out. */
     async createJob(accountId: string, input: JobInput & { jobId?: string }): Promise<JobView> {
-      const template = await requireTemplate(input.templateId);
+      const template = await requireTemplate(accountId, input.templateId);
       if (input.jobId) {
         const existing = await requireJob(accountId, input.jobId);
         if (existing.state !== 'JOB_STATE_NEW') throw notNew(existing, 'a job can be updated');
@@ -95,7 +95,7 @@ export function createCustomerJobs(deps: EngineDeps) {
 
     async listJobs(accountId: string, query: JobListQuery): Promise<{ views: JobView[]; total: number }> {
       const { jobs, total } = await listJobsFiltered(db, accountId, query);
-      const templates = await getTemplates(db, [...new Set(jobs.map((job) => job.templateId))]);
+      const templates = await getTemplates(db, accountId, [...new Set(jobs.map((job) => job.templateId))]);
       return { views: jobs.map((job) => ({ job, template: templates.get(job.templateId) ?? null })), total };
     },
 
@@ -103,7 +103,7 @@ export function createCustomerJobs(deps: EngineDeps) {
     async updateJob(accountId: string, jobId: string, change: JobInput): Promise<JobView> {
       const existing = await requireJob(accountId, jobId);
       if (existing.state !== 'JOB_STATE_NEW') throw notNew(existing, 'its settings can be changed');
-      const template = await requireTemplate(existing.templateId);
+      const template = await requireTemplate(accountId, existing.templateId);
       const updated = await updateNewJob(db, accountId, jobId, draftFromInput(change, template, existing));
       if (!updated) throw notNew(await requireJob(accountId, jobId), 'its settings can be changed');
       return { job: updated, template };
@@ -113,11 +113,11 @@ export function createCustomerJobs(deps: EngineDeps) {
     async runJob(accountId: string, jobId: string, config: Record<string, unknown> | undefined): Promise<Job> {
       let job = await requireJob(accountId, jobId);
       if (job.state !== 'JOB_STATE_NEW') throw notNew(job, 'a job can be run (each job runs once)');
-      const template = await requireTemplate(job.templateId);
+      const template = await requireTemplate(accountId, job.templateId);
       // Refuse now, not halfway through, when a component the job needs is missing.
-      await findComponent(db, 'partitioner', template.partitioner, template.id);
-      await findComponent(db, 'app', job.appId || template.app, template.id);
-      await findComponent(db, 'assembler', template.assembler, template.id);
+      await findComponent(db, accountId, 'partitioner', template.partitioner, template.id);
+      await findComponent(db, accountId, 'app', job.appId || template.app, template.id);
+      await findComponent(db, accountId, 'assembler', template.assembler, template.id);
       const started = await db.transaction(async (tx) => {
         if (config && Object.keys(config).length > 0) {
           const draft = { ...draftOf(job), config: checkConfig({ ...job.config, ...config }) };
@@ -182,8 +182,8 @@ export function createCustomerJobs(deps: EngineDeps) {
       });
     },
 
-    async listTemplates(page: { limit: number; offset: number }) {
-      return listStoredTemplates(db, page);
+    async listTemplates(accountId: string, page: { limit: number; offset: number }) {
+      return listStoredTemplates(db, accountId, page);
     },
   };
 }

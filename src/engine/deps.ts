@@ -4,6 +4,7 @@ import type { LinkSigner } from '../blobs/signed-links.js';
 import type { Config } from '../config/config.js';
 import type { Log } from '../domain/log.js';
 import type { Db } from '../store/db.js';
+import type { Metrics } from './metrics.js';
 
 /** What every part of the engine is built from. One per process; tests build it over a fresh database. */
 export interface EngineDeps {
@@ -12,6 +13,8 @@ export interface EngineDeps {
   config: Config;
   log: Log;
   signer: LinkSigner;
+  /** This process's Prometheus metrics (GET /metrics). */
+  metrics: Metrics;
   /**
    * In-process hints: 'tasks' when tasks were queued, so idle slots lease at once instead of
    * waiting for their next poll; 'job-stopped' (jobId) when a job was aborted or timed out, so

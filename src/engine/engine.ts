@@ -17,7 +17,11 @@ import { createAsyncJobs } from './async-jobs.js';
 import { createTokenIssuer } from './access-tokens.js';
 import type { NewKey } from './accounts.js';
 import { ensureFirstAccount } from './accounts.js';
-import { loadBuiltins } from './catalog.js';
+import type { Catalog } from './catalog.js';
+import { createCatalog } from './catalog.js';
+import type { JobFeeds } from './job-feeds.js';
+import { createJobFeeds } from './job-feeds.js';
+import { createMetrics } from './metrics.js';
 import { createCustomerJobs } from './customer-jobs.js';
 import type { EngineDeps } from './deps.js';
 import { createSignals } from './deps.js';
@@ -33,6 +37,10 @@ import { createTaskFlow } from './task-flow.js';
 export interface Engine {
   deps: EngineDeps;
   jobs: ReturnType<typeof createCustomerJobs>;
+  /** The registry of apps, engines and templates (/v1/dev). */
+  catalog: Catalog;
+  /** Logs and live events of jobs. */
+  feeds: JobFeeds;
   /** The Bytescale-style async view over the same jobs. */
   asyncJobs: AsyncJobs;
   flow: ReturnType<typeof createTaskFlow>;
@@ -63,8 +71,6 @@ export async function createEngine(options: EngineOptions): Promise<Engine> {
   const db = options.db ?? (await openDb({ databaseUrl: config.databaseUrl, schema: config.databaseSchema, dataDir: path.join(config.home, 'db') }));
   const applied = await migrate(db);
   if (applied.length > 0) log.info({ migrations: applied }, 'database migrated');
-  const builtins = await loadBuiltins(db, config.examplesDir);
-  log.debug(builtins, 'built-in templates loaded');
   // One signing key for the whole deployment, kept in the database so every replica agrees.
   const signingKey = await getOrCreateSetting(db, 'link_signing_key', () => randomBytes(32).toString('base64url'));
   const deps: EngineDeps = {
@@ -74,7 +80,12 @@ export async function createEngine(options: EngineOptions): Promise<Engine> {
     log,
     signer: createLinkSigner(signingKey),
     signals: createSignals(),
+    metrics: createMetrics(db),
   };
+  const catalog = createCatalog(deps);
+  const builtins = await catalog.loadBuiltins();
+  log.debug(builtins, 'built-in templates loaded');
+  const feeds = createJobFeeds(deps);
   const flow = createTaskFlow(deps);
   const scheduler = createScheduler(deps, flow);
   const tokenKey = await getOrCreateSetting(db, 'access_token_key', () => randomBytes(32).toString('base64url'));
@@ -85,6 +96,8 @@ export async function createEngine(options: EngineOptions): Promise<Engine> {
   return {
     deps,
     jobs,
+    catalog,
+    feeds,
     asyncJobs: createAsyncJobs(deps, jobs),
     flow,
     scheduler,
@@ -94,6 +107,7 @@ export async function createEngine(options: EngineOptions): Promise<Engine> {
     firstKey,
     async close() {
       await scheduler.stop();
+      feeds.close();
       await unlisten();
       if (!options.db) await db.close();
     },

@@ -5,6 +5,7 @@ import type { TaskOutput, WorkerOffer } from '../store/tasks.js';
 import { touchWorker, upsertWorker } from '../store/workers.js';
 import { confirmTaskStopped, heartbeatTasks, listTaskOutputs } from '../store/tasks.js';
 import type { EngineDeps } from './deps.js';
+import { archiveKey } from './catalog.js';
 import { fetchJobSource } from './job-source.js';
 import { taskFileKey, uniqueResultNames } from './result-names.js';
 import type { TaskFlow } from './task-flow.js';
@@ -47,19 +48,23 @@ export function createLocalLink(deps: EngineDeps, flow: TaskFlow, worker: { id: 
       for (const file of files) await blobs.getFile(file.blobKey, path.join(folder, file.name));
     },
 
-    async complete(lease, files: OutputFile[]) {
+    async complete(lease, files: OutputFile[], report) {
       const outputs: TaskOutput[] = [];
       for (const [index, file] of files.entries()) {
         const stored = await blobs.putFile(taskFileKey(lease, index, file.name), file.path);
         outputs.push({ name: file.name, blobKey: stored.key, size: stored.size });
       }
-      const completed = await flow.recordCompletion(lease, outputs);
+      const completed = await flow.recordCompletion(lease, outputs, report);
       // A late worker's files are orphans: its attempt-scoped keys are referenced by nobody.
       if (!completed) await Promise.all(outputs.map((output) => blobs.deletePrefix(output.blobKey)));
       return completed;
     },
 
-    fail: (lease, error, retry) => flow.recordFailure(lease, error, retry),
+    fail: (lease, error, retry, report) => flow.recordFailure(lease, error, retry, report),
+
+    async fetchComponent(sha256, filePath) {
+      await blobs.getFile(archiveKey(sha256), filePath);
+    },
 
     async stopped(lease) {
       await confirmTaskStopped(db, lease.taskId, lease.leaseToken);

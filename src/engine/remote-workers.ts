@@ -3,12 +3,14 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import type { Readable } from 'node:stream';
-import { TesseraError, failedPrecondition, invalidArgument, quote } from '../domain/errors.js';
+import { TesseraError, failedPrecondition, invalidArgument, notFound, quote } from '../domain/errors.js';
 import type { JobState } from '../domain/job-state.js';
-import type { TaskLease } from '../domain/worker-link.js';
+import type { TaskLease, TaskReport } from '../domain/worker-link.js';
+import { isKnownArchive } from '../store/catalog.js';
 import type { TaskOutput, WorkerOffer } from '../store/tasks.js';
 import { confirmTaskStopped, findLease, heartbeatTasks, listTaskOutputs } from '../store/tasks.js';
 import { touchWorker, upsertWorker } from '../store/workers.js';
+import { archiveKey } from './catalog.js';
 import type { EngineDeps } from './deps.js';
 import { fetchJobSource } from './job-source.js';
 import { taskFileKey, uniqueResultNames } from './result-names.js';
@@ -101,7 +103,7 @@ export function createRemoteWorkers(deps: EngineDeps, flow: TaskFlow) {
     },
 
     /** Fenced completion; every output must be a file uploaded under this very lease. */
-    async complete(taskId: number, leaseToken: unknown, outputs: TaskOutput[]): Promise<boolean> {
+    async complete(taskId: number, leaseToken: unknown, outputs: TaskOutput[], report: TaskReport): Promise<boolean> {
       const lease = await requireLease(taskId, leaseToken);
       for (const [index, output] of outputs.entries()) {
         const expected = taskFileKey(lease, index, output.name);
@@ -109,11 +111,17 @@ export function createRemoteWorkers(deps: EngineDeps, flow: TaskFlow) {
         if (!stored) throw invalidArgument(`outputs[${index}]`, `output ${quote(output.name)} was not uploaded under this lease as file ${index}`, 'upload each file first (PUT /v1/worker/tasks/{taskId}/files/{index})');
         output.size = stored.size;
       }
-      return flow.recordCompletion(lease, outputs);
+      return flow.recordCompletion(lease, outputs, report);
     },
 
-    async fail(taskId: number, leaseToken: unknown, error: string, retry: boolean): Promise<void> {
-      await flow.recordFailure(await requireLease(taskId, leaseToken), error.slice(0, 8000), retry);
+    async fail(taskId: number, leaseToken: unknown, error: string, retry: boolean, report: TaskReport): Promise<void> {
+      await flow.recordFailure(await requireLease(taskId, leaseToken), error.slice(0, 8000), retry, report);
+    },
+
+    /** A component archive by content hash, for workers to cache; only archives of registered components. */
+    async openComponent(sha256: string): Promise<{ stream: Readable; size: number }> {
+      if (!/^[0-9a-f]{64}$/.test(sha256) || !(await isKnownArchive(db, sha256))) throw notFound('component archive', sha256);
+      return blobs.openRead(archiveKey(sha256));
     },
 
     async stopped(taskId: number, leaseToken: string): Promise<void> {

@@ -6,14 +6,17 @@ import type { JobState } from '../domain/job-state.js';
 import { isFinal, previousState, shortState, stateIndex } from '../domain/job-state.js';
 import type { Job, TaskKind } from '../domain/types.js';
 import { priorityRank } from '../domain/types.js';
-import type { TaskLease } from '../domain/worker-link.js';
+import type { TaskLease, TaskReport } from '../domain/worker-link.js';
+import { EMPTY_REPORT } from '../domain/worker-link.js';
 import { getTemplate } from '../store/catalog.js';
 import type { Queryable } from '../store/db.js';
 import { appendJobEvent, failJob, getJobForEngine, incrementChunksDone, transitionJob } from '../store/jobs.js';
 import type { StoredComponent } from '../store/catalog.js';
 import type { FailedAttempt, LeasedTask, TaskOutput, WorkerOffer } from '../store/tasks.js';
+import { countFailedAttempts, recordTaskReport } from '../store/task-reports.js';
+import type { AttemptRef } from '../store/task-reports.js';
 import { cancelJobTasks, completeTask, expireLeases, failTaskAttempt, insertTasks, isTaskLeaseCurrent, leaseTasks } from '../store/tasks.js';
-import { componentFolder, findComponent } from './catalog.js';
+import { findComponent } from './catalog.js';
 import type { EngineDeps } from './deps.js';
 import { COMPONENT_KIND, needsFor } from './task-needs.js';
 
@@ -64,20 +67,20 @@ async function waitForSignal(emitter: EventEmitter, event: string, ms: number, s
 }
 
 export function createTaskFlow(deps: EngineDeps) {
-  const { db, config, log } = deps;
+  const { db, config, log, metrics } = deps;
 
   /** Builds what a worker needs to run a leased task; null (and the task failed) when that is impossible. */
   // A job's thousands of tasks run the same component: look it up once a few seconds, not per task.
   const components = new Map<string, { at: number; component: Promise<StoredComponent | null> }>();
   function componentOf(job: Job, kind: TaskKind): Promise<StoredComponent | null> {
-    const key = `${job.templateId}\u0000${job.appId}\u0000${kind}`;
+    const key = `${job.accountId}\u0000${job.templateId}\u0000${job.appId}\u0000${kind}`;
     const cached = components.get(key);
     if (cached && Date.now() - cached.at < COMPONENT_CACHE_MS) return cached.component;
     const component = (async () => {
-      const template = await getTemplate(db, job.templateId);
+      const template = await getTemplate(db, job.accountId, job.templateId);
       if (!template) throw failedPrecondition(`template ${job.templateId} of job ${job.id} no longer exists`);
       const tag = kind === 'partition' ? template.partitioner : kind === 'app' ? job.appId || template.app : template.assembler;
-      return findComponent(db, COMPONENT_KIND[kind], tag, template.id);
+      return findComponent(db, job.accountId, COMPONENT_KIND[kind], tag, template.id);
     })();
     // A failed lookup is not remembered.
     component.catch(() => components.delete(key));
@@ -102,23 +105,37 @@ export function createTaskFlow(deps: EngineDeps) {
         attempt: task.attempt,
         maxAttempts: task.maxAttempts,
         inputKey: task.inputKey,
-        component: component ? { manifest: component.manifest, folder: componentFolder(component) } : null,
+        component: component ? { manifest: component.manifest, archive: component.archive } : null,
         params: stageParams ?? {},
         timeoutMs: job.config.taskTimeout ? job.config.taskTimeout * 1000 : undefined,
       };
     } catch (error) {
       const message = error instanceof TesseraError ? error.message : String(error);
-      await recordFailure({ taskId: task.id, leaseToken: task.leaseToken }, message, false);
+      await recordFailure({ taskId: task.id, leaseToken: task.leaseToken, jobId: task.jobId, kind: task.kind, chunkIndex: task.chunkIndex, attempt: task.attempt }, message, false);
       return null;
     }
   }
 
-  async function recordFailure(lease: Pick<TaskLease, 'taskId' | 'leaseToken'>, error: string, retry: boolean): Promise<void> {
-    await db.transaction(async (tx) => {
+  async function recordFailure(lease: AttemptRef & { leaseToken: string }, error: string, retry: boolean, report: TaskReport = EMPTY_REPORT): Promise<void> {
+    const ended = await db.transaction(async (tx) => {
       const attempt = await failTaskAttempt(tx, lease.taskId, lease.leaseToken, error, retry);
-      if (attempt) await settleFailedAttempt(tx, attempt, error);
+      if (!attempt) return null;
+      // Locked first, as in recordCompletion.
+      await getJobForEngine(tx, lease.jobId, { lock: true });
+      await recordTaskReport(tx, lease, report, true);
+      await settleFailedAttempt(tx, attempt, error);
+      return attempt;
     });
+    // Counted after the commit: a rolled-back attempt did not end.
+    if (ended) countAttemptEnd(lease.kind, ended.retrying ? 'retried' : 'failed', report);
     deps.signals.emit('tasks');
+  }
+
+  /** Metrics of an ended attempt (counted once its transaction has the lease; a late report is not). */
+  function countAttemptEnd(kind: TaskKind, outcome: 'completed' | 'retried' | 'failed', report: TaskReport): void {
+    const counter = outcome === 'completed' ? metrics.tasksCompleted : outcome === 'retried' ? metrics.tasksRetried : metrics.tasksFailed;
+    counter.inc({ kind });
+    if (report.usage) metrics.taskDuration.observe({ kind }, report.usage.wallSeconds);
   }
 
   /** After a failed attempt: a retry is logged; a final failure fails the whole job. */
@@ -136,6 +153,8 @@ export function createTaskFlow(deps: EngineDeps) {
     const leased = await leaseTasks(db, owner, max, config.leaseSeconds, offer);
     const leases: TaskLease[] = [];
     for (const task of leased) {
+      metrics.tasksLeased.inc({ kind: task.kind });
+      if (task.attempt === 1) metrics.leaseWait.observe({ kind: task.kind }, task.queuedSeconds);
       const lease = await describeLease(task);
       if (lease) leases.push(lease);
     }
@@ -187,12 +206,16 @@ export function createTaskFlow(deps: EngineDeps) {
      * the partition task queues one app task per chunk; the last app task moves the job to
      * TASKS_COMPLETED and queues the assembler; the assembler's output completes the job.
      */
-    async recordCompletion(lease: TaskLease, outputs: TaskOutput[]): Promise<boolean> {
+    async recordCompletion(lease: TaskLease, outputs: TaskOutput[], report: TaskReport = EMPTY_REPORT): Promise<boolean> {
       const completed = await db.transaction(async (tx) => {
         const task = await completeTask(tx, lease.taskId, lease.leaseToken, outputs);
         if (!task) return false;
+        // The job row is locked (FOR UPDATE) before anything else touches it: inserting logs
+        // takes a key-share lock on it and the report updates it, and a transaction that holds a
+        // weaker lock and then asks for a stronger one deadlocks with its twin.
         const job = await getJobForEngine(tx, lease.jobId, { lock: true });
         if (!job) return false;
+        await recordTaskReport(tx, lease, report, false);
         const queue = async (kind: TaskKind) => ({ maxAttempts: maxAttemptsOf(job, config), priority: priorityRank(job.priority), needs: await needsFor(tx, job, kind) });
         const advance = async (from: JobState, to: JobState, message?: string) => {
           if (!(await transitionJob(tx, job.id, from, to, message === undefined ? {} : { message }))) {
@@ -230,7 +253,10 @@ export function createTaskFlow(deps: EngineDeps) {
         }
         return true;
       });
-      if (completed) deps.signals.emit('tasks');
+      if (completed) {
+        countAttemptEnd(lease.kind, 'completed', report);
+        deps.signals.emit('tasks');
+      }
       return completed;
     },
 
@@ -240,10 +266,15 @@ export function createTaskFlow(deps: EngineDeps) {
       // failed last attempt behind a job that still looks like it is running.
       const expired = await db.transaction(async (tx) => {
         const attempts = await expireLeases(tx);
+        await countFailedAttempts(tx, attempts);
         for (const attempt of attempts) await settleFailedAttempt(tx, attempt, 'the worker stopped heartbeating (crashed or cut off) and its lease expired');
         return attempts;
       });
-      for (const attempt of expired) log.warn({ jobId: attempt.jobId, taskId: attempt.taskId, retrying: attempt.retrying }, 'task lease expired');
+      for (const attempt of expired) {
+        log.warn({ jobId: attempt.jobId, taskId: attempt.taskId, retrying: attempt.retrying }, 'task lease expired');
+        metrics.leasesExpired.inc();
+        (attempt.retrying ? metrics.tasksRetried : metrics.tasksFailed).inc({ kind: attempt.kind });
+      }
       if (expired.length > 0) deps.signals.emit('tasks');
       return expired.length;
     },

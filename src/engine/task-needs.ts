@@ -12,9 +12,9 @@ import { findComponent } from './catalog.js';
 export const COMPONENT_KIND: Record<TaskKind, ComponentKind> = { partition: 'partitioner', app: 'app', assemble: 'assembler' };
 
 export async function needsFor(db: Queryable, job: Job, kind: TaskKind): Promise<TaskNeeds> {
-  const template = await getTemplate(db, job.templateId);
+  const template = await getTemplate(db, job.accountId, job.templateId);
   const tag = !template ? null : kind === 'partition' ? template.partitioner : kind === 'app' ? job.appId || template.app : template.assembler;
-  const component = template && tag ? await findComponent(db, COMPONENT_KIND[kind], tag, template.id) : null;
+  const component = template && tag ? await findComponent(db, job.accountId, COMPONENT_KIND[kind], tag, template.id) : null;
   const requirements = component?.manifest.deviceRequirements ?? {};
   return {
     ...NO_NEEDS,

@@ -1,8 +1,11 @@
 import { spawn, spawnSync } from 'node:child_process';
+import { randomUUID } from 'node:crypto';
 import { existsSync, realpathSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { TesseraError, quote } from '../domain/errors.js';
 import type { Manifest } from '../domain/manifest.js';
+import { USAGE_FILE_VARIABLE, nodeBootstrap, pythonBootstrap, readUsageFile, sampleProcess } from './process-usage.js';
 
 // Runs one partitioner, app or assembler invocation as a child process in its own process group,
 // so a timeout or an abort kills everything it started, not just the first process.
@@ -16,6 +19,15 @@ export interface RunSpec {
   signal?: AbortSignal | undefined;
   /** Bytes of stdout and of stderr kept (the tail). */
   outputLimit?: number;
+  /** Every chunk the process writes, as it comes (the task's logs). */
+  onOutput?: (stream: 'stdout' | 'stderr', chunk: Buffer) => void;
+}
+
+/** What the process used: its CPU (with the children it waited for), wall time and peak memory. */
+export interface RunUsage {
+  cpuSeconds: number;
+  wallSeconds: number;
+  peakMemoryBytes: number;
 }
 
 export interface RunResult {
@@ -26,6 +38,7 @@ export interface RunResult {
   stdoutTail: string;
   stderrTail: string;
   wallMs: number;
+  usage: RunUsage;
 }
 
 class Tail {
@@ -45,9 +58,16 @@ class Tail {
 
 export function runProcess(spec: RunSpec): Promise<RunResult> {
   const started = Date.now();
+  const startedAt = process.hrtime.bigint();
   const limit = spec.outputLimit ?? 64 * 1024;
+  const usageFile = path.join(tmpdir(), `tessera-usage-${randomUUID()}`);
   return new Promise((resolve, reject) => {
-    const child = spawn(spec.command, spec.args, { cwd: spec.cwd, env: spec.env, detached: true, stdio: ['ignore', 'pipe', 'pipe'] });
+    // Only a bootstrap reads (and removes) the variable; other commands never see it.
+    const reports = spec.args.includes(pythonBootstrap()) || spec.args.includes(nodeBootstrap());
+    const env = reports ? { ...spec.env, [USAGE_FILE_VARIABLE]: usageFile } : spec.env;
+    const child = spawn(spec.command, spec.args, { cwd: spec.cwd, env, detached: true, stdio: ['ignore', 'pipe', 'pipe'] });
+    // The fallback when the process cannot report itself (not python or node, or killed).
+    const sampler = child.pid ? sampleProcess(child.pid) : null;
     const stdout = new Tail(limit);
     const stderr = new Tail(limit);
     let timedOut = false;
@@ -63,19 +83,31 @@ export function runProcess(spec: RunSpec): Promise<RunResult> {
     const onAbort = () => ((aborted = true), killGroup());
     if (spec.signal?.aborted) onAbort();
     spec.signal?.addEventListener('abort', onAbort, { once: true });
-    child.stdout.on('data', (chunk: Buffer) => stdout.push(chunk));
-    child.stderr.on('data', (chunk: Buffer) => stderr.push(chunk));
+    child.stdout.on('data', (chunk: Buffer) => {
+      stdout.push(chunk);
+      spec.onOutput?.('stdout', chunk);
+    });
+    child.stderr.on('data', (chunk: Buffer) => {
+      stderr.push(chunk);
+      spec.onOutput?.('stderr', chunk);
+    });
     child.on('error', (error) => {
       clearTimeout(timer);
+      sampler?.stop();
       spec.signal?.removeEventListener('abort', onAbort);
       reject(new TesseraError('FAILED_PRECONDITION', `could not start ${quote(spec.command)}: ${error.message}`, { hint: 'check that the interpreter is installed on the worker and on its PATH' }));
     });
     child.on('close', (exitCode, signal) => {
       clearTimeout(timer);
+      sampler?.stop();
       spec.signal?.removeEventListener('abort', onAbort);
       // Children the entrypoint left behind in its group go too.
       killGroup();
-      resolve({ exitCode, signal, timedOut, aborted, stdoutTail: stdout.text(), stderrTail: stderr.text(), wallMs: Date.now() - started });
+      const wallSeconds = Number(process.hrtime.bigint() - startedAt) / 1e9;
+      void (reports ? readUsageFile(usageFile) : Promise.resolve(null)).then((reported) => {
+        const measured = reported ?? sampler?.last() ?? { cpuSeconds: 0, peakMemoryBytes: 0 };
+        resolve({ exitCode, signal, timedOut, aborted, stdoutTail: stdout.text(), stderrTail: stderr.text(), wallMs: Date.now() - started, usage: { ...measured, wallSeconds } });
+      });
     });
   });
 }
@@ -102,8 +134,9 @@ export function entrypointCommand(folder: string, manifest: Manifest, python: st
   if (!real.startsWith(realpathSync(appDir) + path.sep)) {
     throw new TesseraError('FAILED_PRECONDITION', `${manifest.name}@${manifest.version}: entrypoint ${quote(manifest.entrypoint)} is outside its app/ folder`, { hint: 'the entrypoint must be a file inside app/' });
   }
-  if (/\.py$/i.test(real)) return { command: python, args: ['-u', real] };
-  if (/\.(m|c)?js$/i.test(real)) return { command: process.execPath, args: [real] };
+  // Through the usage bootstraps: same interpreter, same script, and a resource report at exit.
+  if (/\.py$/i.test(real)) return { command: python, args: ['-u', pythonBootstrap(), real] };
+  if (/\.(m|c)?js$/i.test(real)) return { command: process.execPath, args: ['--require', nodeBootstrap(), real] };
   return { command: real, args: [] };
 }
 

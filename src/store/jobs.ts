@@ -19,6 +19,11 @@ interface JobRow {
   app_id: string;
   num_chunks: number | null;
   chunks_done: number;
+  attempts_failed: number;
+  cpu_seconds: number;
+  wall_seconds: number;
+  peak_memory_bytes: string | number;
+  units: number;
   error_message: string | null;
   state_timestamps: Record<string, string>;
   created_at: Date;
@@ -30,7 +35,7 @@ interface JobRow {
 }
 
 export const JOB_COLUMNS = `id, account_id, template_id, name, description, state, priority, config, regions, data_source,
-  data_destination, params, app_id, num_chunks, chunks_done, error_message, state_timestamps, created_at, start_at, submitted_at,
+  data_destination, params, app_id, num_chunks, chunks_done, attempts_failed, cpu_seconds, wall_seconds, peak_memory_bytes, units, error_message, state_timestamps, created_at, start_at, submitted_at,
   started_at, ended_at, deleted_at`;
 
 export function rowToJob(row: JobRow): Job {
@@ -55,6 +60,8 @@ export function rowToJob(row: JobRow): Job {
     appId: row.app_id,
     numChunks: row.num_chunks,
     chunksDone: row.chunks_done,
+    attemptsFailed: row.attempts_failed,
+    usage: { cpuSeconds: row.cpu_seconds, wallSeconds: row.wall_seconds, peakMemoryBytes: Number(row.peak_memory_bytes), units: row.units },
     errorMessage: row.error_message,
     stateTimestamps,
     createdAt: row.created_at,

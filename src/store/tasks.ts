@@ -20,6 +20,8 @@ export interface LeasedTask {
   inputKey: string | null;
   leaseToken: string;
   leaseExpiresAt: Date;
+  /** Seconds from the task being queued to this lease (for the lease-wait metric). */
+  queuedSeconds: number;
 }
 
 interface LeasedRow {
@@ -32,6 +34,7 @@ interface LeasedRow {
   input_key: string | null;
   lease_token: string;
   lease_expires_at: Date;
+  queued_seconds?: number;
 }
 
 function rowToLeased(row: LeasedRow): LeasedTask {
@@ -45,6 +48,7 @@ function rowToLeased(row: LeasedRow): LeasedTask {
     inputKey: row.input_key,
     leaseToken: row.lease_token,
     leaseExpiresAt: row.lease_expires_at,
+    queuedSeconds: row.queued_seconds ?? 0,
   };
 }
 
@@ -127,7 +131,8 @@ export async function leaseTasks(db: Queryable, owner: string, limit: number, le
          ORDER BY priority DESC, id
          LIMIT $2
          FOR UPDATE SKIP LOCKED)
-      RETURNING id, job_id, kind, chunk_index, attempt, max_attempts, input_key, lease_token, lease_expires_at`,
+      RETURNING id, job_id, kind, chunk_index, attempt, max_attempts, input_key, lease_token, lease_expires_at,
+                EXTRACT(EPOCH FROM now() - created_at)::float8 AS queued_seconds`,
     [owner, limit, leaseSeconds, offer === undefined, offer?.cpus ?? 0, offer?.memoryGb ?? 0, offer?.gpus ?? [], offer?.region ?? ''],
   );
   return rows.map(rowToLeased).sort((left, right) => left.id - right.id);

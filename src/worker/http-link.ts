@@ -146,7 +146,16 @@ export function createHttpLink(options: HttpLinkOptions): HttpLink {
       await Promise.all(Array.from({ length: Math.min(TRANSFER_CONCURRENCY, results.length) }, downloader));
     },
 
-    async complete(lease, files: OutputFile[]) {
+    async fetchComponent(sha256, filePath) {
+      const response = await call('GET', `/v1/worker/components/${sha256}`);
+      if (!response.ok || !response.body) {
+        const payload = (await response.json().catch(() => ({}))) as { message?: string };
+        throw new TesseraError('UNAVAILABLE', `fetching component archive ${sha256} answered HTTP ${response.status}: ${payload.message ?? ''}`);
+      }
+      await pipeline(Readable.fromWeb(response.body as never), createWriteStream(filePath));
+    },
+
+    async complete(lease, files: OutputFile[], report) {
       const outputs: { name: string; blobKey: string }[] = new Array(files.length);
       let lost = false;
       let next = 0;
@@ -165,7 +174,7 @@ export function createHttpLink(options: HttpLinkOptions): HttpLink {
       };
       await Promise.all(Array.from({ length: Math.min(TRANSFER_CONCURRENCY, files.length) }, uploader));
       if (lost) return false;
-      const response = await call('POST', `${task(lease)}/complete`, { leaseToken: lease.leaseToken, outputs });
+      const response = await call('POST', `${task(lease)}/complete`, { leaseToken: lease.leaseToken, outputs, report });
       const payload = (await response.json().catch(() => ({}))) as { completed?: boolean; message?: string };
       if (response.status === 400 && /not current/.test(payload.message ?? '')) return false;
       if (!response.ok) throw new TesseraError('UNAVAILABLE', `completing task ${lease.taskId} answered HTTP ${response.status}: ${payload.message ?? ''}`);
@@ -176,8 +185,8 @@ export function createHttpLink(options: HttpLinkOptions): HttpLink {
       await json('POST', `${task(lease)}/stopped`, { leaseToken: lease.leaseToken });
     },
 
-    async fail(lease, error, retry) {
-      const response = await call('POST', `${task(lease)}/fail`, { leaseToken: lease.leaseToken, error, retry });
+    async fail(lease, error, retry, report) {
+      const response = await call('POST', `${task(lease)}/fail`, { leaseToken: lease.leaseToken, error, retry, report });
       // A lost lease: the failure is moot, the task already belongs to someone else.
       if (!response.ok && response.status !== 400) throw new TesseraError('UNAVAILABLE', `reporting the failure of task ${lease.taskId} answered HTTP ${response.status}`);
     },

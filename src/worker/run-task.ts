@@ -1,8 +1,12 @@
 import { lstat, mkdir, mkdtemp, readdir, rm } from 'node:fs/promises';
 import path from 'node:path';
 import { TesseraError, assertNever, quote } from '../domain/errors.js';
-import type { OutputFile, TaskLease, WorkerLink } from '../domain/worker-link.js';
+import type { OutputFile, TaskLease, TaskReport, WorkerLink } from '../domain/worker-link.js';
 import { entrypointCommand, failureSummary, runProcess } from '../runner/runner.js';
+import type { Config } from '../config/config.js';
+import type { ComponentCache } from './component-cache.js';
+import { createComponentCache } from './component-cache.js';
+import { LogCollector } from './task-logs.js';
 
 // Runs one leased task: prepares its folders, fetches its input, runs the component with the
 // engine contract's environment, and hands the files it wrote back to the link. The temporary
@@ -15,6 +19,30 @@ export interface TaskEnvironment {
   childEnv: Record<string, string>;
   sharedCacheDir: string;
   userCacheRoot: string;
+  /** Component folders by archive hash. */
+  components: ComponentCache;
+  /** Log lines kept per attempt. */
+  maxLogLines: number;
+}
+
+/** What one attempt's process wrote and used, filled in by `execute`. */
+interface Attempt {
+  logs: LogCollector;
+  report(): TaskReport;
+  usage: TaskReport['usage'];
+}
+
+/** The environment of a worker's tasks, from the settings: its folders under the home folder, its limits. */
+export function taskEnvironment(config: Config, link: Pick<WorkerLink, 'fetchComponent'>): TaskEnvironment {
+  return {
+    workDir: config.workDir,
+    python: config.python,
+    childEnv: config.childEnv,
+    sharedCacheDir: path.join(config.home, 'cache', 'shared'),
+    userCacheRoot: path.join(config.home, 'cache', 'accounts'),
+    components: createComponentCache(path.join(config.home, 'cache', 'components'), link, { maxBytes: config.maxUnpackedBytes, maxEntries: config.maxArchiveEntries }),
+    maxLogLines: config.maxLogLinesPerTask,
+  };
 }
 
 export type TaskOutcome = 'completed' | 'failed' | 'lost';
@@ -29,21 +57,28 @@ class ComponentFailure extends Error {
 export async function runTask(link: WorkerLink, lease: TaskLease, env: TaskEnvironment, signal: AbortSignal): Promise<TaskOutcome> {
   await mkdir(env.workDir, { recursive: true });
   const root = await mkdtemp(path.join(env.workDir, `task-${lease.taskId}-`));
+  const attempt: Attempt = {
+    logs: new LogCollector(env.maxLogLines),
+    usage: null,
+    report() {
+      return { logs: this.logs.lines(), usage: this.usage };
+    },
+  };
   try {
-    const files = await produce(link, lease, env, root, signal);
+    const files = await produce(link, lease, env, root, signal, attempt);
     if (signal.aborted) return 'lost';
-    return (await link.complete(lease, files)) ? 'completed' : 'lost';
+    return (await link.complete(lease, files, attempt.report())) ? 'completed' : 'lost';
   } catch (error) {
     if (signal.aborted) return 'lost';
     const retry = error instanceof ComponentFailure ? error.retry : !(error instanceof TesseraError && error.code === 'INVALID_ARGUMENT');
-    await link.fail(lease, error instanceof Error ? error.message : String(error), retry);
+    await link.fail(lease, error instanceof Error ? error.message : String(error), retry, attempt.report());
     return 'failed';
   } finally {
     await rm(root, { recursive: true, force: true });
   }
 }
 
-async function produce(link: WorkerLink, lease: TaskLease, env: TaskEnvironment, root: string, signal: AbortSignal): Promise<OutputFile[]> {
+async function produce(link: WorkerLink, lease: TaskLease, env: TaskEnvironment, root: string, signal: AbortSignal, attempt: Attempt): Promise<OutputFile[]> {
   const folder = async (name: string) => {
     const dir = path.join(root, name);
     await mkdir(dir, { recursive: true });
@@ -61,7 +96,7 @@ async function produce(link: WorkerLink, lease: TaskLease, env: TaskEnvironment,
         const inputs = await listFiles(sourceDir);
         return inputs.slice(0, 1).map((input) => ({ name: 'data_0.bin', path: input.path }));
       }
-      await execute(lease, env, root, signal, { SOURCE_DIR: sourceDir, CHUNKS_DIR: chunksDir, PARTITIONER_PARAMS: params });
+      await execute(lease, env, root, signal, attempt, { SOURCE_DIR: sourceDir, CHUNKS_DIR: chunksDir, PARTITIONER_PARAMS: params });
       return orderChunks(await listFiles(chunksDir));
     }
     case 'app': {
@@ -71,7 +106,7 @@ async function produce(link: WorkerLink, lease: TaskLease, env: TaskEnvironment,
       const userCacheDir = path.join(env.userCacheRoot, lease.accountId);
       await mkdir(userCacheDir, { recursive: true });
       await mkdir(env.sharedCacheDir, { recursive: true });
-      await execute(lease, env, root, signal, {
+      await execute(lease, env, root, signal, attempt, {
         TASK_DIR: taskDir,
         TASK_RESULTS_DIR: resultsDir,
         APP_PARAMS: params,
@@ -87,7 +122,7 @@ async function produce(link: WorkerLink, lease: TaskLease, env: TaskEnvironment,
       await link.enterStage(lease, 'JOB_STATE_MERGING');
       await link.fetchResults(lease, resultsDir);
       if (!lease.component) return listFiles(resultsDir);
-      await execute(lease, env, root, signal, { TASK_RESULTS_DIR: resultsDir, OUTPUT_DIR: outputDir, ASSEMBLER_PARAMS: params });
+      await execute(lease, env, root, signal, attempt, { TASK_RESULTS_DIR: resultsDir, OUTPUT_DIR: outputDir, ASSEMBLER_PARAMS: params });
       return listFiles(outputDir);
     }
     default:
@@ -95,10 +130,11 @@ async function produce(link: WorkerLink, lease: TaskLease, env: TaskEnvironment,
   }
 }
 
-async function execute(lease: TaskLease, env: TaskEnvironment, root: string, signal: AbortSignal, stageEnv: Record<string, string>): Promise<void> {
+async function execute(lease: TaskLease, env: TaskEnvironment, root: string, signal: AbortSignal, attempt: Attempt, stageEnv: Record<string, string>): Promise<void> {
   const component = lease.component!;
   const what = `${lease.kind === 'app' ? 'app' : lease.kind === 'partition' ? 'partitioner' : 'assembler'} ${component.manifest.name}@${component.manifest.version}`;
-  const { command, args } = entrypointCommand(component.folder, component.manifest, env.python);
+  const folder = await env.components.folder(component.archive.sha256);
+  const { command, args } = entrypointCommand(folder, component.manifest, env.python);
   const cwd = path.join(root, 'work');
   await mkdir(cwd, { recursive: true });
   const result = await runProcess({
@@ -108,7 +144,9 @@ async function execute(lease: TaskLease, env: TaskEnvironment, root: string, sig
     env: { ...env.childEnv, HOME: cwd, TMPDIR: cwd, PYTHONUNBUFFERED: '1', ...stageEnv },
     timeoutMs: lease.timeoutMs,
     signal,
+    onOutput: (stream, chunk) => attempt.logs.write(stream, chunk),
   });
+  attempt.usage = result.usage;
   if (result.exitCode === 0 && !result.timedOut && !result.aborted) return;
   // A timeout may be bad luck on a busy machine; a non-zero exit of a partitioner or assembler is
   // the code's own verdict on this input and would say the same again.

@@ -9,6 +9,7 @@ import type { Db } from '../../src/store/db.js';
 import { migrate } from '../../src/store/migrate.js';
 import type { Process } from '../helpers/cluster.js';
 import { clusterEnv, startProcess, stopProcess } from '../helpers/cluster.js';
+import type { ApiCaller } from '../helpers/components.js';
 import { installComponents, installTemplate } from '../helpers/components.js';
 import { forPostgres } from '../helpers/db.js';
 import { waitFor } from '../helpers/tessera.js';
@@ -35,6 +36,16 @@ async function serve(body: string): Promise<{ url: string; close: () => Promise<
 async function api(base: string, method: string, route: string, body?: unknown): Promise<any> {
   const response = await fetch(`${base}${route}`, { method, headers: { authorization: KEY, ...(body ? { 'content-type': 'application/json' } : {}) }, ...(body ? { body: JSON.stringify(body) } : {}) });
   return response.json();
+}
+
+/** The API of a server process as the test account, for the helpers that push components. */
+function caller(base: string): ApiCaller {
+  return {
+    async call(method, route, body) {
+      const response = await fetch(`${base}${route}`, { method, headers: { authorization: KEY, ...(body ? { 'content-type': 'application/json' } : {}) }, ...(body ? { body: JSON.stringify(body) } : {}) });
+      return { status: response.status, body: await response.json() };
+    },
+  };
 }
 
 async function setUp(db: Db): Promise<string> {
@@ -105,6 +116,9 @@ forPostgres('chaos: workers killed every 2 s and a server killed once; the 2,000
   let kills = 0;
   let serverKilled = false;
   let chaos: NodeJS.Timeout | undefined;
+  // The kill-and-restart in progress, awaited before the processes are stopped at the end, so
+  // no worker is started after its servers are gone.
+  let inFlight: Promise<void> | undefined;
   try {
     servers.push(await startProcess(['server', '--port', '0', '--json'], env), await startProcess(['server', '--port', '0', '--json'], env));
     const urls = servers.map((server) => server.info.url).join(',');
@@ -112,12 +126,17 @@ forPostgres('chaos: workers killed every 2 s and a server killed once; the 2,000
     for (let index = 0; index < 3; index++) workers.push(await startWorker());
     const jobId = await runWordCount(servers, source.url, 2_000, { maxTaskRetries: 20 });
     const alive = () => (serverKilled ? servers[1]! : servers[0]!).info.url;
+    // The chaos is aimed at the 2,000 app tasks: it starts once the partitioner (one task that
+    // uploads 2,000 chunks, several seconds of work that a kill every 2 s would never let finish)
+    // is done. Killed partitioners are covered by the single-server restart test.
+    await waitFor('the job to be partitioned', async () => {
+      const { job } = await api(alive(), 'GET', `/v1/customer/jobs/${jobId}`);
+      return job?.numChunks > 0;
+    }, 120_000);
 
-    let busy = false;
     chaos = setInterval(() => {
-      if (busy) return;
-      busy = true;
-      void (async () => {
+      if (inFlight) return;
+      inFlight = (async () => {
         const index = kills % workers.length;
         await stopProcess(workers[index], 'SIGKILL');
         kills++;
@@ -126,7 +145,7 @@ forPostgres('chaos: workers killed every 2 s and a server killed once; the 2,000
           serverKilled = true;
           await stopProcess(servers[0], 'SIGKILL');
         }
-      })().finally(() => (busy = false));
+      })().finally(() => (inFlight = undefined));
     }, 2_000);
 
     const job = await finishedJob(alive, jobId, 280_000);
@@ -151,6 +170,7 @@ forPostgres('chaos: workers killed every 2 s and a server killed once; the 2,000
     throw error;
   } finally {
     clearInterval(chaos);
+    await inFlight?.catch(() => {});
     for (const process of [...workers, ...servers]) await stopProcess(process);
     await source.close();
     rmSync(home, { recursive: true, force: true });
@@ -159,8 +179,6 @@ forPostgres('chaos: workers killed every 2 s and a server killed once; the 2,000
 
 forPostgres('regions, priority, abort and unservable jobs with real worker agents', async (db, databaseUrl, schema) => {
   const token = await setUp(db);
-  await installComponents(db, [{ name: 'nap', type: 'app', entrypoint: 'main.py', code: 'import os, time\ntime.sleep(30)\n' }]);
-  await installTemplate(db, { id: 'nap', description: '', app: 'nap', partitioner: 'passthrough', assembler: 'passthrough' });
   const home = mkdtempSync(path.join(tmpdir(), 'tessera-regions-'));
   const env = clusterEnv(databaseUrl, schema, home, { TESSERA_LEASE_SECONDS: '3', TESSERA_UNSERVED_GRACE_SECONDS: '3' });
   const processes: Process[] = [];
@@ -168,6 +186,8 @@ forPostgres('regions, priority, abort and unservable jobs with real worker agent
     const server = await startProcess(['server', '--port', '0', '--json'], env);
     processes.push(server);
     const base = server.info.url;
+    await installComponents(caller(base), [{ name: 'nap', type: 'app', entrypoint: 'main.py', code: 'import os, time\ntime.sleep(30)\n' }]);
+    await installTemplate(caller(base), { id: 'nap', description: '', app: 'nap', partitioner: 'passthrough', assembler: 'passthrough' });
     const create = async (body: Record<string, unknown>) => (await api(base, 'POST', '/v1/customer/jobs', { templateId: 'word-count', ...body })).job.id as string;
 
     // Priority: queued while no worker runs, then one single-slot worker takes FAST before CHEAP.

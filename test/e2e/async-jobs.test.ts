@@ -4,6 +4,7 @@ import path from 'node:path';
 import { packageRoot } from '../../src/config/config.js';
 import { silentLog } from '../../src/domain/log.js';
 import { createWorker } from '../../src/worker/worker.js';
+import { taskEnvironment } from '../../src/worker/run-task.js';
 import { forEachEngine } from '../helpers/db.js';
 import { installComponents, installTemplate } from '../helpers/components.js';
 import { checkResponse } from '../helpers/responses.js';
@@ -27,10 +28,11 @@ async function view(tessera: TestTessera, accountId: string, jobType: string, jo
 }
 
 function startWorker(tessera: TestTessera) {
+  const link = tessera.engine.localLink(testWorker('late-worker'));
   const worker = createWorker({
-    link: tessera.engine.localLink(testWorker('late-worker')),
+    link,
     slots: 2,
-    env: { workDir: tessera.config.workDir, python: 'python3', childEnv: tessera.config.childEnv, sharedCacheDir: `${tessera.config.home}/s`, userCacheRoot: `${tessera.config.home}/u` },
+    env: taskEnvironment(tessera.config, link),
     log: silentLog,
     heartbeatMs: 1000,
   });
@@ -39,16 +41,16 @@ function startWorker(tessera: TestTessera) {
 }
 
 forEachEngine('a job seen through the async view: Created → Pending → Running → Succeeded; Failed; Cancelling → Cancelled', async (db) => {
-  await installComponents(db, [
-    { name: 'sleepy', type: 'app', entrypoint: 'main.py', code: SLEEPY_APP },
-    { name: 'diverges', type: 'app', entrypoint: 'main.py', code: FAILING_APP },
-  ]);
-  await installTemplate(db, { id: 'sleepy', description: '', app: 'sleepy', partitioner: 'passthrough', assembler: 'passthrough', jobType: 'SleepJob', params: { app: { seconds: 1.5 } } });
-  await installTemplate(db, { id: 'diverges', description: '', app: 'diverges', partitioner: 'passthrough', assembler: 'passthrough', config: { maxTaskRetries: 0 } });
   // No worker slots at first, so the job is seen waiting (Pending) before one is started.
   const tessera = await startTestTessera(db, { workerSlots: 0 });
   let worker: ReturnType<typeof startWorker> | undefined;
   try {
+    await installComponents(tessera, [
+      { name: 'sleepy', type: 'app', entrypoint: 'main.py', code: SLEEPY_APP },
+      { name: 'diverges', type: 'app', entrypoint: 'main.py', code: FAILING_APP },
+    ]);
+    await installTemplate(tessera, { id: 'sleepy', description: '', app: 'sleepy', partitioner: 'passthrough', assembler: 'passthrough', jobType: 'SleepJob', params: { app: { seconds: 1.5 } } });
+    await installTemplate(tessera, { id: 'diverges', description: '', app: 'diverges', partitioner: 'passthrough', assembler: 'passthrough', config: { maxTaskRetries: 0 } });
     const user = await tessera.call('GET', '/v1/auth/user');
     checkResponse('get', '/v1/auth/user', user);
     const accountId: string = user.body.accountId;

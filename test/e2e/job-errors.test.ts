@@ -28,10 +28,10 @@ async function finished(tessera: TestTessera, jobId: string) {
 }
 
 forEachEngine('a failing app fails the job with its stderr, after its retries', async (db) => {
-  await installComponents(db, [{ name: 'always-fails', type: 'app', entrypoint: 'main.py', code: FAILING_APP }]);
-  await installTemplate(db, { id: 'fails', description: '', app: 'always-fails', partitioner: 'passthrough', assembler: 'passthrough', config: { maxTaskRetries: 1 } });
   const tessera = await startTestTessera(db);
   try {
+    await installComponents(tessera, [{ name: 'always-fails', type: 'app', entrypoint: 'main.py', code: FAILING_APP }]);
+    await installTemplate(tessera, { id: 'fails', description: '', app: 'always-fails', partitioner: 'passthrough', assembler: 'passthrough', config: { maxTaskRetries: 1 } });
     const created = await tessera.call('POST', '/v1/customer/jobs', { templateId: 'fails' });
     const jobId = created.body.job.id;
     assert.equal((await tessera.call('POST', `/v1/customer/jobs/${jobId}/run`, { config: { taskTimeout: '60' } })).status, 200);
@@ -51,10 +51,10 @@ forEachEngine('a failing app fails the job with its stderr, after its retries', 
 });
 
 forEachEngine('passthrough engines and a node app: every task writes the same name, all reach the output', async (db) => {
-  await installComponents(db, [{ name: 'upper', type: 'app', entrypoint: 'main.js', code: UPPER_APP }]);
-  await installTemplate(db, { id: 'upper', description: '', app: 'upper', partitioner: 'passthrough', assembler: 'passthrough', params: { app: { suffix: '!' } } });
   const tessera = await startTestTessera(db);
   try {
+    await installComponents(tessera, [{ name: 'upper', type: 'app', entrypoint: 'main.js', code: UPPER_APP }]);
+    await installTemplate(tessera, { id: 'upper', description: '', app: 'upper', partitioner: 'passthrough', assembler: 'passthrough', params: { app: { suffix: '!' } } });
     const created = await tessera.call('POST', '/v1/customer/jobs', { templateId: 'upper' });
     const jobId = created.body.job.id;
     assert.equal((await tessera.call('POST', `/v1/customer/jobs/${jobId}/run`)).status, 200, 'run with no body at all');
@@ -191,11 +191,11 @@ time.sleep(120)
 
 
 forEachEngine('abort stops a running job: FAILED "aborted", its process killed', async (db) => {
-  await installComponents(db, [{ name: 'slow', type: 'app', entrypoint: 'main.py', code: SLOW_APP }]);
-  await installTemplate(db, { id: 'slow', description: '', app: 'slow', partitioner: 'passthrough', assembler: 'passthrough' });
-  // A 30 s lease heartbeats every 10 s: a kill within 5 s shows the abort reached the worker directly.
   const tessera = await startTestTessera(db, { leaseSeconds: 30 });
   try {
+    await installComponents(tessera, [{ name: 'slow', type: 'app', entrypoint: 'main.py', code: SLOW_APP }]);
+    await installTemplate(tessera, { id: 'slow', description: '', app: 'slow', partitioner: 'passthrough', assembler: 'passthrough' });
+    // A 30 s lease heartbeats every 10 s: a kill within 5 s shows the abort reached the worker directly.
     const created = await tessera.call('POST', '/v1/customer/jobs', { templateId: 'slow' });
     const jobId = created.body.job.id;
     const accountId = (await db.query<{ account_id: string }>('SELECT account_id FROM jobs WHERE id = $1', [jobId]))[0]!.account_id;
@@ -230,11 +230,11 @@ open(os.path.join(os.environ["TASK_RESULTS_DIR"], "ok.txt"), "w").write("second 
 `;
 
 forEachEngine('taskTimeout kills a task and retries it; retries run out; jobTimeout fails a job', async (db) => {
-  await installComponents(db, [{ name: 'slow', type: 'app', entrypoint: 'main.py', code: SLOW_APP }, { name: 'hangs-once', type: 'app', entrypoint: 'main.py', code: HANGS_ONCE_APP }]);
-  await installTemplate(db, { id: 'slow', description: '', app: 'slow', partitioner: 'passthrough', assembler: 'passthrough' });
-  await installTemplate(db, { id: 'hangs-once', description: '', app: 'hangs-once', partitioner: 'passthrough', assembler: 'passthrough' });
   const tessera = await startTestTessera(db);
   try {
+    await installComponents(tessera, [{ name: 'slow', type: 'app', entrypoint: 'main.py', code: SLOW_APP }, { name: 'hangs-once', type: 'app', entrypoint: 'main.py', code: HANGS_ONCE_APP }]);
+    await installTemplate(tessera, { id: 'slow', description: '', app: 'slow', partitioner: 'passthrough', assembler: 'passthrough' });
+    await installTemplate(tessera, { id: 'hangs-once', description: '', app: 'hangs-once', partitioner: 'passthrough', assembler: 'passthrough' });
     const retried = (await tessera.call('POST', '/v1/customer/jobs', { templateId: 'hangs-once', config: { taskTimeout: 1, maxTaskRetries: 1 } })).body.job.id;
     await tessera.call('POST', `/v1/customer/jobs/${retried}/run`);
     const lucky = await finished(tessera, retried);

@@ -22,7 +22,7 @@ forEachEngine('tenant isolation matrix over every customer endpoint', async (db)
     const jobOperations = Object.entries(openApiDocument().paths as Record<string, Record<string, unknown>>)
       .filter(([route]) => route.startsWith('/v1/customer/') && route.includes('{jobId}'))
       .flatMap(([route, item]) => Object.keys(item).map((method) => [method.toUpperCase(), route] as const));
-    assert.equal(jobOperations.length, 9, "get, delete, results, 4 updates, run, abort");
+    assert.equal(jobOperations.length, 12, 'get, delete, results, 4 updates, run, abort, logs, tasks, events');
     const bodies: Record<string, unknown> = { jobname: 'stolen', configs: { taskTimeout: 5 }, params: { app: {} }, datasource: { dataSource: { dataSourceDescriptor: 'bypass' } } };
     for (const jobId of [fresh, done]) {
       for (const [method, route] of jobOperations) {
@@ -42,6 +42,8 @@ forEachEngine('tenant isolation matrix over every customer endpoint', async (db)
       }
     }
     for (const credential of [theirs.key, theirs.token]) {
+      const logs = await tessera.call('POST', '/v1/customer/logs', { jobId: done }, credential);
+      assert.equal(logs.status, 404, 'POST /v1/customer/logs names the job in its body');
       const list = await tessera.call('GET', '/v1/customer/jobs', undefined, credential);
       assert.equal(list.body.pagination.total, 0);
       const filtered = await tessera.call('POST', '/v1/customer/jobs/filter', { filters: [{ field: 'name', condition: 'FILTER_CONDITION_LIKE', value: '%secret%' }] }, credential);

@@ -1,14 +1,12 @@
-import { mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
+import assert from 'node:assert/strict';
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { parseManifest } from '../../src/domain/manifest.js';
+import { packFolder } from '../../src/blobs/archive.js';
 import type { Template } from '../../src/domain/types.js';
-import { upsertComponent, upsertTemplate } from '../../src/store/catalog.js';
-import type { Db } from '../../src/store/db.js';
-import { migrate } from '../../src/store/migrate.js';
 
-// Real ByteNite-style component folders (manifest.json + app/<entrypoint>) written for a test
-// and registered in its database, so tests can run apps that fail, hang or use node.
+// Real ByteNite-style component folders (manifest.json + app/<entrypoint>) written for a test and
+// pushed through the developer API, so tests can run apps that fail, hang or use node.
 
 export interface TestComponent {
   name: string;
@@ -17,21 +15,35 @@ export interface TestComponent {
   code: string;
 }
 
-export async function installComponents(db: Db, components: TestComponent[]): Promise<void> {
-  await migrate(db);
-  const root = mkdtempSync(path.join(tmpdir(), 'tessera-components-'));
-  for (const component of components) {
-    const folder = path.join(root, component.name);
+/** Anything that calls the API as an account: a TestTessera, or a client of a server process. */
+export interface ApiCaller {
+  call(method: string, route: string, body?: unknown): Promise<{ status: number; body: any }>;
+}
+
+/** A component's folder, packed and base64-encoded as POST /v1/dev/apps takes it. */
+export async function componentArchive(component: TestComponent): Promise<string> {
+  const folder = mkdtempSync(path.join(tmpdir(), 'tessera-component-'));
+  try {
     mkdirSync(path.join(folder, 'app'), { recursive: true });
     // Mixed spellings on purpose: manifests in the wild use both.
     const manifest = { Name: component.name, version: '1.0', type: component.type, platform: 'docker', Entrypoint: component.entrypoint, platformConfig: { container: 'python:3.11' } };
     writeFileSync(path.join(folder, 'manifest.json'), JSON.stringify(manifest));
     writeFileSync(path.join(folder, 'app', component.entrypoint), component.code);
-    await upsertComponent(db, parseManifest(manifest, `${folder}/manifest.json`), `dir:${folder}`);
+    return (await packFolder(folder)).toString('base64');
+  } finally {
+    rmSync(folder, { recursive: true, force: true });
   }
 }
 
-export async function installTemplate(db: Db, template: Omit<Template, 'owner'>): Promise<void> {
-  await migrate(db);
-  await upsertTemplate(db, { owner: 'test', ...template });
+export async function installComponents(api: ApiCaller, components: TestComponent[]): Promise<void> {
+  for (const component of components) {
+    const group = component.type === 'app' ? 'apps' : 'engines';
+    const pushed = await api.call('POST', `/v1/dev/${group}`, { data: await componentArchive(component) });
+    assert.equal(pushed.status, 200, `pushing ${component.name}: ${JSON.stringify(pushed.body)}`);
+  }
+}
+
+export async function installTemplate(api: ApiCaller, template: Omit<Template, 'owner'>): Promise<void> {
+  const pushed = await api.call('POST', '/v1/dev/templates', template);
+  assert.equal(pushed.status, 200, `pushing template ${template.id}: ${JSON.stringify(pushed.body)}`);
 }

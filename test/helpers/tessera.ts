@@ -7,6 +7,7 @@ import { startTessera } from '../../src/cli/start.js';
 import type { Config } from '../../src/config/config.js';
 import { loadConfig } from '../../src/config/config.js';
 import { createKey } from '../../src/engine/accounts.js';
+import { createLogger } from '../../src/cli/logger.js';
 import type { Db } from '../../src/store/db.js';
 
 // A whole Tessera (API on an ephemeral port, scheduler, in-process worker slots) over the test's
@@ -20,11 +21,15 @@ export interface TestTessera extends RunningTessera {
   call(method: string, route: string, body?: unknown, key?: string | null): Promise<{ status: number; body: any }>;
 }
 
-export async function startTestTessera(db: Db, overrides: Partial<Config> = {}): Promise<TestTessera> {
+/** Pass `logs` to receive every log line the server writes (at trace level), e.g. to search it for secrets. */
+export async function startTestTessera(db: Db, overrides: Partial<Config> = {}, options: { logs?: string[] } = {}): Promise<TestTessera> {
   const home = mkdtempSync(path.join(tmpdir(), 'tessera-test-'));
   // Only PATH from the real environment: a developer's DATABASE_URL or TESSERA_* must not leak in.
   const config: Config = { ...loadConfig({ home, port: 0, slots: 2 }, { PATH: process.env.PATH }), allowPrivateUrls: true, ...overrides };
-  const tessera = await startTessera({ config, logger: pino({ level: process.env.TEST_LOG_LEVEL ?? 'silent' }), db });
+  const logger = options.logs
+    ? createLogger('trace', { write: (line: string) => void options.logs!.push(line) })
+    : pino({ level: process.env.TEST_LOG_LEVEL ?? 'silent' });
+  const tessera = await startTessera({ config, logger, db });
   const apiKey = tessera.engine.firstKey!.apiKey;
   const otherApiKey = (await createKey(db, { newAccount: true })).apiKey;
   return {

@@ -1,0 +1,55 @@
+import type { FastifyInstance } from 'fastify';
+import type { Engine } from '../engine/engine.js';
+import { listWorkers } from '../store/stats.js';
+import { customerAuth } from './auth.js';
+
+// What operators and dashboards watch: /metrics (Prometheus), /healthz (the process answers),
+// /readyz (and its database does), the request log and latency histogram, and the workers list.
+
+const READY_TIMEOUT_MS = 2000;
+/** Workers heard from within this long count as connected. */
+const CONNECTED_SECONDS = 30;
+
+export function registerObservabilityRoutes(app: FastifyInstance, engine: Engine): void {
+  const { metrics } = engine.deps;
+
+  // One line per request, with its id: the path without the query string (signed links carry
+  // their signature there) and never a header (keys travel in Authorization).
+  app.addHook('onResponse', async (request, reply) => {
+    const route = request.routeOptions.url ?? 'unmatched';
+    metrics.httpDuration.observe({ method: request.method, route, status: String(reply.statusCode) }, reply.elapsedTime / 1000);
+    if (route === '/metrics' || route === '/healthz' || route === '/readyz') return;
+    request.log.info({ method: request.method, path: request.url.split('?')[0], route, status: reply.statusCode, ms: Math.round(reply.elapsedTime * 10) / 10 }, 'request');
+  });
+
+  app.get('/metrics', async (_request, reply) => reply.type(metrics.registry.contentType).send(await metrics.registry.metrics()));
+
+  app.get('/healthz', async () => ({ ok: true }));
+
+  app.get('/readyz', async (_request, reply) => {
+    const started = Date.now();
+    try {
+      await Promise.race([
+        engine.deps.db.query('SELECT 1'),
+        new Promise((_, reject) => setTimeout(() => reject(new Error(`no answer within ${READY_TIMEOUT_MS} ms`)), READY_TIMEOUT_MS).unref()),
+      ]);
+      return { ok: true, database: 'reachable', ms: Date.now() - started };
+    } catch (error) {
+      return reply.code(503).send({ ok: false, database: 'unreachable', reason: (error as Error).message.replace(/\/\/[^@/]*@/g, '//***@') });
+    }
+  });
+
+  app.register(
+    async (customer) => {
+      customer.addHook('preHandler', customerAuth(engine));
+      customer.get('/workers', async () => ({
+        data: (await listWorkers(engine.deps.db, CONNECTED_SECONDS)).map((worker) => ({
+          ...worker,
+          startedAt: worker.startedAt.toISOString(),
+          lastSeenAt: worker.lastSeenAt.toISOString(),
+        })),
+      }));
+    },
+    { prefix: '/v1/customer' },
+  );
+}

@@ -1,0 +1,127 @@
+import { createHash } from 'node:crypto';
+import { existsSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { readFile, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+
+// What a child process used: CPU seconds (user + system, including the children it waited for)
+// and peak resident memory. Measured without an extra process per task:
+//   - python entrypoints start through a tiny bootstrap that runs the script in the same
+//     interpreter (runpy, as `python script.py` would) and writes getrusage() at exit;
+//   - node entrypoints get the same from a --require preload (process.resourceUsage());
+//   - anything else, and a process killed before it could report, is sampled from /proc.
+
+export interface ProcessUsage {
+  cpuSeconds: number;
+  peakMemoryBytes: number;
+}
+
+export const USAGE_FILE_VARIABLE = 'TESSERA_USAGE_FILE';
+
+// The bootstrap reads and removes the variable before the app runs, so the app sees the same
+// environment as without it; it reports at exit, also after sys.exit() or an uncaught exception.
+const PYTHON_BOOTSTRAP = `import atexit, os, resource, runpy, sys
+_usage_file = os.environ.pop("${USAGE_FILE_VARIABLE}", "")
+def _tessera_report():
+    if not _usage_file:
+        return
+    own = resource.getrusage(resource.RUSAGE_SELF)
+    children = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
+    with open(_usage_file, "w") as report:
+        report.write("%f %d" % (cpu, max(_peak_kib(own.ru_maxrss), children.ru_maxrss)))
+def _peak_kib(fallback):
+    # VmHWM is this program's own peak. ru_maxrss is not: Linux carries the parent's resident
+    # size over fork and exec, so a child of a large server would report the server's size.
+    try:
+        with open("/proc/self/status") as status:
+            for line in status:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1])
+    except OSError:
+        pass
+    return fallback
+atexit.register(_tessera_report)
+sys.argv = sys.argv[1:]
+sys.path[0] = os.path.dirname(os.path.abspath(sys.argv[0]))
+runpy.run_path(sys.argv[0], run_name="__main__")
+`;
+
+const NODE_BOOTSTRAP = `'use strict';
+const usageFile = process.env.${USAGE_FILE_VARIABLE};
+delete process.env.${USAGE_FILE_VARIABLE};
+if (usageFile) {
+  process.on('exit', () => {
+    const fs = require('node:fs');
+    const usage = process.resourceUsage();
+    // VmHWM, not maxRSS: maxRSS carries over the parent's size through fork and exec.
+    let peak = usage.maxRSS;
+    try {
+      const match = /VmHWM:\s+(\d+) kB/.exec(fs.readFileSync('/proc/self/status', 'utf8'));
+      if (match) peak = Number(match[1]);
+    } catch {}
+    fs.writeFileSync(usageFile, ((usage.userCPUTime + usage.systemCPUTime) / 1e6).toFixed(6) + ' ' + peak);
+  });
+}
+`;
+
+/** Writes a bootstrap once per content (named by its hash, so versions never mix) and returns its path. */
+const HASHES = new Map<string, string>();
+
+function bootstrapFile(name: string, source: string): string {
+  let hash = HASHES.get(name);
+  if (!hash) HASHES.set(name, (hash = createHash('sha256').update(source).digest('hex').slice(0, 16)));
+  const file = path.join(tmpdir(), `tessera-${hash}-${name}`);
+  if (!existsSync(file)) {
+    const temporary = `${file}.${process.pid}.tmp`;
+    writeFileSync(temporary, source, { mode: 0o644 });
+    // Rename is atomic: a concurrent first use sees the file absent or whole, never in part.
+    renameSync(temporary, file);
+  }
+  return file;
+}
+
+// Checked at every use (a stat): a temp-folder cleaner may have removed the file meanwhile.
+export function pythonBootstrap(): string {
+  return bootstrapFile('usage.py', PYTHON_BOOTSTRAP);
+}
+
+export function nodeBootstrap(): string {
+  return bootstrapFile('usage.cjs', NODE_BOOTSTRAP);
+}
+
+/** The report a bootstrap wrote ("cpuSeconds maxRssKiB"), or null when there is none. */
+export async function readUsageFile(file: string): Promise<ProcessUsage | null> {
+  const text = await readFile(file, 'utf8').catch(() => '');
+  await rm(file, { force: true });
+  const match = /^([\d.]+) (\d+)$/.exec(text.trim());
+  return match ? { cpuSeconds: Number(match[1]), peakMemoryBytes: Number(match[2]) * 1024 } : null;
+}
+
+/** USER_HZ: the unit of /proc/<pid>/stat times, 100 on every Linux architecture Node runs on. */
+const TICKS_PER_SECOND = 100;
+
+/** Samples /proc/<pid> now and then; `last()` is the latest reading (CPU and the peak so far). */
+export function sampleProcess(pid: number, everyMs = 100) {
+  let usage: ProcessUsage = { cpuSeconds: 0, peakMemoryBytes: 0 };
+  const read = () => {
+    try {
+      const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+      // Fields after the command name (which may hold spaces) start after the last ")".
+      const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+      const ticks = Number(fields[11]) + Number(fields[12]) + Number(fields[13]) + Number(fields[14]);
+      const status = readFileSync(`/proc/${pid}/status`, 'utf8');
+      const hwm = /VmHWM:\s+(\d+) kB/.exec(status);
+      usage = { cpuSeconds: Math.max(usage.cpuSeconds, ticks / TICKS_PER_SECOND), peakMemoryBytes: Math.max(usage.peakMemoryBytes, hwm ? Number(hwm[1]) * 1024 : 0) };
+    } catch {
+      // Gone already, or no /proc (not Linux): keep the last reading.
+    }
+  };
+  read();
+  const timer = setInterval(read, everyMs);
+  timer.unref();
+  return {
+    last: () => usage,
+    stop: () => clearInterval(timer),
+  };
+}

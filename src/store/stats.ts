@@ -1,0 +1,44 @@
+import type { Queryable } from './db.js';
+
+// Whole-deployment counts for /metrics and the dashboard's workers page.
+
+export async function countJobsByState(db: Queryable): Promise<{ state: string; count: number }[]> {
+  return db.query<{ state: string; count: number }>('SELECT state, count(*)::int AS count FROM jobs WHERE deleted_at IS NULL GROUP BY state ORDER BY state');
+}
+
+export async function countQueuedTasks(db: Queryable): Promise<number> {
+  // The partial index tasks_queue holds exactly these rows.
+  const [row] = await db.query<{ count: number }>(`SELECT count(*)::int AS count FROM tasks WHERE state = 'queued'`);
+  return row?.count ?? 0;
+}
+
+export async function countConnectedWorkers(db: Queryable, withinSeconds: number): Promise<number> {
+  const [row] = await db.query<{ count: number }>('SELECT count(*)::int AS count FROM workers WHERE last_seen_at > now() - make_interval(secs => $1)', [withinSeconds]);
+  return row?.count ?? 0;
+}
+
+export interface WorkerRow {
+  id: string;
+  name: string;
+  region: string;
+  slots: number;
+  cpus: number;
+  memoryGb: number;
+  gpus: string[];
+  startedAt: Date;
+  lastSeenAt: Date;
+  runningTasks: number;
+}
+
+/** Workers seen in the last `withinSeconds`, with the tasks each holds now. */
+export async function listWorkers(db: Queryable, withinSeconds: number): Promise<WorkerRow[]> {
+  const rows = await db.query<{ id: string; name: string; region: string; slots: number; cpus: number; memory_gb: number; gpus: string[]; started_at: Date; last_seen_at: Date; running: number }>(
+    // Leased rows are few and in a partial index (tasks_lease_expiry): count them once, grouped.
+    `SELECT w.id, w.name, w.region, w.slots, w.cpus, w.memory_gb, w.gpus, w.started_at, w.last_seen_at, COALESCE(l.running, 0)::int AS running
+       FROM workers w
+       LEFT JOIN (SELECT lease_owner, count(*) AS running FROM tasks WHERE state = 'leased' GROUP BY lease_owner) l ON l.lease_owner = w.id
+      WHERE w.last_seen_at > now() - make_interval(secs => $1) ORDER BY w.name, w.id`,
+    [withinSeconds],
+  );
+  return rows.map((row) => ({ id: row.id, name: row.name, region: row.region, slots: row.slots, cpus: row.cpus, memoryGb: row.memory_gb, gpus: row.gpus, startedAt: row.started_at, lastSeenAt: row.last_seen_at, runningTasks: row.running }));
+}
