@@ -109,7 +109,9 @@ export async function runExample(name: string, options: ExampleOptions): Promise
       say(`  result file:   ${path.join(outputDir, 'counts.json')}`);
       say(`  result link:   ${result.link}  (signed, expires in ${Math.round(config.resultLinkTtlSeconds / 3600)} h)`);
       say(`  the job:       curl -H "Authorization: Bearer <key>" ${tessera.url}/v1/customer/jobs/${jobId}`);
-      say(`  the API:       ${tessera.url}/openapi.json`);
+      say(`  the API:       ${tessera.url}/openapi.json (reference: ${tessera.url}/docs)`);
+      say(`  the dashboard: ${tessera.url}/ui (sign in with the API key; the job's page is ${tessera.url}/ui#/jobs/${jobId})`);
+      say(`  the CLI:       TESSERA_URL=${tessera.url} TESSERA_API_KEY=<key> npx tessera job status ${jobId}`);
       if (!options.keep) say(`  (the server stops now; run with --keep to keep it, or \`tessera up --home ${config.home}\`)`);
     }
     if (options.keep) {
