@@ -205,6 +205,9 @@ function JobPage({ jobId }) {
   const [logTask, setLogTask] = useState('');
   const [error, setError] = useState('');
   const refreshTimer = useRef(null);
+  const logCursor = useRef('0');
+  const logsBusy = useRef(false);
+  const logsAgain = useRef(false);
 
   const refresh = useCallback(async () => {
     try {
@@ -212,7 +215,26 @@ function JobPage({ jobId }) {
       setJob(current);
       setTasks((await api('GET', `/v1/customer/jobs/${jobId}/tasks`)).data);
       if (current.state === 'JOB_STATE_COMPLETE') setResults((await api('GET', `/v1/customer/jobs/${jobId}/results`)).results);
-      setLogs((await api('GET', `/v1/customer/jobs/${jobId}/logs?limit=10000`)).logs);
+      // Only the lines stored since the last read (the cursor is the last line's id), at most 5,000
+      // shown; one reader at a time, or two overlapping refreshes would add the same lines twice.
+      // A refresh that finds a read under way asks it for one more round instead.
+      if (logsBusy.current) logsAgain.current = true;
+      else {
+        logsBusy.current = true;
+        try {
+          do {
+            logsAgain.current = false;
+            for (;;) {
+              const page = await api('GET', `/v1/customer/jobs/${jobId}/logs?after=${logCursor.current}&limit=1000`);
+              if (page.logs.length > 0) setLogs((old) => [...old, ...page.logs].slice(-5000));
+              logCursor.current = page.next;
+              if (page.logs.length < 1000) break;
+            }
+          } while (logsAgain.current);
+        } finally {
+          logsBusy.current = false;
+        }
+      }
     } catch (failure) {
       setError(failure.message);
     }
