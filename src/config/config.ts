@@ -5,6 +5,21 @@ import { TesseraError, quote } from '../domain/errors.js';
 // Configuration is read here once, from flags and the environment, into one typed object.
 // Nothing else in Tessera reads process.env.
 
+/** An S3-compatible bucket for Tessera's own blobs (TESSERA_BLOBS=s3://bucket/prefix?endpoint=…). */
+export interface S3Settings {
+  bucket: string;
+  endpoint: string | undefined;
+  region: string;
+  accessKeyId: string;
+  secretAccessKey: string;
+  /** Path-style URLs (endpoint/bucket/key), which most self-hosted servers need. */
+  forcePathStyle: boolean;
+  /** Keys are stored under this prefix (e.g. "tessera/"), so a bucket can be shared. */
+  prefix: string;
+}
+
+export type BlobSettings = { kind: 'local' } | { kind: 's3'; s3: S3Settings };
+
 export interface Config {
   /** Folder holding the embedded database and the local blob store. */
   home: string;
@@ -54,6 +69,8 @@ export interface Config {
   maxArchiveEntries: number;
   /** Log lines kept per task attempt (stdout and stderr together); the rest is counted, not kept. */
   maxLogLinesPerTask: number;
+  /** Where chunks, results and archives live: the home folder (default) or an S3-compatible bucket. */
+  blobs: BlobSettings;
   /** Resource accounting: price of one vCPU·GiB·hour, the unit of numUnitsEstimation. */
   pricePerUnit: number;
 }
@@ -100,6 +117,7 @@ export function loadConfig(flags: Flags = {}, env: Env = process.env): Config {
     maxUnpackedBytes: integerSetting('TESSERA_MAX_UNPACKED_BYTES', env.TESSERA_MAX_UNPACKED_BYTES, 256 * 1024 ** 2, 1024, 4 * 1024 ** 3, '268435456'),
     maxArchiveEntries: integerSetting('TESSERA_MAX_ARCHIVE_ENTRIES', env.TESSERA_MAX_ARCHIVE_ENTRIES, 20_000, 1, 1_000_000, '20000'),
     maxLogLinesPerTask: integerSetting('TESSERA_MAX_LOG_LINES', env.TESSERA_MAX_LOG_LINES, 1000, 0, 1_000_000, '1000'),
+    blobs: blobSettings(env),
     pricePerUnit: decimalSetting('TESSERA_PRICE_PER_UNIT', env.TESSERA_PRICE_PER_UNIT, 0.01, '0.01'),
     childEnv: {
       PATH: env.PATH ?? '/usr/local/bin:/usr/bin:/bin',
@@ -127,6 +145,44 @@ function decimalSetting(name: string, raw: string | undefined, fallback: number,
   const value = /^\d+(\.\d+)?$/.test(raw.trim()) ? Number(raw.trim()) : Number.NaN;
   if (!Number.isFinite(value)) throw settingError(name, raw, 'expected a number ≥ 0 such as 0.5', example);
   return value;
+}
+
+/**
+ * TESSERA_BLOBS: unset or "local" for the home folder, or s3://bucket[/prefix]?endpoint=URL
+ * &region=R&pathStyle=true|false, with the credentials in TESSERA_S3_ACCESS_KEY_ID and
+ * TESSERA_S3_SECRET_ACCESS_KEY (or AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY).
+ */
+function blobSettings(env: Env): BlobSettings {
+  const raw = env.TESSERA_BLOBS?.trim();
+  if (!raw || raw === 'local') return { kind: 'local' };
+  const example = 's3://my-bucket/tessera?endpoint=http://127.0.0.1:9000&region=us-east-1';
+  let url: URL;
+  try {
+    url = new URL(raw);
+  } catch {
+    throw settingError('TESSERA_BLOBS', raw, 'expected "local" or an s3:// URL', example);
+  }
+  if (url.protocol !== 's3:' || !/^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$/.test(url.hostname)) throw settingError('TESSERA_BLOBS', raw, 'expected s3://<bucket>[/prefix]', example);
+  const endpoint = url.searchParams.get('endpoint') ?? undefined;
+  if (endpoint !== undefined && !/^https?:\/\/[^/]+/.test(endpoint)) throw settingError('TESSERA_BLOBS', raw, 'endpoint must be an http(s) URL', example);
+  const accessKeyId = env.TESSERA_S3_ACCESS_KEY_ID ?? env.AWS_ACCESS_KEY_ID;
+  const secretAccessKey = env.TESSERA_S3_SECRET_ACCESS_KEY ?? env.AWS_SECRET_ACCESS_KEY;
+  if (!accessKeyId || !secretAccessKey) {
+    throw new TesseraError('INVALID_ARGUMENT', 'TESSERA_BLOBS names an S3 bucket but no credentials are set', { hint: 'set TESSERA_S3_ACCESS_KEY_ID and TESSERA_S3_SECRET_ACCESS_KEY (or AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY)' });
+  }
+  const prefix = url.pathname.replace(/^\/+|\/+$/g, '');
+  return {
+    kind: 's3',
+    s3: {
+      bucket: url.hostname,
+      endpoint,
+      region: url.searchParams.get('region') ?? env.AWS_REGION ?? 'us-east-1',
+      accessKeyId,
+      secretAccessKey,
+      forcePathStyle: (url.searchParams.get('pathStyle') ?? (endpoint ? 'true' : 'false')) !== 'false',
+      prefix: prefix ? `${prefix}/` : '',
+    },
+  };
 }
 
 function booleanSetting(name: string, raw: string | undefined, fallback: boolean): boolean {

@@ -2,6 +2,7 @@ import { randomBytes } from 'node:crypto';
 import path from 'node:path';
 import type { BlobStore } from '../blobs/blob-store.js';
 import { createLocalBlobStore } from '../blobs/local.js';
+import { createS3BlobStore } from '../blobs/s3.js';
 import { createLinkSigner } from '../blobs/signed-links.js';
 import type { Config } from '../config/config.js';
 import type { Log } from '../domain/log.js';
@@ -75,7 +76,7 @@ export async function createEngine(options: EngineOptions): Promise<Engine> {
   const signingKey = await getOrCreateSetting(db, 'link_signing_key', () => randomBytes(32).toString('base64url'));
   const deps: EngineDeps = {
     db,
-    blobs: options.blobs ?? createLocalBlobStore(path.join(config.home, 'blobs')),
+    blobs: options.blobs ?? (config.blobs.kind === 's3' ? createS3BlobStore(config.blobs.s3) : createLocalBlobStore(path.join(config.home, 'blobs'))),
     config,
     log,
     signer: createLinkSigner(signingKey),

@@ -1,0 +1,206 @@
+import { createReadStream, createWriteStream } from 'node:fs';
+import { rename, rm, stat as statFile } from 'node:fs/promises';
+import path from 'node:path';
+import { randomUUID } from 'node:crypto';
+import type { Readable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import {
+  AbortMultipartUploadCommand,
+  CompleteMultipartUploadCommand,
+  CreateMultipartUploadCommand,
+  DeleteObjectCommand,
+  GetObjectCommand,
+  HeadObjectCommand,
+  ListObjectsV2Command,
+  PutObjectCommand,
+  S3Client,
+  UploadPartCommand,
+} from '@aws-sdk/client-s3';
+import { mkdir } from 'node:fs/promises';
+import { TesseraError, notFound, quote } from '../domain/errors.js';
+import type { S3Settings } from '../config/config.js';
+import type { BlobInfo, BlobStore } from './blob-store.js';
+import { checkBlobKey } from './blob-store.js';
+
+// Blobs in an S3-compatible bucket (AWS, or any server that speaks the protocol: MinIO, Ceph,
+// Swift's s3api). Memory stays bounded whatever the size: files go up in parts read from disk,
+// streams in parts of PART_BYTES buffered one at a time, downloads are streamed to disk.
+
+/** Parts of a multipart upload: S3's minimum is 5 MiB (but for the last part). */
+export const PART_BYTES = 8 * 1024 * 1024;
+/** Files up to this size go up in one PUT. */
+const SINGLE_PUT_BYTES = 64 * 1024 * 1024;
+
+/** Turns the SDK's errors into ones that say what is wrong with the settings. */
+export function s3Error(error: unknown, settings: Pick<S3Settings, 'bucket' | 'endpoint'>, what: string): Error {
+  if (error instanceof TesseraError) return error;
+  const name = (error as { name?: string }).name ?? '';
+  const status = (error as { $metadata?: { httpStatusCode?: number } }).$metadata?.httpStatusCode;
+  const where = `bucket ${quote(settings.bucket)}${settings.endpoint ? ` at ${settings.endpoint}` : ''}`;
+  if (name === 'NoSuchBucket') return new TesseraError('FAILED_PRECONDITION', `${what}: ${where} does not exist`, { hint: 'create the bucket, or fix the bucket name' });
+  if (name === 'InvalidAccessKeyId' || name === 'SignatureDoesNotMatch' || name === 'AccessDenied' || status === 403) {
+    return new TesseraError('PERMISSION_DENIED', `${what}: ${where} refused the credentials (${name || `HTTP ${status}`})`, { hint: 'check the access key id and the secret key' });
+  }
+  const code = (error as { code?: string }).code;
+  if (code === 'ECONNREFUSED' || code === 'ENOTFOUND' || name === 'TimeoutError') {
+    return new TesseraError('UNAVAILABLE', `${what}: ${where} cannot be reached (${code ?? name})`, { hint: 'check the endpoint and that the server runs' });
+  }
+  return new TesseraError('UNAVAILABLE', `${what}: ${where} answered ${name || 'an error'}${status ? ` (HTTP ${status})` : ''}: ${(error as Error).message}`);
+}
+
+function isMissing(error: unknown): boolean {
+  const name = (error as { name?: string }).name;
+  return name === 'NoSuchKey' || name === 'NotFound' || (error as { $metadata?: { httpStatusCode?: number } }).$metadata?.httpStatusCode === 404 && name !== 'NoSuchBucket';
+}
+
+export function createS3Client(settings: S3Settings): S3Client {
+  return new S3Client({
+    region: settings.region,
+    ...(settings.endpoint ? { endpoint: settings.endpoint } : {}),
+    forcePathStyle: settings.forcePathStyle,
+    credentials: { accessKeyId: settings.accessKeyId, secretAccessKey: settings.secretAccessKey },
+    // The SDK's default checksums (CRC32 trailers) are not understood by every S3-compatible server.
+    requestChecksumCalculation: 'WHEN_REQUIRED',
+    responseChecksumValidation: 'WHEN_REQUIRED',
+    maxAttempts: 3,
+  });
+}
+
+export function createS3BlobStore(settings: S3Settings, client: S3Client = createS3Client(settings)): BlobStore {
+  const { bucket } = settings;
+  const objectKey = (key: string) => `${settings.prefix}${checkBlobKey(key)}`;
+  const fail = (what: string) => (error: unknown) => {
+    throw s3Error(error, settings, what);
+  };
+
+  /** Uploads parts produced by `nextPart` (null when done); aborts the upload if anything fails. */
+  async function multipart(key: string, nextPart: () => Promise<Buffer | Readable | null>, partLength?: (index: number) => number): Promise<void> {
+    const { UploadId } = await client.send(new CreateMultipartUploadCommand({ Bucket: bucket, Key: objectKey(key) })).catch(fail(`storing ${key}`));
+    const parts: { ETag: string; PartNumber: number }[] = [];
+    try {
+      for (let number = 1; ; number++) {
+        const body = await nextPart();
+        if (body === null) break;
+        const length = Buffer.isBuffer(body) ? body.length : partLength!(number - 1);
+        const { ETag } = await client.send(new UploadPartCommand({ Bucket: bucket, Key: objectKey(key), UploadId, PartNumber: number, Body: body, ContentLength: length }));
+        parts.push({ ETag: ETag!, PartNumber: number });
+      }
+      await client.send(new CompleteMultipartUploadCommand({ Bucket: bucket, Key: objectKey(key), UploadId, MultipartUpload: { Parts: parts } }));
+    } catch (error) {
+      // Nothing half-written stays behind: the parts are dropped with the upload.
+      await client.send(new AbortMultipartUploadCommand({ Bucket: bucket, Key: objectKey(key), UploadId })).catch(() => {});
+      throw s3Error(error, settings, `storing ${key}`);
+    }
+  }
+
+  const store: BlobStore = {
+    kind: 's3',
+
+    async putFile(key, filePath) {
+      const { size } = await statFile(filePath);
+      if (size <= SINGLE_PUT_BYTES) {
+        await client.send(new PutObjectCommand({ Bucket: bucket, Key: objectKey(key), Body: createReadStream(filePath), ContentLength: size })).catch(fail(`storing ${key}`));
+        return { key, size };
+      }
+      const count = Math.ceil(size / PART_BYTES);
+      let index = 0;
+      await multipart(
+        key,
+        async () => (index < count ? createReadStream(filePath, { start: index * PART_BYTES, end: Math.min(size, ++index * PART_BYTES) - 1 }) : null),
+        (part) => Math.min(PART_BYTES, size - part * PART_BYTES),
+      );
+      return { key, size };
+    },
+
+    async putStream(key, stream, maxBytes) {
+      // Parts are filled one at a time from the stream: at most one part is held in memory.
+      const iterator = stream[Symbol.asyncIterator]() as AsyncIterator<Buffer>;
+      let pending: Buffer = Buffer.alloc(0);
+      let size = 0;
+      let ended = false;
+      const fill = async (): Promise<Buffer> => {
+        const chunks: Buffer[] = [pending];
+        let length = pending.length;
+        while (length < PART_BYTES && !ended) {
+          const { value, done } = await iterator.next();
+          if (done) {
+            ended = true;
+            break;
+          }
+          const chunk = Buffer.isBuffer(value) ? value : Buffer.from(value);
+          size += chunk.length;
+          if (size > maxBytes) throw new TesseraError('RESOURCE_EXHAUSTED', `the upload is larger than ${maxBytes} bytes`);
+          chunks.push(chunk);
+          length += chunk.length;
+        }
+        const all = Buffer.concat(chunks);
+        pending = all.subarray(PART_BYTES);
+        return all.subarray(0, PART_BYTES);
+      };
+      const first = await fill();
+      if (ended && pending.length === 0) {
+        await client.send(new PutObjectCommand({ Bucket: bucket, Key: objectKey(key), Body: first, ContentLength: first.length })).catch(fail(`storing ${key}`));
+        return { key, size };
+      }
+      let next: Buffer | null = first;
+      await multipart(key, async () => {
+        if (next === null) return null;
+        const part: Buffer = next;
+        next = ended && pending.length === 0 ? null : await fill();
+        if (next !== null && next.length === 0) next = null;
+        return part;
+      });
+      return { key, size };
+    },
+
+    async getFile(key, filePath) {
+      const { stream } = await store.openRead(key);
+      await mkdir(path.dirname(filePath), { recursive: true });
+      // Downloaded beside the target, then renamed: a reader sees the whole file or none.
+      const temporary = `${filePath}.${randomUUID()}.part`;
+      try {
+        await pipeline(stream, createWriteStream(temporary));
+        await rename(temporary, filePath);
+      } catch (error) {
+        await rm(temporary, { force: true });
+        throw s3Error(error, settings, `reading ${key}`);
+      }
+    },
+
+    async openRead(key) {
+      try {
+        const answer = await client.send(new GetObjectCommand({ Bucket: bucket, Key: objectKey(key) }));
+        return { stream: answer.Body as Readable, size: Number(answer.ContentLength ?? 0) };
+      } catch (error) {
+        if (isMissing(error)) throw notFound('blob', key);
+        throw s3Error(error, settings, `reading ${key}`);
+      }
+    },
+
+    async stat(key): Promise<BlobInfo | null> {
+      try {
+        const answer = await client.send(new HeadObjectCommand({ Bucket: bucket, Key: objectKey(key) }));
+        return { key, size: Number(answer.ContentLength ?? 0) };
+      } catch (error) {
+        if (isMissing(error)) return null;
+        throw s3Error(error, settings, `reading ${key}`);
+      }
+    },
+
+    async deletePrefix(prefix) {
+      const trimmed = prefix.replace(/\/+$/, '');
+      checkBlobKey(trimmed);
+      // The key itself, and everything below it as a folder; never "jobs/1" matching "jobs/10".
+      await client.send(new DeleteObjectCommand({ Bucket: bucket, Key: objectKey(trimmed) })).catch(fail(`deleting ${trimmed}`));
+      let token: string | undefined;
+      do {
+        const page = await client.send(new ListObjectsV2Command({ Bucket: bucket, Prefix: `${objectKey(trimmed)}/`, ContinuationToken: token })).catch(fail(`listing ${trimmed}/`));
+        for (const object of page.Contents ?? []) {
+          await client.send(new DeleteObjectCommand({ Bucket: bucket, Key: object.Key! })).catch(fail(`deleting ${object.Key}`));
+        }
+        token = page.IsTruncated ? page.NextContinuationToken : undefined;
+      } while (token);
+    },
+  };
+  return store;
+}

@@ -1,0 +1,144 @@
+import assert from 'node:assert/strict';
+import { randomBytes } from 'node:crypto';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { Readable } from 'node:stream';
+import { test } from 'node:test';
+import { CreateBucketCommand } from '@aws-sdk/client-s3';
+import type { BlobStore } from '../../src/blobs/blob-store.js';
+import { createLocalBlobStore } from '../../src/blobs/local.js';
+import { PART_BYTES, createS3BlobStore, createS3Client } from '../../src/blobs/s3.js';
+import type { S3Settings } from '../../src/config/config.js';
+import { TesseraError } from '../../src/domain/errors.js';
+
+// One contract for Tessera's blob stores, run on the local folder and on a real S3-compatible
+// server that checks signatures (OpenStack Swift with s3api, started by scripts/s3-server.sh;
+// .ci/run starts it and sets TESSERA_TEST_S3_*). Without those variables the S3 run is skipped
+// with a banner, unless REQUIRE_SERVICES=1, where it fails.
+
+const ENDPOINT = process.env.TESSERA_TEST_S3_ENDPOINT;
+const REQUIRED = process.env.REQUIRE_SERVICES === '1';
+const s3Missing = ENDPOINT ? undefined : 'TESSERA_TEST_S3_ENDPOINT is not set (run scripts/s3-server.sh, or .ci/run)';
+if (s3Missing && !REQUIRED) console.error(`\n*** The S3 blob store tests are SKIPPED: ${s3Missing}. REQUIRE_SERVICES=1 turns this into a failure. ***\n`);
+
+function s3Settings(overrides: Partial<S3Settings> = {}): S3Settings {
+  return {
+    bucket: 'unset',
+    endpoint: ENDPOINT,
+    region: process.env.TESSERA_TEST_S3_REGION ?? 'us-east-1',
+    accessKeyId: process.env.TESSERA_TEST_S3_ACCESS_KEY_ID ?? '',
+    secretAccessKey: process.env.TESSERA_TEST_S3_SECRET_ACCESS_KEY ?? '',
+    forcePathStyle: true,
+    prefix: 'tessera/',
+    ...overrides,
+  };
+}
+
+async function newBucket(): Promise<string> {
+  const bucket = `tessera-test-${Date.now().toString(36)}-${randomBytes(3).toString('hex')}`;
+  await createS3Client(s3Settings({ bucket })).send(new CreateBucketCommand({ Bucket: bucket }));
+  return bucket;
+}
+
+const STORES: { name: string; skip?: string; open: () => Promise<{ store: BlobStore; done: () => void }> }[] = [
+  {
+    name: 'local',
+    async open() {
+      const root = mkdtempSync(path.join(tmpdir(), 'tessera-blobs-'));
+      return { store: createLocalBlobStore(root), done: () => rmSync(root, { recursive: true, force: true }) };
+    },
+  },
+  {
+    name: 's3',
+    ...(s3Missing && !REQUIRED ? { skip: s3Missing } : {}),
+    async open() {
+      assert.ok(!s3Missing, `${s3Missing}, and REQUIRE_SERVICES=1 requires the S3 server`);
+      return { store: createS3BlobStore(s3Settings({ bucket: await newBucket() })), done: () => {} };
+    },
+  },
+];
+
+async function text(store: BlobStore, key: string): Promise<string> {
+  const { stream } = await store.openRead(key);
+  const chunks: Buffer[] = [];
+  for await (const chunk of stream) chunks.push(Buffer.from(chunk as Buffer));
+  return Buffer.concat(chunks).toString('utf8');
+}
+
+for (const { name, skip, open } of STORES) {
+  test(`blob store contract [${name}]`, { timeout: 120_000, ...(skip ? { skip } : {}) }, async () => {
+    const { store, done } = await open();
+    const scratch = mkdtempSync(path.join(tmpdir(), 'tessera-blob-files-'));
+    try {
+      const file = path.join(scratch, 'in.txt');
+      writeFileSync(file, 'hello blobs');
+      assert.deepEqual(await store.putFile('jobs/j1/a1/chunks/data_0.bin', file), { key: 'jobs/j1/a1/chunks/data_0.bin', size: 11 });
+      assert.deepEqual(await store.stat('jobs/j1/a1/chunks/data_0.bin'), { key: 'jobs/j1/a1/chunks/data_0.bin', size: 11 });
+      assert.equal(await text(store, 'jobs/j1/a1/chunks/data_0.bin'), 'hello blobs');
+      // Replacing a blob replaces it whole.
+      writeFileSync(file, 'second version');
+      await store.putFile('jobs/j1/a1/chunks/data_0.bin', file);
+      assert.equal(await text(store, 'jobs/j1/a1/chunks/data_0.bin'), 'second version');
+      await store.getFile('jobs/j1/a1/chunks/data_0.bin', path.join(scratch, 'out', 'copy.bin'));
+      assert.equal(readFileSync(path.join(scratch, 'out', 'copy.bin'), 'utf8'), 'second version');
+
+      // Streams: empty, small, and larger than one part (multipart on S3), byte for byte.
+      assert.deepEqual(await store.putStream('jobs/j1/empty', Readable.from([]), 10), { key: 'jobs/j1/empty', size: 0 });
+      assert.equal(await text(store, 'jobs/j1/empty'), '');
+      const big = randomBytes(PART_BYTES * 2 + 12345);
+      const pieces = Array.from({ length: Math.ceil(big.length / 65536) }, (_, index) => big.subarray(index * 65536, (index + 1) * 65536));
+      assert.equal((await store.putStream('jobs/j1/big.bin', Readable.from(pieces), big.length)).size, big.length);
+      await store.getFile('jobs/j1/big.bin', path.join(scratch, 'big.bin'));
+      assert.ok(readFileSync(path.join(scratch, 'big.bin')).equals(big), 'a multipart blob comes back byte for byte');
+
+      // Too large: refused, and nothing is left under the key.
+      await assert.rejects(store.putStream('jobs/j1/too-big', Readable.from([Buffer.alloc(PART_BYTES + 10)]), PART_BYTES), (error: unknown) => error instanceof TesseraError && error.code === 'RESOURCE_EXHAUSTED');
+      assert.equal(await store.stat('jobs/j1/too-big'), null);
+
+      // Missing blobs and hostile keys.
+      assert.equal(await store.stat('jobs/none'), null);
+      await assert.rejects(store.openRead('jobs/none'), (error: unknown) => error instanceof TesseraError && error.code === 'NOT_FOUND');
+      for (const bad of ['../etc/passwd', 'jobs/../../x', '/abs', 'a//b', 'sp ace']) {
+        await assert.rejects(store.stat(bad), (error: unknown) => error instanceof TesseraError && error.code === 'INVALID_ARGUMENT', bad);
+      }
+
+      // deletePrefix takes a folder, never a sibling that merely starts the same way.
+      writeFileSync(file, 'x');
+      await store.putFile('jobs/j10/a1/r.txt', file);
+      await store.deletePrefix('jobs/j1');
+      assert.equal(await store.stat('jobs/j1/big.bin'), null);
+      assert.equal(await store.stat('jobs/j1/a1/chunks/data_0.bin'), null);
+      assert.deepEqual(await store.stat('jobs/j10/a1/r.txt'), { key: 'jobs/j10/a1/r.txt', size: 1 });
+    } finally {
+      rmSync(scratch, { recursive: true, force: true });
+      done();
+    }
+  });
+}
+
+test('S3: wrong credentials and a missing bucket give clear errors', { timeout: 60_000, ...(s3Missing && !REQUIRED ? { skip: s3Missing } : {}) }, async () => {
+  assert.ok(!s3Missing, `${s3Missing}, and REQUIRE_SERVICES=1 requires the S3 server`);
+  const bucket = await newBucket();
+  const wrongSecret = createS3BlobStore(s3Settings({ bucket, secretAccessKey: 'not-the-secret' }));
+  await assert.rejects(wrongSecret.stat('jobs/x'), (error: unknown) => {
+    assert.ok(error instanceof TesseraError);
+    assert.equal(error.code, 'PERMISSION_DENIED');
+    assert.match(error.message, new RegExp(`bucket "${bucket}" at ${ENDPOINT!.replace(/[.]/g, '\\.')} refused the credentials`));
+    assert.doesNotMatch(error.message, /not-the-secret/, 'the secret is never in a message');
+    return true;
+  });
+  const missing = createS3BlobStore(s3Settings({ bucket: 'no-such-bucket-tessera' }));
+  const scratch = mkdtempSync(path.join(tmpdir(), 'tessera-blob-files-'));
+  try {
+    writeFileSync(path.join(scratch, 'f'), 'x');
+    await assert.rejects(missing.putFile('jobs/x', path.join(scratch, 'f')), (error: unknown) => {
+      assert.ok(error instanceof TesseraError);
+      assert.equal(error.code, 'FAILED_PRECONDITION');
+      assert.match(error.message, /bucket "no-such-bucket-tessera" at .* does not exist/);
+      return true;
+    });
+  } finally {
+    rmSync(scratch, { recursive: true, force: true });
+  }
+});
