@@ -1,5 +1,6 @@
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { invalidArgument, quote } from '../domain/errors.js';
+import type { Job, Template } from '../domain/types.js';
 import type { Engine } from '../engine/engine.js';
 import type { JobInput } from '../engine/job-draft.js';
 import type { JobFilter } from '../store/job-queries.js';
@@ -37,6 +38,13 @@ export function registerCustomerRoutes(app: FastifyInstance, engine: Engine, val
   const baseUrl = (request: FastifyRequest) => baseUrlOf(engine.deps.config, request);
   const generic = (request: FastifyRequest, message: string) => ({ ok: true, requestId: request.id, message });
   const price = engine.deps.config.pricePerUnit;
+  /** A job as JSON; a file job waiting for its upload carries the upload link in dataSource.params.tempUrl. */
+  const single = (job: Job, template: Template | null, request: FastifyRequest) => {
+    const view = jobJson(job, template, price);
+    const tempUrl = engine.uploads.link(job, baseUrl(request));
+    if (tempUrl) view.dataSource = { ...view.dataSource, params: { ...view.dataSource.params, tempUrl } };
+    return { job: view, templateInfo: view.templateInfo };
+  };
 
   app.register(
     async (customer) => {
@@ -75,14 +83,12 @@ export function registerCustomerRoutes(app: FastifyInstance, engine: Engine, val
       customer.post('/jobs', async (request) => {
         const body = validate.body('Customer_CreateJob', request.body) as JobInput & { jobId?: string };
         const { job, template } = await jobs.createJob(request.accountId, body);
-        const view = jobJson(job, template, price);
-        return { job: view, templateInfo: view.templateInfo };
+        return single(job, template, request);
       });
 
       customer.get<{ Params: Params }>('/jobs/:jobId', async (request) => {
         const { job, template } = await jobs.getJob(request.accountId, request.params.jobId);
-        const view = jobJson(job, template, price);
-        return { job: view, templateInfo: view.templateInfo };
+        return single(job, template, request);
       });
 
       customer.get<{ Params: Params }>('/jobs/:jobId/results', async (request) => {
@@ -93,8 +99,7 @@ export function registerCustomerRoutes(app: FastifyInstance, engine: Engine, val
         customer.patch<{ Params: Params }>(`/jobs/:jobId/${path}`, async (request) => {
           const body = validate.body(operationId, request.body) as never;
           const { job, template } = await jobs.updateJob(request.accountId, request.params.jobId, toInput(body));
-          const view = jobJson(job, template, price);
-          return { job: view, templateInfo: view.templateInfo };
+          return single(job, template, request);
         });
       patch('datasource', 'Customer_SetJobDataSource', (body: Pick<JobInput, 'dataSource' | 'dataDestination'>) => ({
         ...(body.dataSource ? { dataSource: body.dataSource } : {}),

@@ -11,6 +11,7 @@ import { registerCors } from './cors.js';
 import { clientErrorHandler, errorHandler, frameworkErrorHandler, notFoundHandler, unsupportedMediaType } from './errors.js';
 import { registerDevRoutes } from './dev-routes.js';
 import { registerFeedRoutes } from './feed-routes.js';
+import { registerDataRoutes } from './data-routes.js';
 import { registerFileRoutes } from './file-routes.js';
 import { registerObservabilityRoutes } from './observability-routes.js';
 import { registerUiRoutes } from './ui-routes.js';
@@ -85,6 +86,7 @@ export async function createServer(options: ServerOptions): Promise<FastifyInsta
   registerFeedRoutes(app, options.engine, validate);
   registerDevRoutes(app, options.engine, validate);
   registerFileRoutes(app, options.engine);
+  registerDataRoutes(app, options.engine, validate);
   registerWorkerRoutes(app, options.engine);
   await app.ready();
   return app;

@@ -148,6 +148,16 @@ export function registerWorkerRoutes(app: FastifyInstance, engine: Engine): void
         return workers.upload(taskIdOf(request), request.query.leaseToken, Number(request.params.index), String(request.query.name ?? ''), body as never);
       });
 
+      scope.post<TaskParams>('/tasks/:taskId/uploads', async (request) => {
+        const body = object(request.body);
+        const files = (Array.isArray(body.files) ? body.files : []).map((file, index) => {
+          const entry = object(file);
+          return { index: number(entry.index, `files[${index}].index`, 0, 1_000_000), name: text(entry.name, `files[${index}].name`, 1024) };
+        });
+        if (files.length > 10_000) throw invalidArgument('files', `at most 10000 files per request, not ${files.length}`);
+        return { uploads: await workers.uploadLinks(taskIdOf(request), body.leaseToken, files) };
+      });
+
       scope.post<TaskParams>('/tasks/:taskId/complete', async (request) => {
         const body = object(request.body);
         const outputs = (Array.isArray(body.outputs) ? body.outputs : []).map((output, index): TaskOutput => {

@@ -22,6 +22,11 @@ export interface BlobStore {
   stat(key: string): Promise<BlobInfo | null>;
   /** Deletes every blob whose key starts with `prefix`. */
   deletePrefix(prefix: string): Promise<void>;
+  /**
+   * S3 only: a presigned URL to GET or PUT the blob directly, valid for `ttlSeconds`, so worker
+   * agents move bytes to and from the bucket without passing them through an API server.
+   */
+  presign?(key: string, method: 'GET' | 'PUT', ttlSeconds: number): Promise<string>;
 }
 
 const KEY_PATTERN = /^[A-Za-z0-9._-]+(\/[A-Za-z0-9._-]+)*$/;

@@ -17,6 +17,7 @@ import {
   UploadPartCommand,
 } from '@aws-sdk/client-s3';
 import { mkdir } from 'node:fs/promises';
+import { getSignedUrl } from '@aws-sdk/s3-request-presigner';
 import { TesseraError, notFound, quote } from '../domain/errors.js';
 import type { S3Settings } from '../config/config.js';
 import type { BlobInfo, BlobStore } from './blob-store.js';
@@ -53,8 +54,12 @@ function isMissing(error: unknown): boolean {
   return name === 'NoSuchKey' || name === 'NotFound' || (error as { $metadata?: { httpStatusCode?: number } }).$metadata?.httpStatusCode === 404 && name !== 'NoSuchBucket';
 }
 
-export function createS3Client(settings: S3Settings): S3Client {
+export function createS3Client(settings: S3Settings, requestHandler?: { httpAgent: unknown; httpsAgent: unknown }): S3Client {
+  // The SDK warns on every start under Node 20 about versions after January 2027; this one is
+  // pinned (package.json) and supports Node 20, so the warning would only alarm users.
+  process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= 'true';
   return new S3Client({
+    ...(requestHandler ? { requestHandler: requestHandler as never } : {}),
     region: settings.region,
     ...(settings.endpoint ? { endpoint: settings.endpoint } : {}),
     forcePathStyle: settings.forcePathStyle,
@@ -66,91 +71,117 @@ export function createS3Client(settings: S3Settings): S3Client {
   });
 }
 
+/** Where an upload goes, and how its errors are worded. */
+export interface S3Target {
+  client: S3Client;
+  bucket: string;
+  key: string;
+  /** Turns an SDK error into one that names the bucket and what was being done. */
+  explain(error: unknown): Error;
+}
+
+/** Uploads parts produced by `nextPart` (null when done); aborts the upload if anything fails. */
+async function multipart(target: S3Target, nextPart: () => Promise<Buffer | Readable | null>, partLength?: (index: number) => number): Promise<void> {
+  const { client, bucket, key } = target;
+  const { UploadId } = await client.send(new CreateMultipartUploadCommand({ Bucket: bucket, Key: key })).catch((error) => {
+    throw target.explain(error);
+  });
+  const parts: { ETag: string; PartNumber: number }[] = [];
+  try {
+    for (let number = 1; ; number++) {
+      const body = await nextPart();
+      if (body === null) break;
+      const length = Buffer.isBuffer(body) ? body.length : partLength!(number - 1);
+      const { ETag } = await client.send(new UploadPartCommand({ Bucket: bucket, Key: key, UploadId, PartNumber: number, Body: body, ContentLength: length }));
+      parts.push({ ETag: ETag!, PartNumber: number });
+    }
+    await client.send(new CompleteMultipartUploadCommand({ Bucket: bucket, Key: key, UploadId, MultipartUpload: { Parts: parts } }));
+  } catch (error) {
+    // Nothing half-written stays behind: the parts are dropped with the upload.
+    await client.send(new AbortMultipartUploadCommand({ Bucket: bucket, Key: key, UploadId })).catch(() => {});
+    throw target.explain(error);
+  }
+}
+
+/** Uploads a local file: one PUT when small, else parts read from disk one at a time. */
+export async function uploadFile(target: S3Target, filePath: string): Promise<number> {
+  const { size } = await statFile(filePath);
+  if (size <= SINGLE_PUT_BYTES) {
+    await target.client.send(new PutObjectCommand({ Bucket: target.bucket, Key: target.key, Body: createReadStream(filePath), ContentLength: size })).catch((error) => {
+      throw target.explain(error);
+    });
+    return size;
+  }
+  const count = Math.ceil(size / PART_BYTES);
+  let index = 0;
+  await multipart(
+    target,
+    async () => (index < count ? createReadStream(filePath, { start: index * PART_BYTES, end: Math.min(size, ++index * PART_BYTES) - 1 }) : null),
+    (part) => Math.min(PART_BYTES, size - part * PART_BYTES),
+  );
+  return size;
+}
+
+/** Uploads a stream of unknown length (whole or not at all): parts are filled one at a time, so at most one is in memory. */
+export async function uploadStream(target: S3Target, stream: Readable, maxBytes: number): Promise<number> {
+  const iterator = stream[Symbol.asyncIterator]() as AsyncIterator<Buffer>;
+  let pending: Buffer = Buffer.alloc(0);
+  let size = 0;
+  let ended = false;
+  const fill = async (): Promise<Buffer> => {
+    const chunks: Buffer[] = [pending];
+    let length = pending.length;
+    while (length < PART_BYTES && !ended) {
+      const { value, done } = await iterator.next();
+      if (done) {
+        ended = true;
+        break;
+      }
+      const chunk = Buffer.isBuffer(value) ? value : Buffer.from(value);
+      size += chunk.length;
+      if (size > maxBytes) throw new TesseraError('RESOURCE_EXHAUSTED', `the upload is larger than ${maxBytes} bytes`);
+      chunks.push(chunk);
+      length += chunk.length;
+    }
+    const all = Buffer.concat(chunks);
+    pending = all.subarray(PART_BYTES);
+    return all.subarray(0, PART_BYTES);
+  };
+  const first = await fill();
+  if (ended && pending.length === 0) {
+    await target.client.send(new PutObjectCommand({ Bucket: target.bucket, Key: target.key, Body: first, ContentLength: first.length })).catch((error) => {
+      throw target.explain(error);
+    });
+    return size;
+  }
+  let next: Buffer | null = first;
+  await multipart(target, async () => {
+    if (next === null) return null;
+    const part: Buffer = next;
+    next = ended && pending.length === 0 ? null : await fill();
+    if (next !== null && next.length === 0) next = null;
+    return part;
+  });
+  return size;
+}
+
 export function createS3BlobStore(settings: S3Settings, client: S3Client = createS3Client(settings)): BlobStore {
   const { bucket } = settings;
   const objectKey = (key: string) => `${settings.prefix}${checkBlobKey(key)}`;
   const fail = (what: string) => (error: unknown) => {
     throw s3Error(error, settings, what);
   };
-
-  /** Uploads parts produced by `nextPart` (null when done); aborts the upload if anything fails. */
-  async function multipart(key: string, nextPart: () => Promise<Buffer | Readable | null>, partLength?: (index: number) => number): Promise<void> {
-    const { UploadId } = await client.send(new CreateMultipartUploadCommand({ Bucket: bucket, Key: objectKey(key) })).catch(fail(`storing ${key}`));
-    const parts: { ETag: string; PartNumber: number }[] = [];
-    try {
-      for (let number = 1; ; number++) {
-        const body = await nextPart();
-        if (body === null) break;
-        const length = Buffer.isBuffer(body) ? body.length : partLength!(number - 1);
-        const { ETag } = await client.send(new UploadPartCommand({ Bucket: bucket, Key: objectKey(key), UploadId, PartNumber: number, Body: body, ContentLength: length }));
-        parts.push({ ETag: ETag!, PartNumber: number });
-      }
-      await client.send(new CompleteMultipartUploadCommand({ Bucket: bucket, Key: objectKey(key), UploadId, MultipartUpload: { Parts: parts } }));
-    } catch (error) {
-      // Nothing half-written stays behind: the parts are dropped with the upload.
-      await client.send(new AbortMultipartUploadCommand({ Bucket: bucket, Key: objectKey(key), UploadId })).catch(() => {});
-      throw s3Error(error, settings, `storing ${key}`);
-    }
-  }
+  const target = (key: string): S3Target => ({ client, bucket, key: objectKey(key), explain: (error) => s3Error(error, settings, `storing ${key}`) });
 
   const store: BlobStore = {
     kind: 's3',
 
     async putFile(key, filePath) {
-      const { size } = await statFile(filePath);
-      if (size <= SINGLE_PUT_BYTES) {
-        await client.send(new PutObjectCommand({ Bucket: bucket, Key: objectKey(key), Body: createReadStream(filePath), ContentLength: size })).catch(fail(`storing ${key}`));
-        return { key, size };
-      }
-      const count = Math.ceil(size / PART_BYTES);
-      let index = 0;
-      await multipart(
-        key,
-        async () => (index < count ? createReadStream(filePath, { start: index * PART_BYTES, end: Math.min(size, ++index * PART_BYTES) - 1 }) : null),
-        (part) => Math.min(PART_BYTES, size - part * PART_BYTES),
-      );
-      return { key, size };
+      return { key, size: await uploadFile(target(key), filePath) };
     },
 
     async putStream(key, stream, maxBytes) {
-      // Parts are filled one at a time from the stream: at most one part is held in memory.
-      const iterator = stream[Symbol.asyncIterator]() as AsyncIterator<Buffer>;
-      let pending: Buffer = Buffer.alloc(0);
-      let size = 0;
-      let ended = false;
-      const fill = async (): Promise<Buffer> => {
-        const chunks: Buffer[] = [pending];
-        let length = pending.length;
-        while (length < PART_BYTES && !ended) {
-          const { value, done } = await iterator.next();
-          if (done) {
-            ended = true;
-            break;
-          }
-          const chunk = Buffer.isBuffer(value) ? value : Buffer.from(value);
-          size += chunk.length;
-          if (size > maxBytes) throw new TesseraError('RESOURCE_EXHAUSTED', `the upload is larger than ${maxBytes} bytes`);
-          chunks.push(chunk);
-          length += chunk.length;
-        }
-        const all = Buffer.concat(chunks);
-        pending = all.subarray(PART_BYTES);
-        return all.subarray(0, PART_BYTES);
-      };
-      const first = await fill();
-      if (ended && pending.length === 0) {
-        await client.send(new PutObjectCommand({ Bucket: bucket, Key: objectKey(key), Body: first, ContentLength: first.length })).catch(fail(`storing ${key}`));
-        return { key, size };
-      }
-      let next: Buffer | null = first;
-      await multipart(key, async () => {
-        if (next === null) return null;
-        const part: Buffer = next;
-        next = ended && pending.length === 0 ? null : await fill();
-        if (next !== null && next.length === 0) next = null;
-        return part;
-      });
-      return { key, size };
+      return { key, size: await uploadStream(target(key), stream, maxBytes) };
     },
 
     async getFile(key, filePath) {
@@ -185,6 +216,11 @@ export function createS3BlobStore(settings: S3Settings, client: S3Client = creat
         if (isMissing(error)) return null;
         throw s3Error(error, settings, `reading ${key}`);
       }
+    },
+
+    async presign(key, method, ttlSeconds) {
+      const command = method === 'GET' ? new GetObjectCommand({ Bucket: bucket, Key: objectKey(key) }) : new PutObjectCommand({ Bucket: bucket, Key: objectKey(key) });
+      return getSignedUrl(client, command, { expiresIn: ttlSeconds });
     },
 
     async deletePrefix(prefix) {

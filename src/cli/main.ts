@@ -49,7 +49,7 @@ async function up(options: CommonOptions): Promise<void> {
   const first = tessera.engine.firstKey;
   print(options.json, { url: tessera.url, home: config.home, database: config.databaseUrl ? 'postgres' : 'pglite', ...(first ? { accountId: first.accountId, apiKey: config.initialApiKey ? undefined : first.apiKey } : {}) }, [
     `Tessera is up at ${tessera.url}  (API: ${tessera.url}/v1/customer, OpenAPI: ${tessera.url}/openapi.json)`,
-    `  data: ${config.databaseUrl ? 'PostgreSQL server (DATABASE_URL)' : path.join(config.home, 'db')}, blobs: ${path.join(config.home, 'blobs')}, worker slots: ${config.workerSlots}`,
+    `  data: ${config.databaseUrl ? 'PostgreSQL server (DATABASE_URL)' : path.join(config.home, 'db')}, blobs: ${config.blobs.kind === 's3' ? `s3://${config.blobs.s3.bucket}/${config.blobs.s3.prefix}` : path.join(config.home, 'blobs')}, worker slots: ${config.workerSlots}`,
     ...(first
       ? config.initialApiKey
         ? [`  first account ${first.accountId} created with the key from TESSERA_API_KEY`]

@@ -73,6 +73,15 @@ export interface Config {
   blobs: BlobSettings;
   /** Resource accounting: price of one vCPU·GiB·hour, the unit of numUnitsEstimation. */
   pricePerUnit: number;
+  /**
+   * Seals account secrets (TESSERA_SECRETS_KEY). Unset: a key kept in the database is used, so a
+   * copy of the database alone would open them; set it on a shared PostgreSQL server.
+   */
+  secretsKey: string | undefined;
+  /** How long a file job's upload link (params.tempUrl) works. */
+  uploadLinkTtlSeconds: number;
+  /** Temporary storage (results in the bucket destination, uploads) is deleted this long after the job ends. */
+  retentionSeconds: number;
 }
 
 export type Flags = Partial<Record<'home' | 'host' | 'port' | 'databaseUrl' | 'publicUrl' | 'slots' | 'logLevel' | 'server' | 'key' | 'region' | 'token', string | number | undefined>>;
@@ -119,6 +128,9 @@ export function loadConfig(flags: Flags = {}, env: Env = process.env): Config {
     maxLogLinesPerTask: integerSetting('TESSERA_MAX_LOG_LINES', env.TESSERA_MAX_LOG_LINES, 1000, 0, 1_000_000, '1000'),
     blobs: blobSettings(env),
     pricePerUnit: decimalSetting('TESSERA_PRICE_PER_UNIT', env.TESSERA_PRICE_PER_UNIT, 0.01, '0.01'),
+    secretsKey: nonEmpty(env.TESSERA_SECRETS_KEY, 'TESSERA_SECRETS_KEY', /^\S{32,512}$/, 'the output of: openssl rand -base64 32'),
+    uploadLinkTtlSeconds: integerSetting('TESSERA_UPLOAD_LINK_TTL_SECONDS', env.TESSERA_UPLOAD_LINK_TTL_SECONDS, 24 * 3600, 1, 30 * 24 * 3600, '86400'),
+    retentionSeconds: integerSetting('TESSERA_RETENTION_HOURS', env.TESSERA_RETENTION_HOURS, 48, 1, 24 * 365, '48') * 3600,
     childEnv: {
       PATH: env.PATH ?? '/usr/local/bin:/usr/bin:/bin',
       LANG: env.LANG ?? 'C.UTF-8',

@@ -66,6 +66,10 @@ export interface Job {
   startedAt: Date | null;
   endedAt: Date | null;
   deletedAt: Date | null;
+  /** File source: when the client said its upload was complete. */
+  uploadCompletedAt: Date | null;
+  /** When the retention sweep deleted the job's temporary storage (results, uploads). */
+  blobsDeletedAt: Date | null;
 }
 
 export interface JobUsage {

@@ -8,8 +8,10 @@ import type { JobListQuery } from '../store/job-queries.js';
 import { listJobsFiltered } from '../store/job-queries.js';
 import { failJob, getJob, insertJob, softDeleteJob, transitionJob, updateNewJob } from '../store/jobs.js';
 import { cancelJobTasks, insertTasks, listTaskOutputs } from '../store/tasks.js';
+import { bucketRefOf, isBucketDescriptor, secretTypeOfBucket } from '../sources/buckets.js';
 import { findComponent } from './catalog.js';
 import type { EngineDeps } from './deps.js';
+import { needsDelivery } from '../sources/data-source.js';
 import type { JobInput } from './job-draft.js';
 import { checkConfig, draftFromInput, draftOf } from './job-draft.js';
 import { maxAttemptsOf } from './task-flow.js';
@@ -114,6 +116,17 @@ export function createCustomerJobs(deps: EngineDeps) {
       let job = await requireJob(accountId, jobId);
       if (job.state !== 'JOB_STATE_NEW') throw notNew(job, 'a job can be run (each job runs once)');
       const template = await requireTemplate(accountId, job.templateId);
+      if (job.dataSource.dataSourceDescriptor === 'file' && !job.uploadCompletedAt) {
+        throw failedPrecondition(`job ${jobId} reads an uploaded file, and its upload is not complete`, 'PUT the file to the job\'s dataSource.params.tempUrl, then PATCH /v1/customer/jobs/{jobId}/uploadcompleted, then run');
+      }
+      if (job.blobsDeletedAt) throw failedPrecondition(`the upload of job ${jobId} was deleted on ${job.blobsDeletedAt.toISOString()}, after the retention period`, 'create a new job and upload the file again');
+      // A missing or expired secret is said now, not after the job has run.
+      for (const [place, direction] of [['dataSource', 'source'], ['dataDestination', 'destination']] as const) {
+        const where = job[place];
+        if (!isBucketDescriptor(where.dataSourceDescriptor)) continue;
+        const ref = bucketRefOf(where, place, direction);
+        await deps.secrets.credentials(accountId, secretTypeOfBucket(ref.descriptor), ref.secretId, `${place}.params.secret_id`);
+      }
       // Refuse now, not halfway through, when a component the job needs is missing.
       await findComponent(db, accountId, 'partitioner', template.partitioner, template.id);
       await findComponent(db, accountId, 'app', job.appId || template.app, template.id);
@@ -173,7 +186,17 @@ export function createCustomerJobs(deps: EngineDeps) {
           job.state === 'JOB_STATE_FAILED' ? `it failed: ${job.errorMessage ?? 'no message'}` : 'poll GET /v1/customer/jobs/{jobId} until its state is JOB_STATE_COMPLETE',
         );
       }
-      if (job.dataDestination.dataSourceDescriptor !== 'bucket') return [];
+      if (job.blobsDeletedAt) {
+        throw failedPrecondition(`the results of job ${jobId} were deleted on ${job.blobsDeletedAt.toISOString()}, ${deps.config.retentionSeconds / 3600} h after it ended`, 'temporary storage keeps results for TESSERA_RETENTION_HOURS; send results to a bucket of yours (aws, gcp, storj) to keep them');
+      }
+      const destination = job.dataDestination;
+      if (needsDelivery(destination)) {
+        // Delivered to the customer's bucket: where each file went.
+        const folder = String(destination.params?.name ?? '').replace(/^\/+|\/+$/g, '');
+        const outputs = (await listTaskOutputs(db, jobId, 'assemble')).flatMap((task) => task.outputs);
+        return outputs.map((output) => ({ name: output.name, link: `s3://${String(destination.params?.bucketName)}/${folder ? `${folder}/` : ''}${output.name}` }));
+      }
+      if (destination.dataSourceDescriptor !== 'bucket') return [];
       const outputs = (await listTaskOutputs(db, jobId, 'assemble')).flatMap((task) => task.outputs);
       return outputs.map((output) => {
         const { expires, signature } = deps.signer.sign(output.blobKey, deps.config.resultLinkTtlSeconds);

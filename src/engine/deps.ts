@@ -5,6 +5,7 @@ import type { Config } from '../config/config.js';
 import type { Log } from '../domain/log.js';
 import type { Db } from '../store/db.js';
 import type { Metrics } from './metrics.js';
+import type { Secrets } from './secrets.js';
 
 /** What every part of the engine is built from. One per process; tests build it over a fresh database. */
 export interface EngineDeps {
@@ -15,6 +16,8 @@ export interface EngineDeps {
   signer: LinkSigner;
   /** This process's Prometheus metrics (GET /metrics). */
   metrics: Metrics;
+  /** Account secrets (bucket credentials), sealed in the database. */
+  secrets: Secrets;
   /**
    * In-process hints: 'tasks' when tasks were queued, so idle slots lease at once instead of
    * waiting for their next poll; 'job-stopped' (jobId) when a job was aborted or timed out, so

@@ -30,6 +30,11 @@ import { createLocalLink } from './local-link.js';
 import type { RemoteWorkers } from './remote-workers.js';
 import { createRemoteWorkers } from './remote-workers.js';
 import { createScheduler } from './scheduler.js';
+import { createDeliveries } from './deliveries.js';
+import type { Deliveries } from './deliveries.js';
+import { createUploads } from './uploads.js';
+import type { Uploads } from './uploads.js';
+import { createSecrets, sealingKeyFrom } from './secrets.js';
 import { createTaskFlow } from './task-flow.js';
 
 // Assembles the engine from a database and a blob store: customer operations, the task flow
@@ -45,6 +50,10 @@ export interface Engine {
   /** The Bytescale-style async view over the same jobs. */
   asyncJobs: AsyncJobs;
   flow: ReturnType<typeof createTaskFlow>;
+  /** Delivery to customers' buckets and deletion of temporary storage past retention. */
+  deliveries: Deliveries;
+  /** The file source's upload flow. */
+  uploads: Uploads;
   scheduler: ReturnType<typeof createScheduler>;
   /** The server's side of the worker protocol (/v1/worker). */
   workers: RemoteWorkers;
@@ -82,13 +91,16 @@ export async function createEngine(options: EngineOptions): Promise<Engine> {
     signer: createLinkSigner(signingKey),
     signals: createSignals(),
     metrics: createMetrics(db),
+    secrets: createSecrets(db, sealingKeyFrom(config.secretsKey ?? (await getOrCreateSetting(db, 'secrets_key', () => randomBytes(32).toString('base64url'))))),
   };
   const catalog = createCatalog(deps);
   const builtins = await catalog.loadBuiltins();
   log.debug(builtins, 'built-in templates loaded');
   const feeds = createJobFeeds(deps);
   const flow = createTaskFlow(deps);
-  const scheduler = createScheduler(deps, flow);
+  const deliveries = createDeliveries(deps);
+  deps.signals.on('deliveries', () => deliveries.kick());
+  const scheduler = createScheduler(deps, flow, deliveries);
   const tokenKey = await getOrCreateSetting(db, 'access_token_key', () => randomBytes(32).toString('base64url'));
   const firstKey = await ensureFirstAccount(db, config.initialApiKey);
   // Tasks queued by other replicas wake this one's idle workers through the database.
@@ -101,6 +113,8 @@ export async function createEngine(options: EngineOptions): Promise<Engine> {
     feeds,
     asyncJobs: createAsyncJobs(deps, jobs),
     flow,
+    deliveries,
+    uploads: createUploads(deps),
     scheduler,
     tokens: createTokenIssuer(tokenKey),
     workers: createRemoteWorkers(deps, flow),

@@ -1,7 +1,13 @@
 import { writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { TesseraError, quote } from '../domain/errors.js';
-import { fetchUrlToFolder } from '../sources/url.js';
+import { bucketRefOf, downloadObject, presignObject, isBucketDescriptor, listSourceObjects, openCustomerBucket, secretTypeOfBucket } from '../sources/buckets.js';
+import type { BucketDescriptor, CustomerBucket } from '../sources/buckets.js';
+import { fetchUrlToFolder, probeUrl } from '../sources/url.js';
+import { checkDataSource } from '../sources/data-source.js';
+import { invalidArgument } from '../domain/errors.js';
+import type { DataSource } from '../domain/types.js';
+import { createUploads } from './uploads.js';
 import { getJobForEngine } from '../store/jobs.js';
 import type { EngineDeps } from './deps.js';
 
@@ -21,12 +27,81 @@ export async function fetchJobSource(deps: EngineDeps, jobId: string, folder: st
       return file;
     }
     case 'url':
-      return fetchUrlToFolder(String(source.params?.url), folder, {
-        allowPrivate: deps.config.allowPrivateUrls,
-        maxBytes: deps.config.maxSourceBytes,
-        timeoutMs: deps.config.urlTimeoutMs,
-      });
+      return fetchUrlToFolder(String(source.params?.url), folder, urlOptions(deps));
+    case 'file':
+      return createUploads(deps).fetch(job, folder);
+    default: {
+      if (!isBucketDescriptor(source.dataSourceDescriptor)) throw new TesseraError('FAILED_PRECONDITION', `data source ${quote(source.dataSourceDescriptor)} is not supported`);
+      const bucket = await openBucket(deps, job.accountId, source, 'dataSource', 'source');
+      const [object] = await listSourceObjects(bucket, 1);
+      return downloadObject(bucket, object!, folder, deps.config.maxSourceBytes);
+    }
+  }
+}
+
+/** A customer's bucket from a source or destination, opened with the account secret it names. */
+export async function openBucket(deps: EngineDeps, accountId: string, source: DataSource, field: string, direction: 'source' | 'destination'): Promise<CustomerBucket> {
+  const ref = bucketRefOf(source, field, direction);
+  const credentials = await deps.secrets.credentials(accountId, secretTypeOfBucket(source.dataSourceDescriptor as BucketDescriptor), ref.secretId, `${field}.params.secret_id`);
+  return openCustomerBucket(ref, credentials, deps.config.allowPrivateUrls);
+}
+
+const urlOptions = (deps: EngineDeps) => ({ allowPrivate: deps.config.allowPrivateUrls, maxBytes: deps.config.maxSourceBytes, timeoutMs: deps.config.urlTimeoutMs });
+
+/** POST /v1/customer/datasource/test: what a source would read, without running a job. */
+export interface SourceCheck {
+  filename: string;
+  path: string;
+  /** int64 as a string, as in ByteNite's API; "-1" when the server does not say. */
+  size: string;
+  /** A link to read the file for a while (buckets: presigned), or "". */
+  tempUrl: string;
+  files: { name: string; path: string; size: string }[];
+}
+
+const LIST_LIMIT = 1000;
+const TEST_LINK_SECONDS = 900;
+
+export async function testDataSource(deps: EngineDeps, accountId: string, raw: DataSource | undefined, listFiles: boolean): Promise<SourceCheck> {
+  try {
+    return await checkSource(deps, accountId, raw, listFiles);
+  } catch (error) {
+    // A source that cannot be reached is the request's problem, not this server's (no 503).
+    if (error instanceof TesseraError && (error.code === 'UNAVAILABLE' || error.code === 'DEADLINE_EXCEEDED')) {
+      throw new TesseraError('FAILED_PRECONDITION', error.message, { hint: error.hint ?? 'check the address, and that it is reachable from the Tessera server' });
+    }
+    throw error;
+  }
+}
+
+async function checkSource(deps: EngineDeps, accountId: string, raw: DataSource | undefined, listFiles: boolean): Promise<SourceCheck> {
+  if (!raw || typeof raw !== 'object' || typeof raw.dataSourceDescriptor !== 'string') {
+    throw invalidArgument('dataSource', 'the body needs a dataSource {dataSourceDescriptor, params}', 'for example {"dataSource":{"dataSourceDescriptor":"url","params":{"url":"https://example.com/data.csv"}},"listFiles":false}');
+  }
+  const empty: SourceCheck = { filename: '', path: '', size: '0', tempUrl: '', files: [] };
+  const descriptor = raw.dataSourceDescriptor;
+  if (isBucketDescriptor(descriptor)) {
+    // A folder name is allowed here (to list it), so the bucket params are checked directly.
+    const bucket = await openBucket(deps, accountId, raw, 'dataSource', 'source');
+    const objects = await listSourceObjects(bucket, listFiles ? LIST_LIMIT : 1);
+    if (objects.length === 0) throw new TesseraError('FAILED_PRECONDITION', `no objects under s3://${bucket.ref.bucket}/${bucket.ref.name}`, { hint: 'check params.name' });
+    const first = objects[0]!;
+    const tempUrl = await presignObject(bucket, first.key, TEST_LINK_SECONDS);
+    const entry = (object: { key: string; size: number }) => ({ name: object.key.split('/').pop() ?? object.key, path: object.key, size: String(object.size) });
+    return { filename: entry(first).name, path: first.key, size: String(first.size), tempUrl, files: listFiles ? objects.map(entry) : [] };
+  }
+  const source = checkDataSource(raw, 'dataSource');
+  switch (source.dataSourceDescriptor) {
+    case 'bypass':
+      return empty;
+    case 'url': {
+      const probe = await probeUrl(String(source.params?.url), urlOptions(deps));
+      const file = { name: probe.name, path: probe.url, size: String(probe.size) };
+      return { filename: probe.name, path: probe.url, size: String(probe.size), tempUrl: '', files: listFiles ? [file] : [] };
+    }
+    case 'file':
+      throw invalidArgument('dataSource.dataSourceDescriptor', 'a file source has nothing to test before its upload', 'create the job, PUT the file to its dataSource.params.tempUrl, then PATCH /v1/customer/jobs/{jobId}/uploadcompleted');
     default:
-      throw new TesseraError('FAILED_PRECONDITION', `data source ${quote(source.dataSourceDescriptor)} is not supported`);
+      throw invalidArgument('dataSource.dataSourceDescriptor', `data source ${quote(descriptor)} cannot be tested`);
   }
 }

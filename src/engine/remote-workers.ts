@@ -46,9 +46,16 @@ export function createRemoteWorkers(deps: EngineDeps, flow: TaskFlow) {
     return { taskId: task.id, leaseToken, jobId: task.jobId, accountId: '', kind: task.kind, chunkIndex: task.chunkIndex, attempt: task.attempt, maxAttempts: task.maxAttempts, inputKey: task.inputKey, component: null, params: {}, timeoutMs: undefined };
   }
 
-  function signedLink(baseUrl: string, key: string): string {
+  /** Where a worker reads a blob: a presigned bucket URL when blobs are in S3 (the bytes skip the API servers), else a signed link here. */
+  async function readLink(baseUrl: string, key: string): Promise<string> {
+    if (blobs.presign) return blobs.presign(key, 'GET', WORKER_LINK_SECONDS);
     const { expires, signature } = deps.signer.sign(key, WORKER_LINK_SECONDS);
     return `${baseUrl}/v1/files/${key.split('/').map(encodeURIComponent).join('/')}?expires=${expires}&signature=${signature}`;
+  }
+
+  function checkOutputFile(index: number, name: string): void {
+    if (!Number.isSafeInteger(index) || index < 0 || index > 1_000_000) throw invalidArgument('index', `file index ${quote(index)} must be from 0 to 1000000`);
+    if (name.length === 0 || name.length > 1024 || name.includes('\u0000')) throw invalidArgument('name', `file name ${quote(name)} must be 1-1024 characters`);
   }
 
   return {
@@ -61,7 +68,7 @@ export function createRemoteWorkers(deps: EngineDeps, flow: TaskFlow) {
       const offer = await touchWorker(db, workerId);
       if (!offer) throw new TesseraError('NOT_FOUND', `worker ${quote(workerId)} is not registered`, { hint: 'register again (POST /v1/worker/register)' });
       const leases = await flow.leaseWaiting({ id: workerId, ...offer }, max, waitMs, signal);
-      return leases.map((lease) => ({ ...lease, inputUrl: lease.inputKey ? signedLink(baseUrl, lease.inputKey) : null }));
+      return Promise.all(leases.map(async (lease) => ({ ...lease, inputUrl: lease.inputKey ? await readLink(baseUrl, lease.inputKey) : null })));
     },
 
     async heartbeat(workerId: string, leases: { taskId: number; leaseToken: string }[]): Promise<number[]> {
@@ -90,16 +97,31 @@ export function createRemoteWorkers(deps: EngineDeps, flow: TaskFlow) {
     async resultLinks(taskId: number, leaseToken: unknown, baseUrl: string): Promise<{ name: string; url: string }[]> {
       const lease = await requireLease(taskId, leaseToken);
       const files = uniqueResultNames(await listTaskOutputs(db, lease.jobId, 'app'));
-      return files.map((file) => ({ name: file.name, url: signedLink(baseUrl, file.blobKey) }));
+      return Promise.all(files.map(async (file) => ({ name: file.name, url: await readLink(baseUrl, file.blobKey) })));
     },
 
     /** One output file of a task, streamed into the blob store under the key its lease implies. */
     async upload(taskId: number, leaseToken: unknown, index: number, name: string, body: Readable): Promise<TaskOutput> {
       const lease = await requireLease(taskId, leaseToken);
-      if (!Number.isSafeInteger(index) || index < 0 || index > 1_000_000) throw invalidArgument('index', `file index ${quote(index)} must be from 0 to 1000000`);
-      if (name.length === 0 || name.length > 1024 || name.includes('\u0000')) throw invalidArgument('name', `file name ${quote(name)} must be 1-1024 characters`);
+      checkOutputFile(index, name);
       const stored = await blobs.putStream(taskFileKey(lease, index, name), body, config.maxSourceBytes);
       return { name, blobKey: stored.key, size: stored.size };
+    },
+
+    /**
+     * Presigned PUT URLs for a task's output files, when blobs are in S3: the worker uploads
+     * straight into the bucket under the keys its lease implies. Null with local blobs (the worker
+     * then PUTs each file here). The completion checks every file arrived.
+     */
+    async uploadLinks(taskId: number, leaseToken: unknown, files: { index: number; name: string }[]): Promise<{ index: number; blobKey: string; url: string }[] | null> {
+      const lease = await requireLease(taskId, leaseToken);
+      if (!blobs.presign) return null;
+      const presign = blobs.presign.bind(blobs);
+      return Promise.all(files.map(async ({ index, name }) => {
+        checkOutputFile(index, name);
+        const blobKey = taskFileKey(lease, index, name);
+        return { index, blobKey, url: await presign(blobKey, 'PUT', WORKER_LINK_SECONDS) };
+      }));
     },
 
     /** Fenced completion; every output must be a file uploaded under this very lease. */

@@ -4,8 +4,10 @@ import type { UnservedTask } from '../store/workers.js';
 import { listUnservedTasks } from '../store/workers.js';
 import type { EngineDeps } from './deps.js';
 import type { TaskFlow } from './task-flow.js';
+import type { Deliveries } from './deliveries.js';
 
-// The periodic sweep: leases whose worker went silent, and jobs past their jobTimeout. Every
+// The periodic sweep: leases whose worker went silent, jobs past their jobTimeout, and a kick for
+// deliveries and retention. Every
 // replica may run it; each step is a guarded update, so two sweeps at once do no harm.
 
 const SWEEP_INTERVAL_MS = 1000;
@@ -21,7 +23,7 @@ function describeNeeds(task: UnservedTask): string {
   return needs.length > 0 ? needs.join(', ') : 'any worker';
 }
 
-export function createScheduler(deps: EngineDeps, flow: TaskFlow) {
+export function createScheduler(deps: EngineDeps, flow: TaskFlow, deliveries: Deliveries) {
   let timer: NodeJS.Timeout | undefined;
   let running: Promise<void> | undefined;
 
@@ -60,6 +62,8 @@ export function createScheduler(deps: EngineDeps, flow: TaskFlow) {
       await expireCancellations(deps.db);
       await failTimedOutJobs();
       await failUnservedJobs();
+      // Deliveries run beside the sweep (they may take minutes), one pass at a time.
+      deliveries.kick();
     } catch (error) {
       // A sweep that fails (database restarting) is retried on the next tick; nothing is lost.
       deps.log.error({ err: error }, 'scheduler sweep failed');
@@ -79,6 +83,7 @@ export function createScheduler(deps: EngineDeps, flow: TaskFlow) {
       clearInterval(timer);
       timer = undefined;
       await running;
+      await deliveries.stop();
     },
   };
 }

@@ -19,6 +19,7 @@ import { cancelJobTasks, completeTask, expireLeases, failTaskAttempt, insertTask
 import { findComponent } from './catalog.js';
 import type { EngineDeps } from './deps.js';
 import { COMPONENT_KIND, needsFor } from './task-needs.js';
+import { needsDelivery } from '../sources/data-source.js';
 
 // The server's side of a task's life: leasing, stage announcements, fenced completion with the
 // job transitions it causes (fan-out after partitioning, fan-in after the last chunk), failures
@@ -207,6 +208,7 @@ export function createTaskFlow(deps: EngineDeps) {
      * TASKS_COMPLETED and queues the assembler; the assembler's output completes the job.
      */
     async recordCompletion(lease: TaskLease, outputs: TaskOutput[], report: TaskReport = EMPTY_REPORT): Promise<boolean> {
+      let deliveryDue = false;
       const completed = await db.transaction(async (tx) => {
         const task = await completeTask(tx, lease.taskId, lease.leaseToken, outputs);
         if (!task) return false;
@@ -243,10 +245,12 @@ export function createTaskFlow(deps: EngineDeps) {
           }
           case 'assemble':
             await advance('JOB_STATE_MERGING', 'JOB_STATE_MERGED', `${outputs.length} output files`);
-            // The bucket destination already holds the output (it is what the links point at),
-            // and bypass keeps nothing, so delivery is immediate here.
             await advance('JOB_STATE_MERGED', 'JOB_STATE_DOWNLOADING');
-            await advance('JOB_STATE_DOWNLOADING', 'JOB_STATE_COMPLETE');
+            // The bucket destination already holds the output (it is what the links point at) and
+            // bypass keeps nothing: complete now. A bucket of the customer's is delivered to by a
+            // server after this commits (deliveries.ts).
+            if (!needsDelivery(job.dataDestination)) await advance('JOB_STATE_DOWNLOADING', 'JOB_STATE_COMPLETE');
+            else deliveryDue = true;
             break;
           default:
             assertNever(lease.kind, 'task kind');
@@ -256,6 +260,7 @@ export function createTaskFlow(deps: EngineDeps) {
       if (completed) {
         countAttemptEnd(lease.kind, 'completed', report);
         deps.signals.emit('tasks');
+        if (deliveryDue) deps.signals.emit('deliveries');
       }
       return completed;
     },

@@ -1,15 +1,14 @@
 import { invalidArgument, quote } from '../domain/errors.js';
 import type { DataSource } from '../domain/types.js';
+import { BUCKET_DESCRIPTORS, bucketRefOf, isBucketDescriptor } from './buckets.js';
 
 // Which data sources and destinations Tessera accepts, and the checks made when a job is
 // created or updated, so a bad descriptor is refused at once rather than when the job runs.
 
-export const SOURCE_DESCRIPTORS = ['bypass', 'url'] as const;
-export const DESTINATION_DESCRIPTORS = ['bucket', 'bypass'] as const;
+export const SOURCE_DESCRIPTORS = ['bypass', 'url', 'file', ...BUCKET_DESCRIPTORS] as const;
+export const DESTINATION_DESCRIPTORS = ['bucket', 'bypass', ...BUCKET_DESCRIPTORS] as const;
 
 export const TYPE_PREFIX = 'type.googleapis.com/bytenite.data_source.';
-
-const PLANNED = ['file', 'bucket', 'aws', 's3', 'gcp', 'storj'];
 
 export const DEFAULT_SOURCE: DataSource = { dataSourceDescriptor: 'bypass', params: {} };
 export const DEFAULT_DESTINATION: DataSource = { dataSourceDescriptor: 'bucket', params: {} };
@@ -28,7 +27,20 @@ export function checkDataSource(source: DataSource, field: string): DataSource {
       }
       return { dataSourceDescriptor: 'url', params };
     }
+    case 'file': {
+      checkType(params, 'LocalFileDataSource', `${field}.params`);
+      // The upload link is the server's to give (params.tempUrl in the job); nothing else is kept.
+      return { dataSourceDescriptor: 'file', params: { '@type': TYPE_PREFIX + 'LocalFileDataSource' } };
+    }
+    case 'bucket':
+      throw invalidArgument(`${field}.dataSourceDescriptor`, 'bucket is a data destination (Tessera\'s temporary storage), not a source', 'to send a file of your own use "file" (upload flow); for a bucket of yours use aws, gcp or storj');
     default:
+      if (isBucketDescriptor(descriptor)) {
+        checkType(params, 'S3DataSource', `${field}.params`);
+        const ref = bucketRefOf(source, field, 'source');
+        if (ref.name.endsWith('/')) throw invalidArgument(`${field}.params.name`, `name ${quote(ref.name)} is a folder; a source reads one object`, 'name the object, e.g. "input/data.csv" (POST /v1/customer/datasource/test with listFiles lists a folder)');
+        return { dataSourceDescriptor: descriptor, params };
+      }
       throw unsupported(descriptor, SOURCE_DESCRIPTORS, `${field}.dataSourceDescriptor`, 'data source');
   }
 }
@@ -40,13 +52,22 @@ export function checkDataDestination(destination: DataSource, field: string): Da
     case 'bypass':
       return { dataSourceDescriptor: descriptor, params: destination.params ?? {} };
     default:
+      if (isBucketDescriptor(descriptor)) {
+        checkType(destination.params ?? {}, 'S3DataSource', `${field}.params`);
+        bucketRefOf(destination, field, 'destination');
+        return { dataSourceDescriptor: descriptor, params: destination.params ?? {} };
+      }
       throw unsupported(descriptor, DESTINATION_DESCRIPTORS, `${field}.dataSourceDescriptor`, 'data destination');
   }
 }
 
 function unsupported(descriptor: unknown, supported: readonly string[], field: string, what: string) {
-  const later = typeof descriptor === 'string' && PLANNED.includes(descriptor) ? ` (${descriptor} is not available in this version yet)` : '';
-  return invalidArgument(field, `unsupported ${what} ${quote(descriptor)}${later}`, `use one of: ${supported.join(', ')}`);
+  return invalidArgument(field, `unsupported ${what} ${quote(descriptor)}`, `use one of: ${supported.join(', ')}`);
+}
+
+/** Whether the job's output leaves Tessera for a bucket of the customer's (delivered after MERGED). */
+export function needsDelivery(destination: DataSource): boolean {
+  return isBucketDescriptor(destination.dataSourceDescriptor);
 }
 
 function checkType(params: Record<string, unknown>, name: string, field: string): void {

@@ -40,27 +40,27 @@ export function isPrivateAddress(address: string): boolean {
   return true;
 }
 
-function refusal(host: string, address: string): TesseraError {
-  return new TesseraError('PERMISSION_DENIED', `the url source points at ${quote(host)} (${address}), a private or loopback address`, {
+export function refusal(host: string, address: string, what = 'the url source'): TesseraError {
+  return new TesseraError('PERMISSION_DENIED', `${what} points at ${quote(host)} (${address}), a private or loopback address`, {
     hint: 'use a public URL, or let the operator allow private addresses with TESSERA_ALLOW_PRIVATE_URLS=1',
   });
 }
 
-function guardedLookup(allowPrivate: boolean): LookupFunction {
+export function guardedLookup(allowPrivate: boolean, what?: string): LookupFunction {
   return (hostname, options, callback) => {
     dnsLookup(hostname, { ...options, all: true }, (error, addresses) => {
       if (error) return callback(error, '', 0);
       const list = addresses as unknown as { address: string; family: number }[];
       const bad = allowPrivate ? undefined : list.find((entry) => isPrivateAddress(entry.address));
-      if (bad) return callback(refusal(hostname, bad.address) as unknown as NodeJS.ErrnoException, '', 0);
+      if (bad) return callback(refusal(hostname, bad.address, what) as unknown as NodeJS.ErrnoException, '', 0);
       if ((options as { all?: boolean }).all) return (callback as unknown as (e: null, a: typeof list) => void)(null, list);
       callback(null, list[0]!.address, list[0]!.family);
     });
   };
 }
 
-/** Downloads `url` into `folder`, naming the file after the URL's last path segment. Returns the file path. */
-export async function fetchUrlToFolder(url: string, folder: string, options: UrlFetchOptions): Promise<string> {
+/** GETs `url`, following redirects (bounded, each checked); resolves with the 200 response, unread. */
+async function openUrl(url: string, options: UrlFetchOptions): Promise<{ response: http.IncomingMessage; url: URL }> {
   let current = new URL(url);
   const maxRedirects = options.maxRedirects ?? 5;
   for (let redirects = 0; ; redirects++) {
@@ -82,22 +82,36 @@ export async function fetchUrlToFolder(url: string, folder: string, options: Url
       response.destroy();
       throw tooLarge(current.href, options.maxBytes);
     }
-    const target = path.join(folder, fileNameFor(current));
-    let received = 0;
-    const limiter = new Transform({
-      transform(chunk: Buffer, _encoding, done) {
-        received += chunk.length;
-        done(received > options.maxBytes ? tooLarge(current.href, options.maxBytes) : null, chunk);
-      },
-    });
-    try {
-      await pipeline(response, limiter, createWriteStream(target));
-    } catch (error) {
-      await rm(target, { force: true });
-      throw error;
-    }
-    return target;
+    return { response, url: current };
   }
+}
+
+/** Checks that `url` answers (the same rules as a download) without reading its body: its file name and declared size (-1 when not declared). */
+export async function probeUrl(url: string, options: UrlFetchOptions): Promise<{ name: string; size: number; url: string }> {
+  const { response, url: final } = await openUrl(url, options);
+  response.destroy();
+  const declared = Number(response.headers['content-length']);
+  return { name: fileNameFor(final), size: Number.isFinite(declared) ? declared : -1, url: final.href };
+}
+
+/** Downloads `url` into `folder`, naming the file after the URL's last path segment. Returns the file path. */
+export async function fetchUrlToFolder(url: string, folder: string, options: UrlFetchOptions): Promise<string> {
+  const { response, url: current } = await openUrl(url, options);
+  const target = path.join(folder, fileNameFor(current));
+  let received = 0;
+  const limiter = new Transform({
+    transform(chunk: Buffer, _encoding, done) {
+      received += chunk.length;
+      done(received > options.maxBytes ? tooLarge(current.href, options.maxBytes) : null, chunk);
+    },
+  });
+  try {
+    await pipeline(response, limiter, createWriteStream(target));
+  } catch (error) {
+    await rm(target, { force: true });
+    throw error;
+  }
+  return target;
 }
 
 function tooLarge(url: string, maxBytes: number): TesseraError {
@@ -116,8 +130,18 @@ function request(url: URL, options: UrlFetchOptions): Promise<http.IncomingMessa
   }
   const client = url.protocol === 'https:' ? https : http;
   return new Promise((resolve, reject) => {
-    const req = client.get(url, { lookup: guardedLookup(options.allowPrivate), timeout: options.timeoutMs, signal: options.signal }, resolve);
-    req.on('timeout', () => req.destroy(new TesseraError('DEADLINE_EXCEEDED', `the url source ${url.href} did not answer within ${options.timeoutMs} ms`, { hint: 'check the server, or ask the operator to raise TESSERA_URL_TIMEOUT_MS' })));
+    let response: http.IncomingMessage | undefined;
+    const req = client.get(url, { lookup: guardedLookup(options.allowPrivate), timeout: options.timeoutMs, signal: options.signal }, (answer) => {
+      response = answer;
+      resolve(answer);
+    });
+    // The socket went quiet (before the headers, or in the middle of the body): the reader of the
+    // body gets this error, not a bare "aborted".
+    req.on('timeout', () => {
+      const error = new TesseraError('DEADLINE_EXCEEDED', `the url source ${url.href} did not answer within ${options.timeoutMs} ms`, { hint: 'check the server, or ask the operator to raise TESSERA_URL_TIMEOUT_MS' });
+      if (response) response.destroy(error);
+      req.destroy(error);
+    });
     req.on('error', (error) => reject(error instanceof TesseraError ? error : new TesseraError('UNAVAILABLE', `fetching the url source ${url.href} failed: ${error.message}`, { hint: 'check that the host exists and is reachable from the Tessera server' })));
   });
 }

@@ -32,11 +32,13 @@ interface JobRow {
   started_at: Date | null;
   ended_at: Date | null;
   deleted_at: Date | null;
+  upload_completed_at: Date | null;
+  blobs_deleted_at: Date | null;
 }
 
 export const JOB_COLUMNS = `id, account_id, template_id, name, description, state, priority, config, regions, data_source,
   data_destination, params, app_id, num_chunks, chunks_done, attempts_failed, cpu_seconds, wall_seconds, peak_memory_bytes, units, error_message, state_timestamps, created_at, start_at, submitted_at,
-  started_at, ended_at, deleted_at`;
+  started_at, ended_at, deleted_at, upload_completed_at, blobs_deleted_at`;
 
 export function rowToJob(row: JobRow): Job {
   const stateTimestamps: Job['stateTimestamps'] = {};
@@ -70,6 +72,8 @@ export function rowToJob(row: JobRow): Job {
     startedAt: row.started_at,
     endedAt: row.ended_at,
     deletedAt: row.deleted_at,
+    uploadCompletedAt: row.upload_completed_at,
+    blobsDeletedAt: row.blobs_deleted_at,
   };
 }
 
@@ -226,4 +230,41 @@ export async function listJobEvents(db: Queryable, jobId: string, afterId = 0): 
     [jobId, afterId],
   );
   return rows.map((row) => ({ ...row, id: Number(row.id) }));
+}
+
+/**
+ * Claims one job waiting in DOWNLOADING for delivery to its destination, for `claimSeconds`; a
+ * replica that crashes mid-delivery loses the claim when it runs out and another takes over.
+ */
+export async function claimDelivery(db: Queryable, claimSeconds: number): Promise<{ jobId: string; attempts: number } | null> {
+  const [row] = await db.query<{ id: string; delivery_attempts: number }>(
+    `UPDATE jobs SET delivery_claimed_until = now() + make_interval(secs => $1), delivery_attempts = delivery_attempts + 1
+      WHERE id = (SELECT id FROM jobs
+                   WHERE state = 'JOB_STATE_DOWNLOADING' AND (delivery_claimed_until IS NULL OR delivery_claimed_until < now())
+                   ORDER BY id LIMIT 1 FOR UPDATE SKIP LOCKED)
+      RETURNING id, delivery_attempts`,
+    [claimSeconds],
+  );
+  return row ? { jobId: row.id, attempts: row.delivery_attempts } : null;
+}
+
+/** Moves the claim's end: `seconds` from now (extending it while delivering, or delaying a retry). */
+export async function setDeliveryClaim(db: Queryable, jobId: string, seconds: number): Promise<void> {
+  await db.query('UPDATE jobs SET delivery_claimed_until = now() + make_interval(secs => $2) WHERE id = $1', [jobId, seconds]);
+}
+
+/** Jobs whose temporary storage is past retention: ended (or, never run, created) more than `seconds` ago. */
+export async function listExpiredStorage(db: Queryable, seconds: number, limit: number): Promise<string[]> {
+  const rows = await db.query<{ id: string }>(
+    `SELECT id FROM jobs
+      WHERE blobs_deleted_at IS NULL AND coalesce(ended_at, created_at) < now() - make_interval(secs => $1)
+        AND (ended_at IS NOT NULL OR state = 'JOB_STATE_NEW' OR deleted_at IS NOT NULL)
+      ORDER BY coalesce(ended_at, created_at) LIMIT $2`,
+    [seconds, limit],
+  );
+  return rows.map((row) => row.id);
+}
+
+export async function markStorageDeleted(db: Queryable, jobId: string): Promise<void> {
+  await db.query('UPDATE jobs SET blobs_deleted_at = now() WHERE id = $1', [jobId]);
 }

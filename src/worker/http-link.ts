@@ -23,6 +23,26 @@ export interface HttpLinkOptions {
 /** Files moved at once: a job's thousands of chunks must not take longer than a lease. */
 const TRANSFER_CONCURRENCY = 8;
 
+/** S3 takes at most 5 GiB in one PUT; larger files go through the server, which uploads them in parts. */
+const MAX_DIRECT_PUT_BYTES = 5 * 1024 ** 3;
+
+/**
+ * A failed transfer to or from a link, worded for a person: S3's XML error (Code, Message) is
+ * read, and an expired link says so instead of a bare HTTP 403. The link's query (its signature)
+ * is never repeated.
+ */
+export async function transferError(response: Response, doing: string, url: string): Promise<TesseraError> {
+  const where = url.split('?')[0];
+  const text = (await response.text().catch(() => '')).slice(0, 4096);
+  const code = /<Code>([^<]*)<\/Code>/.exec(text)?.[1];
+  const message = /<Message>([^<]*)<\/Message>/.exec(text)?.[1] ?? (/"message"\s*:\s*"([^"]*)"/.exec(text)?.[1]);
+  const said = code || message ? ` (${[code, message].filter(Boolean).join(': ')})` : '';
+  if (response.status === 403 && /expired/i.test(`${code} ${message}`)) {
+    return new TesseraError('DEADLINE_EXCEEDED', `${doing} ${where}: the link expired${said}`, { hint: 'the task took longer than its links last; it is retried with fresh links' });
+  }
+  return new TesseraError('UNAVAILABLE', `${doing} ${where} answered HTTP ${response.status}${said}`);
+}
+
 interface WireLease extends TaskLease {
   inputUrl: string | null;
 }
@@ -84,8 +104,15 @@ export function createHttpLink(options: HttpLinkOptions): HttpLink {
 
   async function download(url: string, filePath: string): Promise<void> {
     const response = await fetch(url);
-    if (!response.ok || !response.body) throw new TesseraError('UNAVAILABLE', `downloading ${url.split('?')[0]} answered HTTP ${response.status}`);
+    if (!response.ok || !response.body) throw await transferError(response, 'downloading', url);
     await pipeline(Readable.fromWeb(response.body as never), createWriteStream(filePath));
+  }
+
+  /** PUTs a file straight to a presigned bucket URL (S3 wants its length up front, not chunks). */
+  async function uploadDirect(url: string, filePath: string, size: number): Promise<void> {
+    const response = await fetch(url, { method: 'PUT', body: Readable.toWeb(createReadStream(filePath)), headers: { 'content-length': String(size) }, duplex: 'half' } as RequestInit);
+    if (!response.ok) throw await transferError(response, 'uploading', url);
+    await response.body?.cancel();
   }
 
   const task = (lease: TaskLease) => `/v1/worker/tasks/${lease.taskId}`;
@@ -158,12 +185,24 @@ export function createHttpLink(options: HttpLinkOptions): HttpLink {
     async complete(lease, files: OutputFile[], report) {
       const outputs: { name: string; blobKey: string }[] = new Array(files.length);
       let lost = false;
+      // With blobs in S3 the server hands out presigned URLs and the bytes go straight to the bucket.
+      const linkResponse = await call('POST', `${task(lease)}/uploads`, { leaseToken: lease.leaseToken, files: files.map((file, index) => ({ index, name: file.name })) });
+      const linkPayload = (await linkResponse.json().catch(() => ({}))) as { uploads?: { index: number; blobKey: string; url: string }[] | null; message?: string };
+      if (linkResponse.status === 400 && /not current/.test(linkPayload.message ?? '')) return false;
+      if (!linkResponse.ok) throw new TesseraError('UNAVAILABLE', `asking where to upload the files of task ${lease.taskId} answered HTTP ${linkResponse.status}: ${linkPayload.message ?? ''}`);
+      const direct = new Map((linkPayload.uploads ?? []).map((upload) => [upload.index, upload]));
       let next = 0;
       const uploader = async () => {
         while (next < files.length && !lost) {
           const index = next++;
           const file = files[index]!;
-          await stat(file.path);
+          const { size } = await stat(file.path);
+          const presigned = direct.get(index);
+          if (presigned && size <= MAX_DIRECT_PUT_BYTES) {
+            await uploadDirect(presigned.url, file.path, size);
+            outputs[index] = { name: file.name, blobKey: presigned.blobKey };
+            continue;
+          }
           const response = await call('PUT', `${task(lease)}/files/${index}?${tokenQuery(lease)}&name=${encodeURIComponent(file.name)}`, undefined, { raw: createReadStream(file.path) });
           const payload = (await response.json().catch(() => ({}))) as { blobKey?: string; message?: string };
           // A lost lease shows here first; the task is someone else's now.

@@ -22,7 +22,7 @@ forEachEngine('tenant isolation matrix over every customer endpoint', async (db)
     const jobOperations = Object.entries(openApiDocument().paths as Record<string, Record<string, unknown>>)
       .filter(([route]) => route.startsWith('/v1/customer/') && route.includes('{jobId}'))
       .flatMap(([route, item]) => Object.keys(item).map((method) => [method.toUpperCase(), route] as const));
-    assert.equal(jobOperations.length, 12, 'get, delete, results, 4 updates, run, abort, logs, tasks, events');
+    assert.equal(jobOperations.length, 14, 'get, delete, results, 4 updates, run, abort, logs, tasks, events, uploadcompleted (two paths)');
     const bodies: Record<string, unknown> = { jobname: 'stolen', configs: { taskTimeout: 5 }, params: { app: {} }, datasource: { dataSource: { dataSourceDescriptor: 'bypass' } } };
     for (const jobId of [fresh, done]) {
       for (const [method, route] of jobOperations) {

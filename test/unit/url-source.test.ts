@@ -6,7 +6,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { after, before, test } from 'node:test';
 import { TesseraError } from '../../src/domain/errors.js';
-import { fetchUrlToFolder, isPrivateAddress } from '../../src/sources/url.js';
+import { fetchUrlToFolder, isPrivateAddress, probeUrl } from '../../src/sources/url.js';
 
 // The url data source against a real HTTP server on loopback: refused unless private addresses
 // are allowed (also through DNS and redirects), streamed to disk, capped in size.
@@ -19,12 +19,19 @@ before(async () => {
   server = http.createServer((request, response) => {
     if (request.url === '/redirect') return void response.writeHead(302, { location: `${base}/file.txt` }).end();
     if (request.url === '/missing') return void response.writeHead(404).end();
-    response.writeHead(200).end(body);
+    if (request.url === '/loop') return void response.writeHead(302, { location: `${base}/loop` }).end();
+    // Headers at once, then the body stalls: a stuck download must end too, not only a silent server.
+    if (request.url === '/stall') return void response.writeHead(200, { 'content-length': '100' }).write('partial');
+    if (request.url === '/silent') return;
+    response.writeHead(200, { 'content-length': body.length }).end(body);
   });
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
 });
-after(() => new Promise<void>((resolve) => server.close(() => resolve())));
+after(() => new Promise<void>((resolve) => {
+  server.closeAllConnections();
+  server.close(() => resolve());
+}));
 
 const options = { allowPrivate: false, maxBytes: 1_000_000, timeoutMs: 5000 };
 
@@ -64,4 +71,24 @@ test('too large or failing sources leave no partial file', async () => {
   } finally {
     rmSync(dir, { recursive: true });
   }
+});
+
+test('a silent or stalled source times out, endless redirects stop, and nothing partial is left', async () => {
+  const dir = folder();
+  const allowed = { ...options, allowPrivate: true, timeoutMs: 300 };
+  try {
+    for (const route of ['silent', 'stall']) {
+      await assert.rejects(fetchUrlToFolder(`${base}/${route}`, dir, allowed), (error: unknown) => error instanceof TesseraError && error.code === 'DEADLINE_EXCEEDED' && /did not answer within 300 ms/.test(error.message), route);
+    }
+    await assert.rejects(fetchUrlToFolder(`${base}/loop`, dir, allowed), /redirected more than 5 times/);
+    assert.deepEqual(readdirSync(dir), []);
+  } finally {
+    rmSync(dir, { recursive: true });
+  }
+});
+
+test('probing a source reads its name and size, under the same rules', async () => {
+  assert.deepEqual(await probeUrl(`${base}/redirect`, { ...options, allowPrivate: true }), { name: 'file.txt', size: 10_000, url: `${base}/file.txt` });
+  await assert.rejects(probeUrl(`${base}/file.txt`, options), /private or loopback/);
+  await assert.rejects(probeUrl(`${base}/file.txt`, { ...options, allowPrivate: true, maxBytes: 10 }), /larger than the limit of 10 bytes/);
 });
