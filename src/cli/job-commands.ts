@@ -8,6 +8,7 @@ import { TesseraError, invalidArgument, quote } from '../domain/errors.js';
 import type { Client, ClientOptions } from './client.js';
 import { createClient } from './client.js';
 import { createProgress } from './progress.js';
+import { FILE_SOURCE, checkUploadFile, uploadJobFile } from './upload.js';
 
 // `tessera job …`: create, run, status, watch, results, logs, list, filter, abort, delete —
 // ByteNite's verbs over the public API. `run` and `watch` follow the job's event stream with a
@@ -40,6 +41,7 @@ function bytes(value: string | number): string {
 
 interface CreateOptions extends Options {
   template?: string;
+  file?: string;
   name?: string;
   description?: string;
   url?: string;
@@ -51,7 +53,12 @@ interface CreateOptions extends Options {
 
 function createBody(options: CreateOptions): Record<string, unknown> {
   if (!options.template) throw invalidArgument('template', 'a job needs a template', 'pass --template ID (tessera template list shows them)');
-  const source = options.url ? { dataSourceDescriptor: 'url', params: { '@type': 'type.googleapis.com/bytenite.data_source.HttpDataSource', url: options.url } } : parseJsonOption('source', options.source);
+  if ([options.url, options.file, options.source].filter((given) => given !== undefined).length > 1) throw invalidArgument('source', 'give one input: --url, --file or --source', 'for example --file data.csv');
+  const source = options.url
+    ? { dataSourceDescriptor: 'url', params: { '@type': 'type.googleapis.com/bytenite.data_source.HttpDataSource', url: options.url } }
+    : options.file !== undefined
+      ? FILE_SOURCE
+      : parseJsonOption('source', options.source);
   return {
     templateId: options.template,
     ...(options.name ? { name: options.name } : {}),
@@ -61,6 +68,15 @@ function createBody(options: CreateOptions): Record<string, unknown> {
     ...(options.params ? { params: parseJsonOption('params', options.params) } : {}),
     ...(options.config ? { config: parseJsonOption('config', options.config) } : {}),
   };
+}
+
+/** Creates the job the options describe; with --file, uploads the file too (the job is then ready to run). */
+async function createJob(client: Client, options: CreateOptions): Promise<any> {
+  const body = createBody(options);
+  if (options.file !== undefined) await checkUploadFile(options.file);
+  const { job } = await client.call('POST', '/v1/customer/jobs', body);
+  if (options.file !== undefined) await uploadJobFile(client, job, options.file, options.json === true);
+  return job;
 }
 
 function statusText(job: any): string {
@@ -135,6 +151,7 @@ const createOptions = (command: Command) =>
     .option('--name <name>', 'a name for the job')
     .option('--description <text>', 'a description')
     .option('--url <url>', 'input: a file on a web server (url data source)')
+    .option('--file <path>', 'input: a local file, uploaded (file data source)')
     .option('--source <json>', 'input: a dataSource object')
     .option('--destination <json>', 'output: a dataDestination object (default: bucket, with links)')
     .option('--params <json>', 'params: {"app": {…}, "partitioner": {…}, "assembler": {…}}')
@@ -145,7 +162,7 @@ export function registerJobCommands(program: Command): void {
 
   createOptions(withClient(job.command('create').description('create a job (NEW); run it with tessera job run'))).action(async (options: CreateOptions) => {
     const client = createClient(options);
-    const { job: created } = await client.call('POST', '/v1/customer/jobs', createBody(options));
+    const created = await createJob(client, options);
     out(options, created, `created job ${created.id} (template ${created.templateId}); run it with: tessera job run ${created.id}`);
   });
 
@@ -154,7 +171,7 @@ export function registerJobCommands(program: Command): void {
     .option('--download <dir>', 'download the results into this folder')
     .action(async (jobId: string | undefined, options: CreateOptions & { watch?: boolean; download?: string }) => {
       const client = createClient(options);
-      const id = jobId ?? (await client.call('POST', '/v1/customer/jobs', createBody(options))).job.id;
+      const id = jobId ?? (await createJob(client, options)).id;
       await client.call('POST', `/v1/customer/jobs/${encodeURIComponent(id)}/run`, {});
       if (options.watch === false) return out(options, { jobId: id, state: 'JOB_STATE_STARTED' }, `job ${id} started; follow it with: tessera job watch ${id}`);
       await finish(client, await watch(client, id, options), options);

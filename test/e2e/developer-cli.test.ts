@@ -62,8 +62,18 @@ forEachEngine('push an app with the CLI, run it with tessera job run, read statu
       assert.match(logs.stdout, /PARTITIONER .*INFO +3 chunks of up to 10 lines/);
       for (const chunk of [0, 1, 2]) assert.match(logs.stdout, new RegExp(`TASKRUNNER  chunk ${chunk} INFO +INFO chunk ${chunk}: \\d+ words`));
 
+      // The same input as a local file: uploaded by the CLI (file data source), then run.
+      writeFileSync(path.join(work, 'input.txt'), input);
+      const uploaded = jsonOf(await cli('job', 'run', '--template', 'stats', '--file', 'input.txt', '--json'));
+      assert.equal(uploaded.job.state, 'JOB_STATE_COMPLETE', uploaded.job.errorMessage);
+      assert.equal(uploaded.job.dataSource.dataSourceDescriptor, 'file');
+      assert.equal(uploaded.job.numChunks, 3);
+      const both = await runCli(['job', 'create', '--template', 'stats', '--file', 'input.txt', '--url', url], { cwd: work, env });
+      assert.notEqual(both.code, 0);
+      assert.match(both.stderr, /give one input: --url, --file or --source/);
+
       const listed = jsonOf(await cli('job', 'filter', '--state', 'COMPLETE', '--template', 'stats', '--json'));
-      assert.deepEqual(listed.data.map((job: { id: string }) => job.id), [run.job.id]);
+      assert.deepEqual(listed.data.map((job: { id: string }) => job.id).sort(), [run.job.id, uploaded.job.id].sort());
 
       // A deactivated version is not resolved: the run is refused up front with the reason.
       assert.equal(jsonOf(await cli('app', 'deactivate', 'line-stats@1.0', '--json')).status, 'inactive');
