@@ -29,8 +29,9 @@ if (files.length === 0) {
 }
 
 // Ordinary files two at a time (the machine has two cores); the heavy ones (many processes,
-// tens of thousands of requests) afterwards, one at a time, so they do not starve each other.
-const HEAVY = [`${path.sep}cluster${path.sep}`, `${path.sep}fuzz${path.sep}`];
+// tens of thousands of requests, the benchmarks' smoke run) afterwards, one at a time, so they
+// do not starve each other.
+const HEAVY = [`${path.sep}cluster${path.sep}`, `${path.sep}fuzz${path.sep}`, `${path.sep}bench${path.sep}`];
 const heavy = files.filter((file) => HEAVY.some((part) => file.includes(part)));
 const light = files.filter((file) => !heavy.includes(file));
 

@@ -5,6 +5,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { packFolder, unpackArchive } from '../blobs/archive.js';
 import { TesseraError, invalidArgument, notFound, quote } from '../domain/errors.js';
+import { IN_PROCESS_NAMES, IN_PROCESS_PREFIX, inProcessName } from '../domain/in-process.js';
 import type { ComponentKind, Manifest } from '../domain/manifest.js';
 import { PASSTHROUGH, parseManifest, parseTag } from '../domain/manifest.js';
 import type { Template } from '../domain/types.js';
@@ -93,14 +94,22 @@ async function componentRoot(unpacked: string): Promise<string> {
   throw invalidArgument('data', 'the archive has no manifest.json at its root', 'archive the folder that holds manifest.json and app/ (tessera app push FOLDER does this)');
 }
 
-/** Checks a component folder: its manifest, the kind it was pushed as, and that its entrypoint is a file inside app/. */
-async function checkFolder(folder: string, kinds: ComponentKind[]): Promise<Manifest> {
+/**
+ * Checks a component folder: its manifest, the kind it was pushed as, and that its entrypoint is a
+ * file inside app/ — or, for the built-ins only, names code inside the worker ("tessera:noop").
+ */
+async function checkFolder(folder: string, kinds: ComponentKind[], builtin = false): Promise<Manifest> {
   const manifest = parseManifest(parseJsonText(await readFile(path.join(folder, 'manifest.json'), 'utf8'), 'manifest.json'), 'manifest.json');
   if (!kinds.includes(manifest.kind)) {
     const wanted = kinds.includes('app') ? 'an app' : 'an engine (manifest "type": "partitioner" or "assembler")';
     throw invalidArgument('manifest.type', `${manifest.name}: the manifest describes ${manifest.kind === 'app' ? 'an app' : `a ${manifest.kind}`}, but this call takes ${wanted}`, manifest.kind === 'app' ? 'push it with tessera app push' : 'push it with tessera engine push');
   }
   if (manifest.name === PASSTHROUGH) throw invalidArgument('manifest.name', `"${PASSTHROUGH}" is the built-in partitioner and assembler; choose another name`);
+  if (manifest.entrypoint.startsWith(IN_PROCESS_PREFIX)) {
+    if (!builtin) throw invalidArgument('manifest.entrypoint', `${manifest.name}: entrypoints starting with "${IN_PROCESS_PREFIX}" are reserved for Tessera's built-ins`, 'set "entrypoint" to a file inside app/, e.g. "main.py"');
+    if (!inProcessName(manifest.entrypoint)) throw invalidArgument('manifest.entrypoint', `${manifest.name}: ${quote(manifest.entrypoint)} is not an in-process built-in (${IN_PROCESS_NAMES.map((name) => IN_PROCESS_PREFIX + name).join(', ')})`);
+    return manifest;
+  }
   const appDir = path.join(folder, 'app');
   const entry = path.resolve(appDir, manifest.entrypoint);
   const info = await stat(entry).catch(() => null);
@@ -160,7 +169,7 @@ export function createCatalog(deps: EngineDeps) {
           for (const entry of (await readdir(exampleDir)).sort()) {
             const folder = path.join(exampleDir, entry);
             if (!existsSync(path.join(folder, 'manifest.json'))) continue;
-            const manifest = await checkFolder(folder, ['app', 'partitioner', 'assembler']);
+            const manifest = await checkFolder(folder, ['app', 'partitioner', 'assembler'], true);
             await register(tx, BUILTIN_OWNER, folder, manifest);
             components++;
           }

@@ -1,11 +1,13 @@
 import { lstat, mkdir, mkdtemp, readdir, rm } from 'node:fs/promises';
 import path from 'node:path';
 import { TesseraError, assertNever, quote } from '../domain/errors.js';
+import { inProcessName } from '../domain/in-process.js';
 import type { OutputFile, TaskLease, TaskReport, WorkerLink } from '../domain/worker-link.js';
 import { entrypointCommand, failureSummary, runProcess } from '../runner/runner.js';
 import type { Config } from '../config/config.js';
 import type { ComponentCache } from './component-cache.js';
 import { createComponentCache } from './component-cache.js';
+import { runInProcess } from './in-process.js';
 import { LogCollector } from './task-logs.js';
 
 // Runs one leased task: prepares its folders, fetches its input, runs the component with the
@@ -132,6 +134,9 @@ async function produce(link: WorkerLink, lease: TaskLease, env: TaskEnvironment,
 
 async function execute(lease: TaskLease, env: TaskEnvironment, root: string, signal: AbortSignal, attempt: Attempt, stageEnv: Record<string, string>): Promise<void> {
   const component = lease.component!;
+  // A built-in whose code is part of the worker: no archive to fetch, no process to start.
+  const inProcess = inProcessName(component.manifest.entrypoint);
+  if (inProcess) return runInProcess(inProcess, stageEnv);
   const what = `${lease.kind === 'app' ? 'app' : lease.kind === 'partition' ? 'partitioner' : 'assembler'} ${component.manifest.name}@${component.manifest.version}`;
   const folder = await env.components.folder(component.archive.sha256);
   const { command, args } = entrypointCommand(folder, component.manifest, env.python);

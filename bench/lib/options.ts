@@ -1,0 +1,87 @@
+import { availableParallelism } from 'node:os';
+import path from 'node:path';
+import { packageRoot } from '../../src/config/config.js';
+
+// Everything a benchmark run can be told, read once from flags and the environment:
+//   npm run bench                               the sizes of issue 10
+//   npm run bench -- --scale smoke              tiny sizes (the smoke test uses these)
+//   npm run bench -- --only latency,api         some benchmarks only
+//   npm run bench -- --out /tmp/x               write latest.json and BENCHMARKS.md there
+// BENCH_SCALE, BENCH_ONLY, BENCH_OUT do the same; BENCH_DATABASE_URL names the server
+// (default TESSERA_TEST_DATABASE_URL, then postgres://postgres@127.0.0.1:5432/test); every size
+// below can be set on its own (BENCH_THROUGHPUT_JOBS=5000).
+
+export const BENCHMARKS = ['throughput', 'latency', 'xargs', 'scale', 'api'] as const;
+export type BenchmarkName = (typeof BENCHMARKS)[number];
+
+export interface Sizes {
+  /** Jobs (tasks) per system in the throughput benchmark. */
+  throughputJobs: number;
+  /** Enqueue → start samples per system, one at a time on an idle system. */
+  latencySamples: number;
+  /** Chunks of the python3 job compared with xargs -P2, and the CPU each burns. */
+  xargsChunks: number;
+  burnMs: number;
+  /** The two job sizes of the scale benchmark. */
+  scaleSmall: number;
+  scaleLarge: number;
+  /** How long, and at what fixed rate, GET job is driven. */
+  apiSeconds: number;
+  apiRate: number;
+}
+
+const SCALES: Record<'full' | 'smoke', Sizes> = {
+  full: { throughputJobs: 20_000, latencySamples: 300, xargsChunks: 1_000, burnMs: 20, scaleSmall: 10_000, scaleLarge: 100_000, apiSeconds: 20, apiRate: 1_000 },
+  smoke: { throughputJobs: 100, latencySamples: 5, xargsChunks: 8, burnMs: 20, scaleSmall: 20, scaleLarge: 60, apiSeconds: 1, apiRate: 200 },
+};
+
+export interface BenchOptions {
+  scale: 'full' | 'smoke';
+  sizes: Sizes;
+  only: BenchmarkName[];
+  outDir: string;
+  databaseUrl: string;
+  /** Tessera's worker agents and slots per agent in the throughput and scale benchmarks. */
+  tesseraWorkers: number;
+  tesseraSlots: number;
+  /** The most chunks one job of the throughput benchmark has (see throughput.ts). */
+  tesseraChunksPerJob: number;
+}
+
+function flag(argv: string[], name: string): string | undefined {
+  const index = argv.indexOf(`--${name}`);
+  if (index >= 0) return argv[index + 1];
+  return argv.find((arg) => arg.startsWith(`--${name}=`))?.slice(name.length + 3);
+}
+
+function positive(name: string, value: string | undefined, fallback: number): number {
+  if (value === undefined || value === '') return fallback;
+  const number = Number(value);
+  if (!Number.isInteger(number) || number < 1) throw new Error(`${name}=${JSON.stringify(value)} must be a whole number ≥ 1, e.g. ${fallback}`);
+  return number;
+}
+
+export function benchOptions(argv = process.argv.slice(2), env = process.env): BenchOptions {
+  const scale = flag(argv, 'scale') ?? env.BENCH_SCALE ?? 'full';
+  if (scale !== 'full' && scale !== 'smoke') throw new Error(`--scale / BENCH_SCALE ${JSON.stringify(scale)} must be "full" or "smoke"`);
+  const base = SCALES[scale];
+  const sizes = Object.fromEntries(
+    Object.entries(base).map(([key, value]) => {
+      const envName = `BENCH_${key.replace(/[A-Z]/g, (letter) => `_${letter}`).toUpperCase()}`;
+      return [key, positive(envName, env[envName], value)];
+    }),
+  ) as unknown as Sizes;
+  const onlyText = flag(argv, 'only') ?? env.BENCH_ONLY;
+  const only = onlyText ? onlyText.split(',').map((name) => name.trim()) : [...BENCHMARKS];
+  for (const name of only) if (!(BENCHMARKS as readonly string[]).includes(name)) throw new Error(`--only ${JSON.stringify(name)} is not a benchmark (${BENCHMARKS.join(', ')})`);
+  return {
+    scale,
+    sizes,
+    only: only as BenchmarkName[],
+    outDir: path.resolve(flag(argv, 'out') ?? env.BENCH_OUT ?? packageRoot()),
+    databaseUrl: env.BENCH_DATABASE_URL || env.TESSERA_TEST_DATABASE_URL || 'postgres://postgres@127.0.0.1:5432/test',
+    tesseraWorkers: positive('BENCH_TESSERA_WORKERS', env.BENCH_TESSERA_WORKERS, 1),
+    tesseraSlots: positive('BENCH_TESSERA_SLOTS', env.BENCH_TESSERA_SLOTS, 16 * availableParallelism()),
+    tesseraChunksPerJob: positive('BENCH_TESSERA_CHUNKS_PER_JOB', env.BENCH_TESSERA_CHUNKS_PER_JOB, 5_000),
+  };
+}

@@ -1,0 +1,188 @@
+import { execFileSync } from 'node:child_process';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { packageRoot } from '../src/config/config.js';
+import type { ApiResult } from './api.js';
+import { apiBenchmark } from './api.js';
+import type { LatencyResult } from './latency.js';
+import { latencyBenchmark } from './latency.js';
+import type { BenchmarkName, BenchOptions } from './lib/options.js';
+import { benchOptions } from './lib/options.js';
+import { serverVersion } from './lib/postgres.js';
+import { round, table } from './lib/stats.js';
+import type { ScaleResult } from './scale.js';
+import { scaleBenchmark } from './scale.js';
+import type { ThroughputResult } from './throughput.js';
+import { throughputBenchmark } from './throughput.js';
+import type { XargsResult } from './xargs.js';
+import { xargsBenchmark } from './xargs.js';
+
+// npm run bench: every figure of issue 10 in one run on one machine, printed as tables and
+// written to <out>/bench/results/latest.json and <out>/BENCHMARKS.md (see lib/options.ts).
+
+interface Results {
+  throughput?: ThroughputResult;
+  latency?: LatencyResult;
+  xargs?: XargsResult;
+  scale?: ScaleResult;
+  api?: ApiResult;
+}
+
+function packageVersion(name: string): string {
+  return (JSON.parse(readFileSync(path.join(packageRoot(), 'node_modules', name, 'package.json'), 'utf8')) as { version: string }).version;
+}
+
+function gitCommit(): string {
+  try {
+    return execFileSync('git', ['rev-parse', '--short', 'HEAD'], { cwd: packageRoot(), encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }).trim();
+  } catch {
+    return 'unknown';
+  }
+}
+
+async function machine(options: BenchOptions) {
+  const cpus = os.cpus();
+  return {
+    date: new Date().toISOString(),
+    cpu: `${cpus[0]?.model ?? 'unknown'} × ${cpus.length}`,
+    memoryGb: round(os.totalmem() / 1024 ** 3, 1),
+    kernel: `${os.type()} ${os.release()}`,
+    loadAverageAtStart: os.loadavg().map((load) => round(load, 2)),
+    node: process.version,
+    postgres: await serverVersion(options.databaseUrl),
+    tessera: `${JSON.parse(readFileSync(path.join(packageRoot(), 'package.json'), 'utf8')).version} (${gitCommit()})`,
+    graphileWorker: packageVersion('graphile-worker'),
+    pgBoss: packageVersion('pg-boss'),
+    pglite: packageVersion('@electric-sql/pglite'),
+    scale: options.scale,
+    sizes: options.sizes,
+    tesseraShape: `throughput: 1 server + ${options.tesseraWorkers} worker agent(s) × ${options.tesseraSlots} slots, jobs of ≤ ${options.tesseraChunksPerJob} chunks; embedded and scale: tessera up with ${options.tesseraSlots} in-process slots`,
+  };
+}
+
+const RUNNERS: Record<BenchmarkName, (options: BenchOptions, results: Results) => Promise<void>> = {
+  throughput: async (options, results) => void (results.throughput = await throughputBenchmark(options)),
+  latency: async (options, results) => void (results.latency = await latencyBenchmark(options)),
+  xargs: async (options, results) => void (results.xargs = await xargsBenchmark(options)),
+  scale: async (options, results) => void (results.scale = await scaleBenchmark(options)),
+  api: async (options, results) => void (results.api = await apiBenchmark(options)),
+};
+
+/** One table per figure, in Markdown (which reads fine in a terminal too). */
+function figures(results: Results, options: BenchOptions): string[] {
+  const out: string[] = [];
+  const { throughput, latency, xargs, scale, api } = results;
+  if (throughput) {
+    out.push(`### 1. No-op task throughput (${options.sizes.throughputJobs} tasks each, tasks/s)\n\n${table(['system', 'tasks/s', 'Tessera (PostgreSQL) ÷ it'], [
+      ['Tessera, PostgreSQL server, worker agents', throughput.tessera_pg, '1'],
+      ['graphile-worker, fastest settings', throughput.graphile_worker, round(throughput.tessera_pg / throughput.graphile_worker, 3)],
+      ['graphile-worker, defaults', throughput.graphile_worker_default, round(throughput.tessera_pg / throughput.graphile_worker_default, 3)],
+      ['pg-boss, 10 work() × batchSize 100', throughput.pg_boss, round(throughput.tessera_pg / throughput.pg_boss, 3)],
+      ['Tessera embedded (PGlite)', throughput.tessera_pglite, round(throughput.tessera_pg / throughput.tessera_pglite, 3)],
+    ])}`);
+  }
+  if (latency) {
+    out.push(`### 2. Enqueue → start latency, idle system (${options.sizes.latencySamples} samples, ms)\n\n${table(['system', 'p50', 'p95', 'p99'], [
+      ['Tessera', latency.latency_ms.p50, latency.latency_ms.p95, latency.latency_ms.p99],
+      ['graphile-worker (defaults)', latency.latency_ms_graphile_worker.p50, latency.latency_ms_graphile_worker.p95, latency.latency_ms_graphile_worker.p99],
+    ])}`);
+  }
+  if (xargs) {
+    out.push(`### 3. Process-task overhead (${options.sizes.xargsChunks} chunks, python3 burning ${options.sizes.burnMs} ms CPU each)\n\n${table(['runner', 'seconds', 'ratio'], [
+      ['xargs -P2', xargs.xargs_seconds, 1],
+      ['Tessera (server + 1 worker agent × 2 slots), create → COMPLETE', xargs.tessera_seconds, xargs.overhead_vs_xargs],
+    ])}`);
+  }
+  if (scale) {
+    out.push(`### 4. Scale: one noop job, create → COMPLETE (tessera up on the PostgreSQL server)\n\n${table(['chunks', 'seconds', 'chunks/s', 'server peak RSS (MB)'], [
+      [scale.small.chunks, scale.small.seconds, round(scale.small.chunks / scale.small.seconds, 0), scale.small.serverPeakRssMb],
+      [scale.large.chunks, scale.large.seconds, round(scale.large.chunks / scale.large.seconds, 0), scale.large.serverPeakRssMb],
+    ])}\n\nRSS ratio (large ÷ small): ${scale.rss_ratio_100k_vs_10k}`);
+  }
+  if (api) {
+    out.push(`### 5. GET /v1/customer/jobs/{jobId} at a fixed ${options.sizes.apiRate} req/s for ${options.sizes.apiSeconds} s (ms)\n\n${table(['driver', 'achieved req/s', 'p50', 'p99'], [
+      ['open loop (node, latency from when each request was due)', api.open_loop.rate, api.open_loop.p50, api.open_loop.p99],
+      ...(api.wrk ? [['wrk 4.1, paced by Lua delay() (10 connections × 10 ms)', api.wrk.rate, api.wrk.p50, api.wrk.p99] as (string | number)[]] : [['wrk (not installed)', '-', '-', '-']]),
+    ])}`);
+  }
+  return out;
+}
+
+function goals(results: Results): string {
+  const rows: (string | number)[][] = [];
+  const verdict = (ok: boolean) => (ok ? 'met' : 'MISSED');
+  const { throughput, latency, xargs, scale, api } = results;
+  if (throughput) {
+    rows.push(['Tessera ≥ 1× graphile-worker fastest', `${round(throughput.tessera_pg / throughput.graphile_worker, 3)}×`, verdict(throughput.tessera_pg >= throughput.graphile_worker)]);
+    rows.push(['Tessera ≥ 10× graphile-worker defaults', `${round(throughput.tessera_pg / throughput.graphile_worker_default, 3)}×`, verdict(throughput.tessera_pg >= 10 * throughput.graphile_worker_default)]);
+    rows.push(['Tessera ≥ 4× pg-boss', `${round(throughput.tessera_pg / throughput.pg_boss, 3)}×`, verdict(throughput.tessera_pg >= 4 * throughput.pg_boss)]);
+    rows.push(['embedded ≥ 10,000 tasks/s', `${throughput.tessera_pglite}/s`, verdict(throughput.tessera_pglite >= 10_000)]);
+  }
+  if (latency) {
+    rows.push(['latency p50 ≤ 3 ms', `${latency.latency_ms.p50} ms`, verdict(latency.latency_ms.p50 <= 3)]);
+    rows.push(['latency p99 ≤ 10 ms', `${latency.latency_ms.p99} ms`, verdict(latency.latency_ms.p99 <= 10)]);
+  }
+  if (xargs) rows.push(['≤ 1.15× xargs -P2', `${xargs.overhead_vs_xargs}×`, verdict(xargs.overhead_vs_xargs <= 1.15)]);
+  if (scale) rows.push(['RSS large ≤ 1.5× RSS small', `${scale.rss_ratio_100k_vs_10k}×`, verdict(scale.rss_ratio_100k_vs_10k <= 1.5)]);
+  if (api) rows.push(['GET job p99 ≤ 10 ms', `${api.api_get_job_p99_ms} ms`, verdict(api.api_get_job_p99_ms <= 10)]);
+  return `### Goals (issue 10)\n\n${table(['goal', 'measured', ''], rows)}`;
+}
+
+/** The keys issue 10 asks for, at the top level; the details under `details`. */
+function summary(results: Results, about: Awaited<ReturnType<typeof machine>>) {
+  return {
+    ...(results.throughput ? { throughput: results.throughput } : {}),
+    ...(results.latency ? { latency_ms: results.latency.latency_ms, latency_ms_graphile_worker: results.latency.latency_ms_graphile_worker } : {}),
+    ...(results.xargs ? { overhead_vs_xargs: results.xargs.overhead_vs_xargs } : {}),
+    ...(results.scale ? { rss_ratio_100k_vs_10k: results.scale.rss_ratio_100k_vs_10k } : {}),
+    ...(results.api ? { api_get_job_p99_ms: results.api.api_get_job_p99_ms } : {}),
+    details: { xargs: results.xargs, scale: results.scale, api: results.api },
+    machine: about,
+  };
+}
+
+function markdown(about: Awaited<ReturnType<typeof machine>>, sections: string[], notes: string): string {
+  return [
+    '# Benchmarks',
+    '',
+    `Written by \`npm run bench\` (bench/run.ts) on ${about.date}${about.scale === 'smoke' ? ' at **smoke sizes** (not meaningful as figures)' : ''}.`,
+    '',
+    `- Machine: ${about.cpu}, ${about.memoryGb} GB, ${about.kernel}; load average at start ${about.loadAverageAtStart.join(' / ')}`,
+    `- Node ${about.node}, PostgreSQL ${about.postgres}, Tessera ${about.tessera}, graphile-worker ${about.graphileWorker}, pg-boss ${about.pgBoss}, PGlite ${about.pglite}`,
+    `- Tessera: ${about.tesseraShape}; sizes: \`${JSON.stringify(about.sizes)}\``,
+    '',
+    ...sections.flatMap((section) => [section, '']),
+    notes,
+  ].join('\n');
+}
+
+async function main(): Promise<void> {
+  const options = benchOptions();
+  const about = await machine(options);
+  const results: Results = {};
+  for (const name of options.only) {
+    const started = performance.now();
+    process.stderr.write(`bench: ${name}…\n`);
+    await RUNNERS[name](options, results);
+    process.stderr.write(`bench: ${name} took ${round((performance.now() - started) / 1000, 1)} s\n`);
+  }
+  const sections = [...figures(results, options), goals(results)];
+  for (const section of sections) process.stdout.write(`${section}\n\n`);
+  const resultsDir = path.join(options.outDir, 'bench', 'results');
+  mkdirSync(resultsDir, { recursive: true });
+  writeFileSync(path.join(resultsDir, 'latest.json'), `${JSON.stringify(summary(results, about), null, 2)}\n`);
+  const notesFile = path.join(packageRoot(), 'bench', 'NOTES.md');
+  let notes = '';
+  try {
+    notes = readFileSync(notesFile, 'utf8');
+  } catch {
+    // No notes: the figures stand alone.
+  }
+  writeFileSync(path.join(options.outDir, 'BENCHMARKS.md'), markdown(about, sections, notes));
+}
+
+main().catch((error) => {
+  console.error(error);
+  process.exit(1);
+});

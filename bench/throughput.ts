@@ -1,0 +1,135 @@
+import { Logger, makeWorkerUtils, run } from 'graphile-worker';
+import pg from 'pg';
+import PgBoss from 'pg-boss';
+import type { BenchOptions } from './lib/options.js';
+import { dropSchema, schemaName } from './lib/postgres.js';
+import { round, waitFor } from './lib/stats.js';
+import { BIG_JOB_LEASE_SECONDS, between, completedJob, runJob, startCluster, startEmbedded } from './lib/tessera.js';
+
+// Figure 1: no-op tasks per second, the whole path (enqueue → lease → run → complete), counted
+// when the database says they are done. Every system gets the same number of tasks on the same
+// server, each in its own fresh schema; the clock starts when the tasks are in the queue.
+
+export interface ThroughputResult {
+  tessera_pg: number;
+  graphile_worker: number;
+  graphile_worker_default: number;
+  pg_boss: number;
+  tessera_pglite: number;
+}
+
+/** Generous: the slowest system measured does a few hundred tasks a second. */
+function deadlineMs(tasks: number): number {
+  return 120_000 + tasks * 20;
+}
+
+/**
+ * Tessera: noop jobs of at most `chunksPerJob` chunks, one after the other, `tasks` chunks in all.
+ * A job's tasks are queued in the transaction that records PARTITIONED, and TASKS_COMPLETED is
+ * recorded in the transaction of its last completion, so those two timestamps bracket exactly the
+ * queue's work; the partitions (uploading every chunk) fall outside and are not counted.
+ *
+ * Several jobs rather than one: over HTTP a partition of more than about 10,000 chunks cannot
+ * complete (its list of outputs is refused with 413), a limit found by these benchmarks.
+ */
+export async function tesseraThroughput(options: BenchOptions, store: 'pg' | 'pglite', tasks = options.sizes.throughputJobs): Promise<number> {
+  const tessera = store === 'pg'
+    ? await startCluster(options.databaseUrl, { workers: options.tesseraWorkers, slots: options.tesseraSlots, leaseSeconds: BIG_JOB_LEASE_SECONDS })
+    : await startEmbedded(options.tesseraSlots, BIG_JOB_LEASE_SECONDS);
+  try {
+    let queueMs = 0;
+    for (let first = 0; first < tasks; first += options.tesseraChunksPerJob) {
+      const chunks = Math.min(options.tesseraChunksPerJob, tasks - first);
+      const jobId = await runJob(tessera.url, 'noop', { partitioner: { chunks } }, { jobTimeout: Math.ceil(deadlineMs(chunks) / 1000) });
+      const job = await completedJob(tessera.url, jobId, deadlineMs(chunks), 200);
+      // A floor of 1 ms: a tiny smoke-sized job can finish within one timestamp tick.
+      queueMs += Math.max(1, between(job, 'PARTITIONED', 'TASKS_COMPLETED'));
+    }
+    return round(tasks / (queueMs / 1000), 0);
+  } finally {
+    await tessera.stop();
+  }
+}
+
+async function countRows(databaseUrl: string, sql: string): Promise<number> {
+  const client = new pg.Client({ connectionString: databaseUrl });
+  await client.connect();
+  try {
+    return (await client.query<{ count: number }>(sql)).rows[0]!.count;
+  } finally {
+    await client.end();
+  }
+}
+
+/**
+ * graphile-worker: `tasks` jobs added first, then a worker started; done when its jobs table is
+ * empty (it deletes a job when it completes it). "fastest" is the issue's setting: a local queue
+ * of 1,000 and completions batched with no delay, 24 jobs at once.
+ */
+export async function graphileThroughput(options: BenchOptions, fastest: boolean, tasks = options.sizes.throughputJobs): Promise<number> {
+  const schema = schemaName(fastest ? 'gw_fast' : 'gw_default');
+  const connectionString = options.databaseUrl;
+  const utils = await makeWorkerUtils({ connectionString, schema });
+  try {
+    await utils.migrate();
+    for (let first = 0; first < tasks; first += 1000) {
+      await utils.addJobs(Array.from({ length: Math.min(1000, tasks - first) }, (_, index) => ({ identifier: 'noop', payload: { index: first + index } })));
+    }
+    const started = performance.now();
+    const runner = await run({
+      connectionString,
+      schema,
+      noHandleSignals: true,
+      taskList: { noop: async () => {} },
+      ...(fastest ? { concurrency: 24, preset: { worker: { localQueue: { size: 1000 }, completeJobBatchDelay: 0, failJobBatchDelay: 0 } } } : {}),
+      logger: quietLogger(),
+    });
+    try {
+      await waitFor('graphile-worker to finish its jobs', async () => ((await countRows(connectionString, `SELECT count(*)::int AS count FROM ${schema}._private_jobs`)) === 0 ? true : undefined), deadlineMs(tasks), 10);
+      return round(tasks / ((performance.now() - started) / 1000), 0);
+    } finally {
+      await runner.stop();
+    }
+  } finally {
+    await utils.release();
+    await dropSchema(connectionString, schema);
+  }
+}
+
+/** graphile-worker's logger, keeping only errors (its info lines would drown the tables). */
+export function quietLogger(): Logger {
+  return new Logger(() => (level, message) => {
+    if (level === 'error') console.error(`graphile-worker: ${message}`);
+  });
+}
+
+/** pg-boss: `tasks` jobs inserted first, then 10 work() loops fetching 100 at a time; done when all are completed. */
+export async function pgBossThroughput(options: BenchOptions, tasks = options.sizes.throughputJobs): Promise<number> {
+  const schema = schemaName('pgboss');
+  const boss = new PgBoss({ connectionString: options.databaseUrl, schema, supervise: false, schedule: false });
+  boss.on('error', (error) => console.error(`pg-boss: ${error.message}`));
+  await boss.start();
+  try {
+    await boss.createQueue('noop');
+    for (let first = 0; first < tasks; first += 1000) {
+      await boss.insert(Array.from({ length: Math.min(1000, tasks - first) }, (_, index) => ({ name: 'noop', data: { index: first + index } })));
+    }
+    const started = performance.now();
+    for (let loop = 0; loop < 10; loop++) await boss.work('noop', { batchSize: 100, pollingIntervalSeconds: 0.5 }, async () => {});
+    await waitFor('pg-boss to complete its jobs', async () => ((await countRows(options.databaseUrl, `SELECT count(*)::int AS count FROM ${schema}.job WHERE state = 'completed'`)) >= tasks ? true : undefined), deadlineMs(tasks), 10);
+    return round(tasks / ((performance.now() - started) / 1000), 0);
+  } finally {
+    await boss.stop({ graceful: false, wait: true });
+    await dropSchema(options.databaseUrl, schema);
+  }
+}
+
+export async function throughputBenchmark(options: BenchOptions): Promise<ThroughputResult> {
+  return {
+    tessera_pg: await tesseraThroughput(options, 'pg'),
+    graphile_worker: await graphileThroughput(options, true),
+    graphile_worker_default: await graphileThroughput(options, false),
+    pg_boss: await pgBossThroughput(options),
+    tessera_pglite: await tesseraThroughput(options, 'pglite'),
+  };
+}

@@ -1,0 +1,72 @@
+import { spawn } from 'node:child_process';
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { packFolder } from '../src/blobs/archive.js';
+import { resolvePython } from '../src/runner/runner.js';
+import type { BenchOptions } from './lib/options.js';
+import { round } from './lib/stats.js';
+import { api, completedJob, runJob, startCluster } from './lib/tessera.js';
+
+// Figure 3: what Tessera adds to real per-chunk processes. The same python3 script burns the
+// same CPU on each of the same empty chunk files, once under `xargs -P2` and once as a Tessera
+// job (server + one worker agent with 2 slots, end to end: create → COMPLETE as the client sees it).
+
+export interface XargsResult {
+  overhead_vs_xargs: number;
+  xargs_seconds: number;
+  tessera_seconds: number;
+}
+
+/** Reads its chunk (argv[1], or TASK_DIR/data.bin under Tessera), then burns `burnMs` of CPU. */
+function burnScript(burnMs: number): string {
+  return [
+    'import os, sys, time',
+    "path = sys.argv[1] if len(sys.argv) > 1 else os.path.join(os.environ['TASK_DIR'], 'data.bin')",
+    "open(path, 'rb').read()",
+    `end = time.process_time() + ${burnMs / 1000}`,
+    'while time.process_time() < end:',
+    '    pass',
+    '',
+  ].join('\n');
+}
+
+async function timed(command: string, args: string[], cwd: string): Promise<number> {
+  const started = performance.now();
+  await new Promise<void>((resolve, reject) => {
+    const child = spawn(command, args, { cwd, stdio: ['ignore', 'ignore', 'inherit'] });
+    child.once('error', reject);
+    child.once('exit', (code) => (code === 0 ? resolve() : reject(new Error(`${command} ${args.join(' ')} exited ${code}`))));
+  });
+  return (performance.now() - started) / 1000;
+}
+
+export async function xargsBenchmark(options: BenchOptions): Promise<XargsResult> {
+  const { xargsChunks: chunks, burnMs } = options.sizes;
+  const scratch = mkdtempSync(path.join(tmpdir(), 'tessera-bench-xargs-'));
+  const tessera = await startCluster(options.databaseUrl, { workers: 1, slots: 2 });
+  try {
+    const component = path.join(scratch, 'component');
+    mkdirSync(path.join(component, 'app'), { recursive: true });
+    writeFileSync(path.join(component, 'app', 'main.py'), burnScript(burnMs));
+    writeFileSync(path.join(component, 'manifest.json'), JSON.stringify({ name: 'bench-burn', version: '1.0', type: 'app', entrypoint: 'main.py' }));
+    await api(tessera.url, 'POST', '/v1/dev/apps', { data: (await packFolder(component)).toString('base64') });
+    await api(tessera.url, 'POST', '/v1/dev/templates', { id: 'bench-burn', app: 'bench-burn', partitioner: 'empty-chunks', assembler: 'passthrough', dataSource: { dataSourceDescriptor: 'bypass' } });
+
+    // The same interpreter Tessera's worker resolves, not a wrapper script in front of it.
+    const python = resolvePython('python3', { PATH: process.env.PATH ?? '' });
+    const chunksDir = path.join(scratch, 'chunks');
+    mkdirSync(chunksDir);
+    for (let chunkIndex = 0; chunkIndex < chunks; chunkIndex++) writeFileSync(path.join(chunksDir, `data_${chunkIndex}.bin`), '');
+    const xargsSeconds = await timed('sh', ['-c', `ls chunks/data_*.bin | xargs -P2 -n1 ${python} component/app/main.py`], scratch);
+
+    const started = performance.now();
+    const jobId = await runJob(tessera.url, 'bench-burn', { partitioner: { chunks } });
+    await completedJob(tessera.url, jobId, 60_000 + chunks * 1_000, 20);
+    const tesseraSeconds = (performance.now() - started) / 1000;
+    return { overhead_vs_xargs: round(tesseraSeconds / xargsSeconds, 3), xargs_seconds: round(xargsSeconds, 2), tessera_seconds: round(tesseraSeconds, 2) };
+  } finally {
+    await tessera.stop();
+    rmSync(scratch, { recursive: true, force: true });
+  }
+}

@@ -1,0 +1,52 @@
+import assert from 'node:assert/strict';
+import { mkdtempSync, readdirSync, rmSync, statSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { test } from 'node:test';
+import { inProcessName } from '../../src/domain/in-process.js';
+import { runInProcess } from '../../src/worker/in-process.js';
+import { componentArchive } from '../helpers/components.js';
+import { forEachEngine } from '../helpers/db.js';
+import { startTestTessera, waitFor } from '../helpers/tessera.js';
+
+// The in-process built-ins behind the `noop` template (what the benchmarks run): they keep the
+// engine contract, run the whole task path, and cannot be claimed by a pushed component.
+
+test('empty-chunks writes N empty chunk files and refuses a bad count', async () => {
+  const chunksDir = mkdtempSync(path.join(tmpdir(), 'in-process-'));
+  try {
+    await runInProcess('empty-chunks', { CHUNKS_DIR: chunksDir, PARTITIONER_PARAMS: '{"chunks": 12}' });
+    const names = readdirSync(chunksDir).sort((left, right) => Number(/\d+/.exec(left)![0]) - Number(/\d+/.exec(right)![0]));
+    assert.deepEqual(names, Array.from({ length: 12 }, (_, index) => `data_${index}.bin`));
+    assert.ok(names.every((name) => statSync(path.join(chunksDir, name)).size === 0));
+    await assert.rejects(runInProcess('empty-chunks', { CHUNKS_DIR: chunksDir, PARTITIONER_PARAMS: '{"chunks": 0}' }), /chunks 0 must be a whole number from 1 to 1000000/);
+    assert.equal(inProcessName('tessera:noop'), 'noop');
+    assert.equal(inProcessName('tessera:nothing'), undefined);
+    assert.equal(inProcessName('main.py'), undefined);
+  } finally {
+    rmSync(chunksDir, { recursive: true, force: true });
+  }
+});
+
+forEachEngine('the built-in noop template runs every chunk to COMPLETE; a pushed app cannot use an in-process entrypoint', async (db) => {
+  const tessera = await startTestTessera(db);
+  try {
+    const created = await tessera.call('POST', '/v1/customer/jobs', { templateId: 'noop', params: { partitioner: { chunks: 40 } } });
+    assert.equal(created.status, 200, JSON.stringify(created.body));
+    const jobId = created.body.job.id;
+    await tessera.call('POST', `/v1/customer/jobs/${jobId}/run`, {});
+    const job = await waitFor('the noop job to finish', async () => {
+      const { body } = await tessera.call('GET', `/v1/customer/jobs/${jobId}`);
+      return ['JOB_STATE_COMPLETE', 'JOB_STATE_FAILED'].includes(body.job.state) ? body.job : undefined;
+    });
+    assert.equal(job.state, 'JOB_STATE_COMPLETE', job.errorMessage);
+    assert.equal(job.numChunks, 40);
+    assert.equal(job.usage.tasksDone, 40);
+
+    const pushed = await tessera.call('POST', '/v1/dev/apps', { data: await componentArchive({ name: 'sneaky', type: 'app', entrypoint: 'tessera:noop', code: '' }) });
+    assert.equal(pushed.status, 400);
+    assert.match(pushed.body.message, /entrypoints starting with "tessera:" are reserved for Tessera's built-ins/);
+  } finally {
+    await tessera.stop();
+  }
+});
