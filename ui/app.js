@@ -206,37 +206,37 @@ function JobPage({ jobId }) {
   const [error, setError] = useState('');
   const refreshTimer = useRef(null);
   const logCursor = useRef('0');
-  const logsBusy = useRef(false);
-  const logsAgain = useRef(false);
+  const busy = useRef(false);
+  const again = useRef(false);
 
+  // One refresh at a time, all of it (job, tasks, results, new log lines): two overlapping ones
+  // could answer out of order and an older tasks list would replace a newer one, or the same log
+  // lines be added twice. A refresh asked for while one runs makes it go round once more.
   const refresh = useCallback(async () => {
+    if (busy.current) {
+      again.current = true;
+      return;
+    }
+    busy.current = true;
     try {
-      const { job: current } = await api('GET', `/v1/customer/jobs/${jobId}`);
-      setJob(current);
-      setTasks((await api('GET', `/v1/customer/jobs/${jobId}/tasks`)).data);
-      if (current.state === 'JOB_STATE_COMPLETE') setResults((await api('GET', `/v1/customer/jobs/${jobId}/results`)).results);
-      // Only the lines stored since the last read (the cursor is the last line's id), at most 5,000
-      // shown; one reader at a time, or two overlapping refreshes would add the same lines twice.
-      // A refresh that finds a read under way asks it for one more round instead.
-      if (logsBusy.current) logsAgain.current = true;
-      else {
-        logsBusy.current = true;
-        try {
-          do {
-            logsAgain.current = false;
-            for (;;) {
-              const page = await api('GET', `/v1/customer/jobs/${jobId}/logs?after=${logCursor.current}&limit=1000`);
-              if (page.logs.length > 0) setLogs((old) => [...old, ...page.logs].slice(-5000));
-              logCursor.current = page.next;
-              if (page.logs.length < 1000) break;
-            }
-          } while (logsAgain.current);
-        } finally {
-          logsBusy.current = false;
+      do {
+        again.current = false;
+        const { job: current } = await api('GET', `/v1/customer/jobs/${jobId}`);
+        setJob(current);
+        setTasks((await api('GET', `/v1/customer/jobs/${jobId}/tasks`)).data);
+        if (current.state === 'JOB_STATE_COMPLETE') setResults((await api('GET', `/v1/customer/jobs/${jobId}/results`)).results);
+        // Only the lines stored since the last read (the cursor is the last line's id), at most 5,000 shown.
+        for (;;) {
+          const page = await api('GET', `/v1/customer/jobs/${jobId}/logs?after=${logCursor.current}&limit=1000`);
+          if (page.logs.length > 0) setLogs((old) => [...old, ...page.logs].slice(-5000));
+          logCursor.current = page.next;
+          if (page.logs.length < 1000) break;
         }
-      }
+      } while (again.current);
     } catch (failure) {
       setError(failure.message);
+    } finally {
+      busy.current = false;
     }
   }, [jobId]);
 
