@@ -15,6 +15,13 @@ import { baseUrlOf } from './links.js';
 
 const MAX_LEASE_WAIT_MS = 30_000;
 
+/**
+ * JSON bodies that grow with a job: a partitioner's completion and upload-link request list every
+ * chunk (100,000 chunks ≈ 10 MiB), a report carries the attempt's bounded logs. The customer
+ * API's 1 MiB limit would refuse a big job's partition.
+ */
+const LARGE_BODY = { bodyLimit: 64 * 1024 * 1024 };
+
 type TaskParams = { Params: { taskId: string } };
 
 function taskIdOf(request: { params: { taskId: string } }): number {
@@ -74,7 +81,8 @@ export function registerWorkerRoutes(app: FastifyInstance, engine: Engine): void
     async (scope) => {
       // Upload bodies are streamed to the blob store as they arrive, never held in memory.
       scope.addContentTypeParser('application/octet-stream', (_request, payload, done) => done(null, payload));
-      scope.addHook('preHandler', async (request) => {
+      // Checked before a body is read: only workers may send the large ones.
+      scope.addHook('onRequest', async (request) => {
         const credential = presentedKey(request.headers.authorization);
         await accountOf(engine, credential, 'worker').catch(() => {
           throw unauthenticated('this endpoint needs a worker token', 'make one with `tessera key create --worker`');
@@ -148,7 +156,7 @@ export function registerWorkerRoutes(app: FastifyInstance, engine: Engine): void
         return workers.upload(taskIdOf(request), request.query.leaseToken, Number(request.params.index), String(request.query.name ?? ''), body as never);
       });
 
-      scope.post<TaskParams>('/tasks/:taskId/uploads', async (request) => {
+      scope.post<TaskParams>('/tasks/:taskId/uploads', LARGE_BODY, async (request) => {
         const body = object(request.body);
         const files = (Array.isArray(body.files) ? body.files : []).map((file, index) => {
           const entry = object(file);
@@ -158,7 +166,7 @@ export function registerWorkerRoutes(app: FastifyInstance, engine: Engine): void
         return { uploads: await workers.uploadLinks(taskIdOf(request), body.leaseToken, files) };
       });
 
-      scope.post<TaskParams>('/tasks/:taskId/complete', async (request) => {
+      scope.post<TaskParams>('/tasks/:taskId/complete', LARGE_BODY, async (request) => {
         const body = object(request.body);
         const outputs = (Array.isArray(body.outputs) ? body.outputs : []).map((output, index): TaskOutput => {
           const entry = object(output);
@@ -167,7 +175,7 @@ export function registerWorkerRoutes(app: FastifyInstance, engine: Engine): void
         return { completed: await workers.complete(taskIdOf(request), body.leaseToken, outputs, reportOf(body.report)) };
       });
 
-      scope.post<TaskParams>('/tasks/:taskId/fail', async (request) => {
+      scope.post<TaskParams>('/tasks/:taskId/fail', LARGE_BODY, async (request) => {
         const body = object(request.body);
         await workers.fail(taskIdOf(request), body.leaseToken, text(body.error, 'error', 64 * 1024), body.retry !== false, reportOf(body.report));
         return { ok: true };

@@ -8,8 +8,7 @@ import { createKey, ensureFirstAccount } from '../../src/engine/accounts.js';
 import type { Db } from '../../src/store/db.js';
 import { migrate } from '../../src/store/migrate.js';
 import type { Process } from '../helpers/cluster.js';
-import { clusterEnv, startProcess, stopProcess } from '../helpers/cluster.js';
-import type { ApiCaller } from '../helpers/components.js';
+import { apiCaller, clusterEnv, startProcess, stopProcess } from '../helpers/cluster.js';
 import { installComponents, installTemplate } from '../helpers/components.js';
 import { forPostgres } from '../helpers/db.js';
 import { waitFor } from '../helpers/tessera.js';
@@ -38,15 +37,7 @@ async function api(base: string, method: string, route: string, body?: unknown):
   return response.json();
 }
 
-/** The API of a server process as the test account, for the helpers that push components. */
-function caller(base: string): ApiCaller {
-  return {
-    async call(method, route, body) {
-      const response = await fetch(`${base}${route}`, { method, headers: { authorization: KEY, ...(body ? { 'content-type': 'application/json' } : {}) }, ...(body ? { body: JSON.stringify(body) } : {}) });
-      return { status: response.status, body: await response.json() };
-    },
-  };
-}
+const caller = (base: string) => apiCaller(base, KEY);
 
 async function setUp(db: Db): Promise<string> {
   await migrate(db);
@@ -90,6 +81,12 @@ forPostgres('two server replicas and three worker agents run a 500-chunk job', a
     // A customer key is refused by the worker API, and a worker token by the customer API.
     assert.equal((await fetch(`${servers[0]!.info.url}/v1/worker/heartbeat`, { method: 'POST', headers: { authorization: KEY, 'content-type': 'application/json' }, body: '{}' })).status, 401);
     assert.equal((await fetch(`${servers[0]!.info.url}/v1/customer/jobs`, { headers: { authorization: token } })).status, 401);
+    // A partitioner's completion lists every chunk: 30,000 of them (about 2.5 MiB of JSON) are
+    // read, not refused as too large (the lease is not current, so the answer is that).
+    const outputs = Array.from({ length: 30_000 }, (_, index) => ({ name: `data_${index}.bin`, blobKey: `jobs/01M8J8Z5TPF9X1867FNJVDJ67A/a1/chunks/${index}-data_${index}.bin` }));
+    const big = await fetch(`${servers[0]!.info.url}/v1/worker/tasks/1/complete`, { method: 'POST', headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' }, body: JSON.stringify({ leaseToken: 'none', outputs }) });
+    assert.equal(big.status, 400);
+    assert.match(((await big.json()) as { message: string }).message, /not current/);
 
     const jobId = await runWordCount(servers, source.url, 500);
     const job = await finishedJob(() => servers[0]!.info.url, jobId, 240_000);

@@ -3,6 +3,7 @@ import { spawn } from 'node:child_process';
 import path from 'node:path';
 import { createInterface } from 'node:readline';
 import { packageRoot } from '../../src/config/config.js';
+import type { ApiCaller } from './components.js';
 
 // Real `tessera server` and `tessera worker` processes sharing one PostgreSQL schema and one
 // blob folder, for the multi-process and chaos tests.
@@ -35,4 +36,22 @@ export async function stopProcess(process: Process | undefined, signal: NodeJS.S
 
 export function clusterEnv(databaseUrl: string, schema: string, home: string, extra: Record<string, string> = {}): Record<string, string> {
   return { DATABASE_URL: databaseUrl, TESSERA_DATABASE_SCHEMA: schema, TESSERA_HOME: home, TESSERA_ALLOW_PRIVATE_URLS: '1', TESSERA_LOG_LEVEL: 'warn', ...extra };
+}
+
+/** The API of a server process as the account of `key` (a key or a full Authorization value). */
+export function apiCaller(base: string, key: string): ApiCaller {
+  const authorization = /^bearer /i.test(key) ? key : `Bearer ${key}`;
+  return {
+    async call(method, route, body) {
+      const response = await fetch(`${base}${route}`, { method, headers: { authorization, ...(body === undefined ? {} : { 'content-type': 'application/json' }) }, ...(body === undefined ? {} : { body: JSON.stringify(body) }) });
+      const text = await response.text();
+      let parsed: unknown = text;
+      try {
+        parsed = JSON.parse(text);
+      } catch {
+        // Not JSON: keep the text.
+      }
+      return { status: response.status, body: parsed };
+    },
+  };
 }
