@@ -14,7 +14,6 @@ import { openBucket } from './job-source.js';
 // The same loop deletes temporary storage past retention: the bucket destination's results and
 // the uploads, TESSERA_RETENTION_HOURS (48) after the job ended.
 
-const CLAIM_SECONDS = 60;
 const MAX_DELIVERY_ATTEMPTS = 3;
 /** Errors that another try cannot fix: refused credentials, a missing bucket or secret. */
 const PERMANENT = new Set(['INVALID_ARGUMENT', 'FAILED_PRECONDITION', 'PERMISSION_DENIED', 'NOT_FOUND', 'RESOURCE_EXHAUSTED']);
@@ -22,13 +21,16 @@ const RETENTION_EVERY_MS = 60_000;
 
 export function createDeliveries(deps: EngineDeps) {
   const { db, log, blobs, config } = deps;
+  // A claim lasts two task leases (at least 6 s) and is renewed while the delivery runs, so a
+  // replica that dies mid-delivery holds the job up for about as long as a worker that dies mid-task.
+  const claimSeconds = Math.max(6, config.leaseSeconds * 2);
   let running: Promise<void> | undefined;
   let lastRetention = 0;
 
   async function deliver(jobId: string, attempts: number): Promise<void> {
     const job = await getJobForEngine(db, jobId);
     if (!job || job.state !== 'JOB_STATE_DOWNLOADING') return;
-    const keepClaim = setInterval(() => void setDeliveryClaim(db, jobId, CLAIM_SECONDS).catch(() => {}), (CLAIM_SECONDS * 1000) / 3);
+    const keepClaim = setInterval(() => void setDeliveryClaim(db, jobId, claimSeconds).catch(() => {}), (claimSeconds * 1000) / 3);
     const destination = job.dataDestination;
     const where = `s3://${String(destination.params?.bucketName)}/${String(destination.params?.name ?? '').replace(/^\/+|\/+$/g, '')}`;
     try {
@@ -69,7 +71,7 @@ export function createDeliveries(deps: EngineDeps) {
 
   async function work(): Promise<void> {
     try {
-      for (let claim = await claimDelivery(db, CLAIM_SECONDS); claim; claim = await claimDelivery(db, CLAIM_SECONDS)) {
+      for (let claim = await claimDelivery(db, claimSeconds); claim; claim = await claimDelivery(db, claimSeconds)) {
         await deliver(claim.jobId, claim.attempts);
       }
       if (Date.now() - lastRetention >= RETENTION_EVERY_MS) {

@@ -1,6 +1,13 @@
 import assert from 'node:assert/strict';
+import { createHash } from 'node:crypto';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
 import { test } from 'node:test';
-import { GetObjectCommand, PutObjectCommand } from '@aws-sdk/client-s3';
+import { GetObjectCommand, ListObjectsV2Command, PutObjectCommand } from '@aws-sdk/client-s3';
+import { apiCaller, startProcess, stopProcess } from '../helpers/cluster.js';
+import { installCopyTemplate } from '../helpers/components.js';
+import { patternStreams, put } from '../helpers/streams.js';
 import { withFreshDb } from '../helpers/db.js';
 import { S3_ACCESS_KEY_ID, S3_ENDPOINT, S3_REGION, S3_SECRET_ACCESS_KEY, newBucket, s3Available } from '../helpers/s3.js';
 import { startTestTessera, waitFor } from '../helpers/tessera.js';
@@ -144,4 +151,49 @@ test('bucket sources and destinations fail clearly: wrong keys, missing bucket, 
       await strict.stop();
     }
   });
+});
+
+// A server killed with SIGKILL in the middle of delivering 300 MiB to a customer's bucket: its
+// claim on the delivery runs out, the restarted server delivers again, and the object in the
+// bucket is whole (the same bytes that were uploaded), never a part.
+test('a server killed mid-delivery: the delivery is taken over and the object arrives whole', { timeout: 300_000 }, async () => {
+  if (!s3Available('S3 delivery kill test')) return;
+  const { settings, client } = await newBucket('tessera-kill');
+  const home = mkdtempSync(path.join(tmpdir(), 'tessera-delivery-'));
+  const key = 'tsk_delivery_kill_test_0123456789';
+  const env = { HOME: home, TESSERA_API_KEY: key, TESSERA_LOG_LEVEL: 'warn', TESSERA_ALLOW_PRIVATE_URLS: '1', TESSERA_LEASE_SECONDS: '3' };
+  const start = () => startProcess(['up', '--port', '0', '--home', home, '--json', '--slots', '1'], env);
+  let server = await start();
+  try {
+    let api = apiCaller(server.info.url, key);
+    await installCopyTemplate(api);
+    assert.equal((await api.call('POST', '/v1/auth/secrets', { secret: { id: 'swift', secretType: 'aws', accessKey: S3_ACCESS_KEY_ID }, secretKey: S3_SECRET_ACCESS_KEY })).status, 200);
+    const created = (await api.call('POST', '/v1/customer/jobs', { templateId: 'copy', dataSource: { dataSourceDescriptor: 'file' }, dataDestination: bucketSource(settings.bucket, 'delivered') })).body.job;
+    const { streams, sha256 } = patternStreams(1, 300 * 1024 ** 2);
+    assert.equal((await put(created.dataSource.params.tempUrl, streams[0]!)).status, 200);
+    const expected = sha256();
+    await api.call('PATCH', `/v1/customer/jobs/${created.id}/uploadcompleted`);
+    await api.call('POST', `/v1/customer/jobs/${created.id}/run`);
+    await waitFor('the delivery to start', async () => (await api.call('GET', `/v1/customer/jobs/${created.id}`)).body.job.state === 'JOB_STATE_DOWNLOADING', 120_000);
+    // Some parts are in the bucket, the object is not complete yet.
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    await stopProcess(server, 'SIGKILL');
+    const listed = await client.send(new ListObjectsV2Command({ Bucket: settings.bucket, Prefix: 'delivered/' }));
+    assert.deepEqual(listed.Contents ?? [], [], 'nothing half-written is visible in the bucket');
+
+    server = await start();
+    api = apiCaller(server.info.url, key);
+    const job = await waitFor('the job to end after the restart', async () => {
+      const current = (await api.call('GET', `/v1/customer/jobs/${created.id}`)).body.job;
+      return ['JOB_STATE_COMPLETE', 'JOB_STATE_FAILED'].includes(current.state) ? current : undefined;
+    }, 120_000);
+    assert.equal(job.state, 'JOB_STATE_COMPLETE', job.errorMessage);
+    const object = await client.send(new GetObjectCommand({ Bucket: settings.bucket, Key: 'delivered/copy.bin' }));
+    const hash = createHash('sha256');
+    for await (const chunk of object.Body as AsyncIterable<Uint8Array>) hash.update(chunk);
+    assert.equal(hash.digest('hex'), expected, 'the delivered object is the uploaded bytes, whole');
+  } finally {
+    await stopProcess(server);
+    rmSync(home, { recursive: true, force: true });
+  }
 });

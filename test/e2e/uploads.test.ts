@@ -1,16 +1,14 @@
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { createInterface } from 'node:readline';
 import { test } from 'node:test';
-import { packageRoot } from '../../src/config/config.js';
 import { fileNameFromDisposition } from '../../src/engine/uploads.js';
-import { installComponents, installTemplate } from '../helpers/components.js';
-import type { ApiCaller } from '../helpers/components.js';
+import { installCopyTemplate } from '../helpers/components.js';
+import { apiCaller, startProcess, stopProcess } from '../helpers/cluster.js';
 import { withFreshDb } from '../helpers/db.js';
+import { patternStreams, put } from '../helpers/streams.js';
 import { startTestTessera, waitFor } from '../helpers/tessera.js';
 
 // The file data source: the job answers an upload link, the client PUTs the bytes (whole or in
@@ -18,8 +16,6 @@ import { startTestTessera, waitFor } from '../helpers/tessera.js';
 // and a 1 GiB file goes in and comes back out through a real server process whose memory stays
 // bounded (its peak RSS is printed and checked).
 
-const put = (url: string, body: string | ReadableStream, headers: Record<string, string> = {}) =>
-  fetch(url, { method: 'PUT', body, headers, duplex: 'half' } as RequestInit).then(async (response) => ({ status: response.status, body: await response.json() as any }));
 
 test('the upload flow: link, parts, uploadcompleted, run; every step out of order refused', { timeout: 120_000 }, async () => {
   await withFreshDb('pglite', async (db) => {
@@ -89,31 +85,6 @@ test('upload file names are plain names, never paths', () => {
 });
 
 const GIB = 1024 ** 3;
-const BLOCK = 1024 * 1024;
-
-/** 1 GiB of deterministic bytes in `parts` streams, each block stamped with its number; and the sha256 of the whole. */
-function gibibyte(parts: number): { streams: ReadableStream<Uint8Array>[]; sha256: () => string } {
-  const hash = createHash('sha256');
-  const base = createHash('sha512').update('tessera').digest();
-  const template = Buffer.alloc(BLOCK);
-  for (let offset = 0; offset < BLOCK; offset += base.length) base.copy(template, offset);
-  const blocksPerPart = GIB / BLOCK / parts;
-  let next = 0;
-  const streams = Array.from({ length: parts }, () => {
-    let sent = 0;
-    return new ReadableStream<Uint8Array>({
-      pull(controller) {
-        if (sent === blocksPerPart) return controller.close();
-        const block = Buffer.from(template);
-        block.writeUInt32BE(next++, 0);
-        hash.update(block);
-        sent++;
-        controller.enqueue(block);
-      },
-    }, { highWaterMark: 0 }); // Nothing is made before it is read: bytes are hashed in the order they are sent.
-  });
-  return { streams, sha256: () => hash.digest('hex') };
-}
 
 /** VmRSS (now) or VmHWM (peak since start, or since the peak was reset through clear_refs) of a process, in bytes. */
 function rss(pid: number, field: 'VmRSS' | 'VmHWM'): number {
@@ -124,26 +95,12 @@ function rss(pid: number, field: 'VmRSS' | 'VmHWM'): number {
 test('a 1 GiB file streams in (4 parts) and out through a real server with bounded memory', { timeout: 600_000 }, async () => {
   const home = mkdtempSync(path.join(tmpdir(), 'tessera-gib-'));
   const key = 'tsk_upload_test_key_0123456789';
-  const child = spawn(process.execPath, [path.join(packageRoot(), 'bin', 'tessera.js'), 'up', '--port', '0', '--home', home, '--json', '--slots', '1'], {
-    env: { PATH: process.env.PATH ?? '', HOME: home, TESSERA_API_KEY: key, TESSERA_LOG_LEVEL: 'warn' },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  let stderr = '';
-  child.stderr!.on('data', (chunk) => (stderr = (stderr + chunk).slice(-10_000)));
+  const server = await startProcess(['up', '--port', '0', '--home', home, '--json', '--slots', '1'], { HOME: home, TESSERA_API_KEY: key, TESSERA_LOG_LEVEL: 'warn' });
+  const child = server.child;
   try {
-    const info = await new Promise<{ url: string }>((resolve, reject) => {
-      createInterface({ input: child.stdout! }).once('line', (line) => resolve(JSON.parse(line)));
-      child.once('exit', (code) => reject(new Error(`tessera up exited with ${code}: ${stderr}`)));
-    });
-    const api: ApiCaller = {
-      async call(method, route, body) {
-        const response = await fetch(`${info.url}${route}`, { method, headers: { authorization: `Bearer ${key}`, ...(body === undefined ? {} : { 'content-type': 'application/json' }) }, ...(body === undefined ? {} : { body: JSON.stringify(body) }) });
-        return { status: response.status, body: await response.json() };
-      },
-    };
-    // The app copies its chunk through in 1 MiB pieces: what goes in must come out, byte for byte.
-    await installComponents(api, [{ name: 'copy', type: 'app', entrypoint: 'main.py', code: 'import os, shutil\nshutil.copyfile(os.path.join(os.environ["TASK_DIR"], "data.bin"), os.path.join(os.environ["TASK_RESULTS_DIR"], "copy.bin"))\n' }]);
-    await installTemplate(api, { id: 'copy', description: 'copies its input', app: 'copy', partitioner: 'passthrough', assembler: 'passthrough' });
+    const api = apiCaller(server.info.url, key);
+    // What goes in must come out, byte for byte.
+    await installCopyTemplate(api);
     const created = await api.call('POST', '/v1/customer/jobs', { templateId: 'copy', dataSource: { dataSourceDescriptor: 'file', params: {} } });
     const jobId = created.body.job.id;
     const tempUrl = created.body.job.dataSource.params.tempUrl;
@@ -151,7 +108,7 @@ test('a 1 GiB file streams in (4 parts) and out through a real server with bound
     const startupPeak = rss(child.pid!, 'VmHWM');
     writeFileSync(`/proc/${child.pid}/clear_refs`, '5');
     const before = rss(child.pid!, 'VmRSS');
-    const { streams, sha256 } = gibibyte(4);
+    const { streams, sha256 } = patternStreams(4, GIB / 4);
     for (const [index, stream] of streams.entries()) {
       const answer = await put(`${tempUrl}&part=${index + 1}`, stream, { 'content-disposition': 'attachment; filename="big.bin"' });
       assert.equal(answer.status, 200, JSON.stringify(answer.body));
@@ -179,8 +136,7 @@ test('a 1 GiB file streams in (4 parts) and out through a real server with bound
     console.log(`1 GiB upload (4 parts), job and download: server peak RSS ${mib(peak)} (RSS ${mib(before)} before the transfer; start-up peak ${mib(startupPeak)})`);
     assert.ok(peak - before < 256 * 1024 ** 2, `the server's memory stays bounded while 1 GiB passes through: peak ${mib(peak)}, ${mib(before)} before`);
   } finally {
-    child.kill('SIGTERM');
-    await new Promise((resolve) => (child.exitCode === null ? child.once('exit', resolve) : resolve(null)));
+    await stopProcess(server);
     rmSync(home, { recursive: true, force: true });
   }
 });

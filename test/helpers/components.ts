@@ -47,3 +47,17 @@ export async function installTemplate(api: ApiCaller, template: Omit<Template, '
   const pushed = await api.call('POST', '/v1/dev/templates', template);
   assert.equal(pushed.status, 200, `pushing template ${template.id}: ${JSON.stringify(pushed.body)}`);
 }
+
+/** An app that copies its chunk to its result, byte for byte (streamed by shutil, 1 MiB at a time). */
+export const COPY_APP: TestComponent = {
+  name: 'copy',
+  type: 'app',
+  entrypoint: 'main.py',
+  code: 'import os, shutil\nshutil.copyfile(os.path.join(os.environ["TASK_DIR"], "data.bin"), os.path.join(os.environ["TASK_RESULTS_DIR"], "copy.bin"))\n',
+};
+
+/** COPY_APP and a template "copy" around it (passthrough partitioner and assembler). */
+export async function installCopyTemplate(api: ApiCaller): Promise<void> {
+  await installComponents(api, [COPY_APP]);
+  await installTemplate(api, { id: 'copy', description: 'copies its input', app: 'copy', partitioner: 'passthrough', assembler: 'passthrough' });
+}
