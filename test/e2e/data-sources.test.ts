@@ -101,6 +101,17 @@ test('bucket sources and destinations fail clearly: wrong keys, missing bucket, 
       await saveSecret(tessera, 'good', S3_ACCESS_KEY_ID, S3_SECRET_ACCESS_KEY);
       await saveSecret(tessera, 'wrong', S3_ACCESS_KEY_ID, 'not-the-secret');
 
+      // gcp and storj speak the same protocol (their default endpoints are Google's and Storj's
+      // gateways); with an endpoint they reach any S3-compatible server, each with its own secret type.
+      for (const descriptor of ['gcp', 'storj']) {
+        assert.equal((await tessera.call('POST', '/v1/auth/secrets', { secret: { id: 'good', secretType: descriptor, accessKey: S3_ACCESS_KEY_ID }, secretKey: S3_SECRET_ACCESS_KEY })).status, 200);
+        const listed = await tessera.call('POST', '/v1/customer/datasource/test', { dataSource: bucketSource(settings.bucket, 'in.txt', 'good', descriptor) });
+        assert.equal(listed.status, 200, JSON.stringify(listed.body));
+        assert.deepEqual([listed.body.filename, listed.body.size], ['in.txt', '6']);
+      }
+      const crossed = await tessera.call('POST', '/v1/customer/datasource/test', { dataSource: bucketSource(settings.bucket, 'in.txt', 'wrong', 'gcp') });
+      assert.match(crossed.body.message, /no gcp secret "wrong"/, 'a secret is looked up under its own type');
+
       const wrong = await tessera.call('POST', '/v1/customer/datasource/test', { dataSource: bucketSource(settings.bucket, 'in.txt', 'wrong') });
       assert.equal(wrong.status, 403, JSON.stringify(wrong.body));
       assert.match(wrong.body.message, /refused the credentials/);
