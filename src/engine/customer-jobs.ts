@@ -10,6 +10,7 @@ import { failJob, getJob, insertJob, softDeleteJob, transitionJob, updateNewJob 
 import { cancelJobTasks, insertTasks, listTaskOutputs } from '../store/tasks.js';
 import { bucketRefOf, isBucketDescriptor, secretTypeOfBucket } from '../sources/buckets.js';
 import { findComponent } from './catalog.js';
+import { earlierResult } from './job-source.js';
 import type { EngineDeps } from './deps.js';
 import { needsDelivery } from '../sources/data-source.js';
 import type { JobInput } from './job-draft.js';
@@ -120,6 +121,7 @@ export function createCustomerJobs(deps: EngineDeps) {
         throw failedPrecondition(`job ${jobId} reads an uploaded file, and its upload is not complete`, 'PUT the file to the job\'s dataSource.params.tempUrl, then PATCH /v1/customer/jobs/{jobId}/uploadcompleted, then run');
       }
       if (job.blobsDeletedAt) throw failedPrecondition(`the upload of job ${jobId} was deleted on ${job.blobsDeletedAt.toISOString()}, after the retention period`, 'create a new job and upload the file again');
+      if (job.dataSource.dataSourceDescriptor === 'bucket') await earlierResult(deps, accountId, job.dataSource);
       // A missing or expired secret is said now, not after the job has run.
       for (const [place, direction] of [['dataSource', 'source'], ['dataDestination', 'destination']] as const) {
         const where = job[place];

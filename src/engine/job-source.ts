@@ -8,7 +8,8 @@ import { checkDataSource } from '../sources/data-source.js';
 import { invalidArgument } from '../domain/errors.js';
 import type { DataSource } from '../domain/types.js';
 import { createUploads } from './uploads.js';
-import { getJobForEngine } from '../store/jobs.js';
+import { getJob, getJobForEngine } from '../store/jobs.js';
+import { listTaskOutputs } from '../store/tasks.js';
 import type { EngineDeps } from './deps.js';
 
 // Fetching a job's input into a folder, done by the server (for remote workers it then streams
@@ -30,6 +31,12 @@ export async function fetchJobSource(deps: EngineDeps, jobId: string, folder: st
       return fetchUrlToFolder(String(source.params?.url), folder, urlOptions(deps));
     case 'file':
       return createUploads(deps).fetch(job, folder);
+    case 'bucket': {
+      const result = await earlierResult(deps, job.accountId, source);
+      const target = path.join(folder, path.basename(result.name).replace(/[^A-Za-z0-9._-]/g, '_').replace(/^\.+/, '') || 'input');
+      await deps.blobs.getFile(result.blobKey, target);
+      return target;
+    }
     default: {
       if (!isBucketDescriptor(source.dataSourceDescriptor)) throw new TesseraError('FAILED_PRECONDITION', `data source ${quote(source.dataSourceDescriptor)} is not supported`);
       const bucket = await openBucket(deps, job.accountId, source, 'dataSource', 'source');
@@ -37,6 +44,25 @@ export async function fetchJobSource(deps: EngineDeps, jobId: string, folder: st
       return downloadObject(bucket, object!, folder, deps.config.maxSourceBytes);
     }
   }
+}
+
+/** The result of an earlier job of the same account that a bucket source names (and is still kept). */
+export async function earlierResult(deps: EngineDeps, accountId: string, source: DataSource): Promise<{ name: string; blobKey: string; size: number; all: string[] }> {
+  const jobId = String(source.params?.jobId);
+  const earlier = await getJob(deps.db, accountId, jobId);
+  if (!earlier) throw new TesseraError('FAILED_PRECONDITION', `dataSource.params.jobId: job ${quote(jobId)} was not found`, { hint: 'a bucket source reads a result of one of your own jobs (GET /v1/customer/jobs lists them)' });
+  if (earlier.state !== 'JOB_STATE_COMPLETE' || earlier.dataDestination.dataSourceDescriptor !== 'bucket') {
+    throw new TesseraError('FAILED_PRECONDITION', `dataSource.params.jobId: job ${jobId} has no results in temporary storage (it is ${earlier.state}, destination ${quote(earlier.dataDestination.dataSourceDescriptor)})`, { hint: 'name a COMPLETE job whose destination is "bucket"' });
+  }
+  if (earlier.blobsDeletedAt) throw new TesseraError('FAILED_PRECONDITION', `dataSource.params.jobId: the results of job ${jobId} were deleted on ${earlier.blobsDeletedAt.toISOString()}, after the retention period`);
+  const outputs = (await listTaskOutputs(deps.db, jobId, 'assemble')).flatMap((task) => task.outputs);
+  const names = outputs.map((output) => output.name);
+  const wanted = source.params?.name;
+  const chosen = wanted === undefined ? (outputs.length === 1 ? outputs[0] : undefined) : outputs.find((output) => output.name === wanted);
+  if (!chosen) {
+    throw new TesseraError('FAILED_PRECONDITION', wanted === undefined ? `dataSource.params.name: job ${jobId} has ${outputs.length} results; name one` : `dataSource.params.name: job ${jobId} has no result ${quote(wanted)}`, { hint: `its results: ${names.map((name) => quote(name)).join(', ') || 'none'}` });
+  }
+  return { name: chosen.name, blobKey: chosen.blobKey, size: chosen.size, all: names };
 }
 
 /** A customer's bucket from a source or destination, opened with the account secret it names. */
@@ -98,6 +124,11 @@ async function checkSource(deps: EngineDeps, accountId: string, raw: DataSource 
       const probe = await probeUrl(String(source.params?.url), urlOptions(deps));
       const file = { name: probe.name, path: probe.url, size: String(probe.size) };
       return { filename: probe.name, path: probe.url, size: String(probe.size), tempUrl: '', files: listFiles ? [file] : [] };
+    }
+    case 'bucket': {
+      const result = await earlierResult(deps, accountId, source);
+      const file = { name: result.name, path: `${String(source.params?.jobId)}/${result.name}`, size: String(result.size) };
+      return { filename: result.name, path: file.path, size: file.size, tempUrl: '', files: listFiles ? [file] : [] };
     }
     case 'file':
       throw invalidArgument('dataSource.dataSourceDescriptor', 'a file source has nothing to test before its upload', 'create the job, PUT the file to its dataSource.params.tempUrl, then PATCH /v1/customer/jobs/{jobId}/uploadcompleted');

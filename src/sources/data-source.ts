@@ -5,7 +5,7 @@ import { BUCKET_DESCRIPTORS, bucketRefOf, isBucketDescriptor } from './buckets.j
 // Which data sources and destinations Tessera accepts, and the checks made when a job is
 // created or updated, so a bad descriptor is refused at once rather than when the job runs.
 
-export const SOURCE_DESCRIPTORS = ['bypass', 'url', 'file', ...BUCKET_DESCRIPTORS] as const;
+export const SOURCE_DESCRIPTORS = ['bypass', 'url', 'file', 'bucket', ...BUCKET_DESCRIPTORS] as const;
 export const DESTINATION_DESCRIPTORS = ['bucket', 'bypass', ...BUCKET_DESCRIPTORS] as const;
 
 export const TYPE_PREFIX = 'type.googleapis.com/bytenite.data_source.';
@@ -32,8 +32,14 @@ export function checkDataSource(source: DataSource, field: string): DataSource {
       // The upload link is the server's to give (params.tempUrl in the job); nothing else is kept.
       return { dataSourceDescriptor: 'file', params: { '@type': TYPE_PREFIX + 'LocalFileDataSource' } };
     }
-    case 'bucket':
-      throw invalidArgument(`${field}.dataSourceDescriptor`, 'bucket is a data destination (Tessera\'s temporary storage), not a source', 'to send a file of your own use "file" (upload flow); for a bucket of yours use aws, gcp or storj');
+    case 'bucket': {
+      // A result in Tessera's temporary storage: an earlier job's output, so jobs can be chained.
+      const { jobId, name } = params;
+      const example = '{"dataSourceDescriptor":"bucket","params":{"jobId":"01J…","name":"counts.json"}}';
+      if (typeof jobId !== 'string' || !/^[0-9A-Za-z_-]{1,64}$/.test(jobId)) throw invalidArgument(`${field}.params.jobId`, `a bucket source reads an earlier job's result: params.jobId ${quote(jobId)} must name that job`, `for example ${example}`);
+      if (name !== undefined && (typeof name !== 'string' || name.length === 0 || name.length > 1024)) throw invalidArgument(`${field}.params.name`, `params.name ${quote(name)} must be the name of one of that job's results`, 'GET /v1/customer/jobs/{jobId}/results lists them; leave it out when there is only one');
+      return { dataSourceDescriptor: 'bucket', params: { jobId, ...(name === undefined ? {} : { name }) } };
+    }
     default:
       if (isBucketDescriptor(descriptor)) {
         checkType(params, 'S3DataSource', `${field}.params`);

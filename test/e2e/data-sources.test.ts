@@ -133,7 +133,7 @@ test('bucket sources and destinations fail clearly: wrong keys, missing bucket, 
       const unknown = await tessera.call('POST', '/v1/customer/jobs', { templateId: 'word-count', dataSource: { dataSourceDescriptor: 'ftp', params: {} } });
       assert.equal(unknown.status, 400);
       assert.match(unknown.body.message, /unsupported data source "ftp"/);
-      assert.match(JSON.stringify(unknown.body.details), /bypass, url, file, aws, s3, gcp, storj/);
+      assert.match(JSON.stringify(unknown.body.details), /bypass, url, file, bucket, aws, s3, gcp, storj/);
 
       // Output to a bucket with refused credentials: the job runs, then fails saying why.
       const badDelivery = await tessera.call('POST', '/v1/customer/jobs', {

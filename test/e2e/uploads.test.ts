@@ -17,7 +17,7 @@ import { startTestTessera, waitFor } from '../helpers/tessera.js';
 // bounded (its peak RSS is printed and checked).
 
 
-test('the upload flow: link, parts, uploadcompleted, run; every step out of order refused', { timeout: 120_000 }, async () => {
+test('the upload flow: link, parts, uploadcompleted, run; every step out of order refused; a bucket source chains its result', { timeout: 120_000 }, async () => {
   await withFreshDb('pglite', async (db) => {
     const tessera = await startTestTessera(db, { maxSourceBytes: 4096 });
     try {
@@ -67,6 +67,26 @@ test('the upload flow: link, parts, uploadcompleted, run; every step out of orde
       assert.equal(job.state, 'JOB_STATE_COMPLETE', job.errorMessage);
       const { results } = (await tessera.call('GET', `/v1/customer/jobs/${jobId}/results`)).body;
       assert.deepEqual(await (await fetch(results[0].link)).json(), { red: 20, green: 30, blue: 10 }, 'both parts, in order, were the input');
+
+      // Chained: a bucket source reads that job's result from temporary storage.
+      const chained = { dataSourceDescriptor: 'bucket', params: { jobId } };
+      const checked = await tessera.call('POST', '/v1/customer/datasource/test', { dataSource: chained, listFiles: true });
+      assert.equal(checked.status, 200, JSON.stringify(checked.body));
+      assert.equal(checked.body.filename, results[0].name);
+      assert.equal((await tessera.call('POST', '/v1/customer/datasource/test', { dataSource: chained }, tessera.otherApiKey)).status, 400, "another account's job is not a source");
+      const wrongName = await tessera.call('POST', '/v1/customer/datasource/test', { dataSource: { dataSourceDescriptor: 'bucket', params: { jobId, name: 'nope.txt' } } });
+      assert.match(wrongName.body.message, /has no result "nope.txt"/);
+      const next = (await tessera.call('POST', '/v1/customer/jobs', { templateId: 'word-count', dataSource: chained })).body.job;
+      assert.equal((await tessera.call('POST', `/v1/customer/jobs/${next.id}/run`)).status, 200);
+      const chainedJob = await waitFor('the chained job to end', async () => {
+        const current = (await tessera.call('GET', `/v1/customer/jobs/${next.id}`)).body.job;
+        return ['JOB_STATE_COMPLETE', 'JOB_STATE_FAILED'].includes(current.state) ? current : undefined;
+      });
+      assert.equal(chainedJob.state, 'JOB_STATE_COMPLETE', chainedJob.errorMessage);
+      const stolen = (await tessera.call('POST', '/v1/customer/jobs', { templateId: 'word-count', dataSource: chained }, tessera.otherApiKey)).body.job;
+      const refused = await tessera.call('POST', `/v1/customer/jobs/${stolen.id}/run`, undefined, tessera.otherApiKey);
+      assert.equal(refused.status, 400);
+      assert.match(refused.body.message, /was not found/);
 
       const urlJob = await tessera.call('POST', '/v1/customer/jobs', { templateId: 'word-count', dataSource: { dataSourceDescriptor: 'url', params: { url: 'https://example.com/a.txt' } } });
       assert.match((await tessera.call('PATCH', `/v1/customer/jobs/${urlJob.body.job.id}/uploadcompleted`)).body.message, /not "file"; there is no upload/);
