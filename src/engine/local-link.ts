@@ -18,12 +18,17 @@ export function createLocalLink(deps: EngineDeps, flow: TaskFlow, worker: { id: 
   // Registered on first use, so the worker shows as connected and its offer is on record.
   let registered: Promise<void> | undefined;
   const register = () => (registered ??= upsertWorker(db, worker));
+  let lastTouched = 0;
 
   return {
     async lease(max, waitMs, signal) {
       await register();
-      // Idle slots count as connected too (the unserved-job check looks at last_seen_at).
-      await touchWorker(db, worker.id);
+      // Idle slots count as connected too (the unserved-job check looks at last_seen_at): once a
+      // second is plenty for that, whatever the number of slots and leases.
+      if (Date.now() - lastTouched >= 1000) {
+        lastTouched = Date.now();
+        await touchWorker(db, worker.id);
+      }
       return flow.leaseWaiting(worker, max, waitMs, signal);
     },
 

@@ -47,6 +47,7 @@ const STAGE_RANGE: Record<TaskKind, [JobState, JobState]> = {
 
 
 const COMPONENT_CACHE_MS = 5000;
+const JOB_CACHE_MS = 1000;
 
 /** How often an idle worker looks for work even without a wake-up. */
 const IDLE_POLL_MS = 500;
@@ -90,8 +91,22 @@ export function createTaskFlow(deps: EngineDeps) {
     return component;
   }
 
+  // What a lease needs of its job (account, template, params, timeouts) does not change once it
+  // runs: read once a second per job, not once per task. A job that stopped meanwhile has no
+  // queued task left to lease (abort and failure cancel them in the same transaction).
+  const jobs = new Map<string, { at: number; job: Promise<Job | null> }>();
+  function jobOf(jobId: string): Promise<Job | null> {
+    const cached = jobs.get(jobId);
+    if (cached && Date.now() - cached.at < JOB_CACHE_MS) return cached.job;
+    const job = getJobForEngine(db, jobId);
+    job.catch(() => jobs.delete(jobId));
+    if (jobs.size > 1000) jobs.clear();
+    jobs.set(jobId, { at: Date.now(), job });
+    return job;
+  }
+
   async function describeLease(task: LeasedTask): Promise<TaskLease | null> {
-    const job = await getJobForEngine(db, task.jobId);
+    const job = await jobOf(task.jobId);
     try {
       if (!job || isFinal(job.state)) throw failedPrecondition(`job ${task.jobId} is no longer running`);
       const component = await componentOf(job, task.kind);
@@ -212,44 +227,46 @@ export function createTaskFlow(deps: EngineDeps) {
       const completed = await db.transaction(async (tx) => {
         const task = await completeTask(tx, lease.taskId, lease.leaseToken, outputs);
         if (!task) return false;
-        // The job row is locked (FOR UPDATE) before anything else touches it: inserting logs
-        // takes a key-share lock on it and the report updates it, and a transaction that holds a
-        // weaker lock and then asks for a stronger one deadlocks with its twin.
-        const job = await getJobForEngine(tx, lease.jobId, { lock: true });
-        if (!job) return false;
+        // The job row is locked before anything else touches it: inserting logs takes a key-share
+        // lock on it and the report updates it, and a transaction that holds a weaker lock and then
+        // asks for a stronger one deadlocks with its twin. App completions, the many, lock it with
+        // their count update and read the whole row only when they are the last.
+        const counted = lease.kind === 'app' ? await incrementChunksDone(tx, lease.jobId) : null;
+        if (lease.kind === 'app' && !counted) return false;
+        const lastChunk = counted !== null && counted.chunksDone === counted.numChunks;
+        const job = lease.kind === 'app' && !lastChunk ? null : await getJobForEngine(tx, lease.jobId, { lock: true });
+        if (lease.kind !== 'app' && !job) return false;
         await recordTaskReport(tx, lease, report, false);
-        const queue = async (kind: TaskKind) => ({ maxAttempts: maxAttemptsOf(job, config), priority: priorityRank(job.priority), needs: await needsFor(tx, job, kind) });
+        const queue = async (kind: TaskKind) => ({ maxAttempts: maxAttemptsOf(job!, config), priority: priorityRank(job!.priority), needs: await needsFor(tx, job!, kind) });
         const advance = async (from: JobState, to: JobState, message?: string) => {
-          if (!(await transitionJob(tx, job.id, from, to, message === undefined ? {} : { message }))) {
-            throw failedPrecondition(`job ${job.id} moved on while its ${lease.kind} task finished (expected ${shortState(from)})`);
+          if (!(await transitionJob(tx, lease.jobId, from, to, message === undefined ? {} : { message }))) {
+            throw failedPrecondition(`job ${lease.jobId} moved on while its ${lease.kind} task finished (expected ${shortState(from)})`);
           }
         };
         switch (lease.kind) {
           case 'partition':
-            if (!(await transitionJob(tx, job.id, 'JOB_STATE_PARTITIONING', 'JOB_STATE_PARTITIONED', { numChunks: outputs.length, message: `${outputs.length} chunks` }))) {
-              throw failedPrecondition(`job ${job.id} is ${shortState(job.state)}, not PARTITIONING`);
+            if (!(await transitionJob(tx, lease.jobId, 'JOB_STATE_PARTITIONING', 'JOB_STATE_PARTITIONED', { numChunks: outputs.length, message: `${outputs.length} chunks` }))) {
+              throw failedPrecondition(`job ${lease.jobId} is ${shortState(job!.state)}, not PARTITIONING`);
             }
-            await insertTasks(tx, job.id, 'app', outputs.map((output, chunkIndex) => ({ chunkIndex, inputKey: output.blobKey })), await queue('app'));
+            await insertTasks(tx, lease.jobId, 'app', outputs.map((output, chunkIndex) => ({ chunkIndex, inputKey: output.blobKey })), await queue('app'));
             if (outputs.length === 0) {
               await advance('JOB_STATE_PARTITIONED', 'JOB_STATE_TASKS_COMPLETED', 'the partitioner made no chunks');
-              await insertTasks(tx, job.id, 'assemble', [{ chunkIndex: 0 }], await queue('assemble'));
+              await insertTasks(tx, lease.jobId, 'assemble', [{ chunkIndex: 0 }], await queue('assemble'));
             }
             break;
-          case 'app': {
-            const { chunksDone, numChunks } = await incrementChunksDone(tx, job.id);
-            if (chunksDone === numChunks) {
-              await advance('JOB_STATE_PARTITIONED', 'JOB_STATE_TASKS_COMPLETED', `all ${numChunks} chunks done`);
-              await insertTasks(tx, job.id, 'assemble', [{ chunkIndex: 0 }], await queue('assemble'));
+          case 'app':
+            if (lastChunk) {
+              await advance('JOB_STATE_PARTITIONED', 'JOB_STATE_TASKS_COMPLETED', `all ${counted!.numChunks} chunks done`);
+              await insertTasks(tx, lease.jobId, 'assemble', [{ chunkIndex: 0 }], await queue('assemble'));
             }
             break;
-          }
           case 'assemble':
             await advance('JOB_STATE_MERGING', 'JOB_STATE_MERGED', `${outputs.length} output files`);
             await advance('JOB_STATE_MERGED', 'JOB_STATE_DOWNLOADING');
             // The bucket destination already holds the output (it is what the links point at) and
             // bypass keeps nothing: complete now. A bucket of the customer's is delivered to by a
             // server after this commits (deliveries.ts).
-            if (!needsDelivery(job.dataDestination)) await advance('JOB_STATE_DOWNLOADING', 'JOB_STATE_COMPLETE');
+            if (!needsDelivery(job!.dataDestination)) await advance('JOB_STATE_DOWNLOADING', 'JOB_STATE_COMPLETE');
             else deliveryDue = true;
             break;
           default:

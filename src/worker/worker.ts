@@ -53,33 +53,60 @@ export function createWorker(options: WorkerOptions): Worker {
     }
   }
 
-  async function slot(index: number): Promise<void> {
-    while (!stopping.signal.aborted) {
-      let leases: TaskLease[];
-      try {
-        leases = await link.lease(1, options.leaseWaitMs ?? 5000, stopping.signal);
-      } catch (error) {
-        if (stopping.signal.aborted) return;
-        log.error({ err: error, slot: index }, 'leasing failed; trying again shortly');
-        await new Promise((resolve) => setTimeout(resolve, 1000).unref());
-        continue;
-      }
-      for (const lease of leases) {
-        const controller = new AbortController();
-        const stop = () => controller.abort();
-        stopping.signal.addEventListener('abort', stop, { once: true });
-        held.set(lease.taskId, { lease, controller });
+  // Slots waiting for work share lease calls: one call asks for as many tasks as slots wait, so
+  // a busy worker makes one round trip (one lease statement) per batch of tasks, not per task.
+  const waiting: ((lease: TaskLease | null) => void)[] = [];
+  let leasing = false;
+
+  async function pump(): Promise<void> {
+    if (leasing) return;
+    leasing = true;
+    try {
+      while (waiting.length > 0 && !stopping.signal.aborted) {
+        let leases: TaskLease[];
         try {
-          const outcome = await runTask(link, lease, env, controller.signal);
-          // The process is gone: a cancelled job can now report Cancelled rather than Cancelling.
-          if (outcome === 'lost') await link.stopped(lease);
-          log.info({ jobId: lease.jobId, taskId: lease.taskId, kind: lease.kind, chunk: lease.chunkIndex, attempt: lease.attempt, outcome }, 'task finished');
+          leases = await link.lease(waiting.length, options.leaseWaitMs ?? 5000, stopping.signal);
         } catch (error) {
-          log.error({ err: error, jobId: lease.jobId, taskId: lease.taskId }, 'task could not be reported; its lease will expire and it will run again');
-        } finally {
-          held.delete(lease.taskId);
-          stopping.signal.removeEventListener('abort', stop);
+          if (stopping.signal.aborted) break;
+          log.error({ err: error }, 'leasing failed; trying again shortly');
+          await new Promise((resolve) => setTimeout(resolve, 1000).unref());
+          continue;
         }
+        // Registered as held before the slot gets it, so the next heartbeat extends it.
+        for (const lease of leases) {
+          const resolve = waiting.shift();
+          // Stopped meanwhile: the lease is left to expire, and the task runs elsewhere.
+          if (!resolve) continue;
+          held.set(lease.taskId, { lease, controller: new AbortController() });
+          resolve(lease);
+        }
+      }
+    } finally {
+      leasing = false;
+      if (stopping.signal.aborted) for (const resolve of waiting.splice(0)) resolve(null);
+    }
+  }
+
+  function nextLease(): Promise<TaskLease | null> {
+    if (stopping.signal.aborted) return Promise.resolve(null);
+    return new Promise((resolve) => {
+      waiting.push(resolve);
+      void pump();
+    });
+  }
+
+  async function slot(): Promise<void> {
+    for (let lease = await nextLease(); lease; lease = await nextLease()) {
+      const { controller } = held.get(lease.taskId)!;
+      try {
+        const outcome = await runTask(link, lease, env, controller.signal);
+        // The process is gone: a cancelled job can now report Cancelled rather than Cancelling.
+        if (outcome === 'lost') await link.stopped(lease);
+        log.info({ jobId: lease.jobId, taskId: lease.taskId, kind: lease.kind, chunk: lease.chunkIndex, attempt: lease.attempt, outcome }, 'task finished');
+      } catch (error) {
+        log.error({ err: error, jobId: lease.jobId, taskId: lease.taskId }, 'task could not be reported; its lease will expire and it will run again');
+      } finally {
+        held.delete(lease.taskId);
       }
     }
   }
@@ -92,10 +119,13 @@ export function createWorker(options: WorkerOptions): Worker {
       });
       heartbeat = setInterval(() => void beat(), options.heartbeatMs);
       heartbeat.unref();
-      slots = Array.from({ length: options.slots }, (_, index) => slot(index));
+      slots = Array.from({ length: options.slots }, () => slot());
     },
     async stop() {
       stopping.abort();
+      for (const resolve of waiting.splice(0)) resolve(null);
+      // Running tasks are killed; their leases expire and they run elsewhere.
+      for (const entry of held.values()) entry.controller.abort();
       unsubscribe?.();
       clearInterval(heartbeat);
       await Promise.all(slots);
