@@ -5,40 +5,29 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { Readable } from 'node:stream';
 import { test } from 'node:test';
-import { CreateBucketCommand } from '@aws-sdk/client-s3';
 import type { BlobStore } from '../../src/blobs/blob-store.js';
 import { createLocalBlobStore } from '../../src/blobs/local.js';
-import { PART_BYTES, createS3BlobStore, createS3Client } from '../../src/blobs/s3.js';
+import { PART_BYTES, createS3BlobStore } from '../../src/blobs/s3.js';
 import type { S3Settings } from '../../src/config/config.js';
 import { TesseraError } from '../../src/domain/errors.js';
+import { S3_ACCESS_KEY_ID, S3_ENDPOINT, S3_REGION, S3_SECRET_ACCESS_KEY, newBucket as newTestBucket } from '../helpers/s3.js';
 
 // One contract for Tessera's blob stores, run on the local folder and on a real S3-compatible
 // server that checks signatures (OpenStack Swift with s3api, started by scripts/s3-server.sh;
 // .ci/run starts it and sets TESSERA_TEST_S3_*). Without those variables the S3 run is skipped
 // with a banner, unless REQUIRE_SERVICES=1, where it fails.
 
-const ENDPOINT = process.env.TESSERA_TEST_S3_ENDPOINT;
+const ENDPOINT = S3_ENDPOINT;
 const REQUIRED = process.env.REQUIRE_SERVICES === '1';
 const s3Missing = ENDPOINT ? undefined : 'TESSERA_TEST_S3_ENDPOINT is not set (run scripts/s3-server.sh, or .ci/run)';
 if (s3Missing && !REQUIRED) console.error(`\n*** The S3 blob store tests are SKIPPED: ${s3Missing}. REQUIRE_SERVICES=1 turns this into a failure. ***\n`);
 
 function s3Settings(overrides: Partial<S3Settings> = {}): S3Settings {
-  return {
-    bucket: 'unset',
-    endpoint: ENDPOINT,
-    region: process.env.TESSERA_TEST_S3_REGION ?? 'us-east-1',
-    accessKeyId: process.env.TESSERA_TEST_S3_ACCESS_KEY_ID ?? '',
-    secretAccessKey: process.env.TESSERA_TEST_S3_SECRET_ACCESS_KEY ?? '',
-    forcePathStyle: true,
-    prefix: 'tessera/',
-    ...overrides,
-  };
+  return { bucket: 'unset', endpoint: ENDPOINT, region: S3_REGION, accessKeyId: S3_ACCESS_KEY_ID, secretAccessKey: S3_SECRET_ACCESS_KEY, forcePathStyle: true, prefix: 'tessera/', ...overrides };
 }
 
 async function newBucket(): Promise<string> {
-  const bucket = `tessera-test-${Date.now().toString(36)}-${randomBytes(3).toString('hex')}`;
-  await createS3Client(s3Settings({ bucket })).send(new CreateBucketCommand({ Bucket: bucket }));
-  return bucket;
+  return (await newTestBucket('tessera-test')).settings.bucket;
 }
 
 const STORES: { name: string; skip?: string; open: () => Promise<{ store: BlobStore; done: () => void }> }[] = [

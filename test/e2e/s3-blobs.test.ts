@@ -1,10 +1,7 @@
 import assert from 'node:assert/strict';
-import { randomBytes } from 'node:crypto';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { CreateBucketCommand, ListObjectsV2Command } from '@aws-sdk/client-s3';
-import { createS3Client } from '../../src/blobs/s3.js';
-import type { S3Settings } from '../../src/config/config.js';
+import { ListObjectsV2Command } from '@aws-sdk/client-s3';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -22,27 +19,10 @@ import { startTestTessera, waitFor } from '../helpers/tessera.js';
 // end to end, its chunks, results and component archives are objects in the bucket, and the
 // result link serves the bytes back.
 
-const ENDPOINT = process.env.TESSERA_TEST_S3_ENDPOINT;
-const REQUIRED = process.env.REQUIRE_SERVICES === '1';
-const missing = ENDPOINT ? undefined : 'TESSERA_TEST_S3_ENDPOINT is not set (run scripts/s3-server.sh, or .ci/run)';
-
 forEachEngine('a job with Tessera\'s blobs in an S3 bucket', async (db) => {
-  if (missing && !REQUIRED) {
-    console.error(`\n*** S3 end-to-end test SKIPPED: ${missing}. ***\n`);
-    return;
-  }
-  assert.ok(!missing, `${missing}, and REQUIRE_SERVICES=1 requires the S3 server`);
-  const s3: S3Settings = {
-    bucket: `tessera-e2e-${Date.now().toString(36)}-${randomBytes(3).toString('hex')}`,
-    endpoint: ENDPOINT,
-    region: process.env.TESSERA_TEST_S3_REGION ?? 'us-east-1',
-    accessKeyId: process.env.TESSERA_TEST_S3_ACCESS_KEY_ID ?? '',
-    secretAccessKey: process.env.TESSERA_TEST_S3_SECRET_ACCESS_KEY ?? '',
-    forcePathStyle: true,
-    prefix: 'blobs/',
-  };
-  const client = createS3Client(s3);
-  await client.send(new CreateBucketCommand({ Bucket: s3.bucket }));
+  if (!s3Available('S3 end-to-end test')) return;
+  const { settings, client } = await newBucket('tessera-e2e');
+  const s3 = { ...settings, prefix: 'blobs/' };
   const tessera = await startTestTessera(db, { blobs: { kind: 's3', s3 } });
   const source = http.createServer((_request, response) => response.end('red green blue red green red\n'.repeat(100)));
   await new Promise<void>((resolve) => source.listen(0, '127.0.0.1', resolve));
