@@ -151,7 +151,17 @@ export async function heartbeatTasks(db: Queryable, leases: { id: number; leaseT
     [leases.map((lease) => lease.id), leases.map((lease) => lease.leaseToken), leaseSeconds],
   );
   const held = new Set(rows.map((row) => Number(row.id)));
-  return leases.filter((lease) => !held.has(lease.id)).map((lease) => lease.id);
+  const missing = leases.filter((lease) => !held.has(lease.id));
+  if (missing.length === 0) return [];
+  // A task whose completion crossed this heartbeat finished under this very lease: not lost (the
+  // worker would otherwise "stop" a task that is already done).
+  const finished = await db.query<{ id: string | number }>(
+    `SELECT id FROM tasks WHERE id = ANY($1::bigint[]) AND state = 'succeeded'
+        AND EXISTS (SELECT 1 FROM unnest($1::bigint[], $2::text[]) AS l (id, token) WHERE l.id = tasks.id AND l.token = tasks.lease_token)`,
+    [missing.map((lease) => lease.id), missing.map((lease) => lease.leaseToken)],
+  );
+  const done = new Set(finished.map((row) => Number(row.id)));
+  return missing.filter((lease) => !done.has(lease.id)).map((lease) => lease.id);
 }
 
 /** Fenced completion: succeeds only for the current lease. Returns the task's job and chunk, or null. */

@@ -23,6 +23,9 @@ export interface HttpLinkOptions {
 /** Files moved at once: a job's thousands of chunks must not take longer than a lease. */
 const TRANSFER_CONCURRENCY = 8;
 
+/** Upload links asked for in one request (the server takes at most 10,000). */
+const UPLOAD_LINKS_PER_REQUEST = 5000;
+
 /** S3 takes at most 5 GiB in one PUT; larger files go through the server, which uploads them in parts. */
 const MAX_DIRECT_PUT_BYTES = 5 * 1024 ** 3;
 
@@ -185,12 +188,19 @@ export function createHttpLink(options: HttpLinkOptions): HttpLink {
     async complete(lease, files: OutputFile[], report) {
       const outputs: { name: string; blobKey: string }[] = new Array(files.length);
       let lost = false;
-      // With blobs in S3 the server hands out presigned URLs and the bytes go straight to the bucket.
-      const linkResponse = await call('POST', `${task(lease)}/uploads`, { leaseToken: lease.leaseToken, files: files.map((file, index) => ({ index, name: file.name })) });
-      const linkPayload = (await linkResponse.json().catch(() => ({}))) as { uploads?: { index: number; blobKey: string; url: string }[] | null; message?: string };
-      if (linkResponse.status === 400 && /not current/.test(linkPayload.message ?? '')) return false;
-      if (!linkResponse.ok) throw new TesseraError('UNAVAILABLE', `asking where to upload the files of task ${lease.taskId} answered HTTP ${linkResponse.status}: ${linkPayload.message ?? ''}`);
-      const direct = new Map((linkPayload.uploads ?? []).map((upload) => [upload.index, upload]));
+      // With blobs in S3 the server hands out presigned URLs and the bytes go straight to the bucket
+      // (asked for a page of files at a time: a partitioner may write a hundred thousand chunks).
+      const direct = new Map<number, { index: number; blobKey: string; url: string }>();
+      for (let first = 0; first < files.length; first += UPLOAD_LINKS_PER_REQUEST) {
+        const page = files.slice(first, first + UPLOAD_LINKS_PER_REQUEST).map((file, offset) => ({ index: first + offset, name: file.name }));
+        const linkResponse = await call('POST', `${task(lease)}/uploads`, { leaseToken: lease.leaseToken, files: page });
+        const linkPayload = (await linkResponse.json().catch(() => ({}))) as { uploads?: { index: number; blobKey: string; url: string }[] | null; message?: string };
+        if (linkResponse.status === 400 && /not current/.test(linkPayload.message ?? '')) return false;
+        if (!linkResponse.ok) throw new TesseraError('UNAVAILABLE', `asking where to upload the files of task ${lease.taskId} answered HTTP ${linkResponse.status}: ${linkPayload.message ?? ''}`);
+        // No links: blobs are not in S3, every file goes through the server.
+        if (!linkPayload.uploads) break;
+        for (const upload of linkPayload.uploads) direct.set(upload.index, upload);
+      }
       let next = 0;
       const uploader = async () => {
         while (next < files.length && !lost) {

@@ -86,6 +86,9 @@ forEachEngine('completion is fenced by the lease token', async (db) => {
   assert.equal(await completeTask(db, lease.id, lease.leaseToken, [{ name: 'late', blobKey: 'x', size: 1 }]), null, 'a late completion is ignored');
   assert.deepEqual(await completeTask(db, second!.id, second!.leaseToken, [{ name: 'out', blobKey: 'y', size: 2 }]), { jobId: 'J', kind: 'app', chunkIndex: 0 });
   assert.equal(await completeTask(db, second!.id, second!.leaseToken, []), null, 'and a task completes once');
+  // A heartbeat that crosses the completion: done under this lease is not lost; under the old one it is.
+  assert.deepEqual(await heartbeatTasks(db, [{ id: second!.id, leaseToken: second!.leaseToken }], 30), []);
+  assert.deepEqual(await heartbeatTasks(db, [{ id: lease.id, leaseToken: lease.leaseToken }], 30), [lease.id]);
   assert.deepEqual(await listTaskOutputs(db, 'J', 'app'), [{ chunkIndex: 0, outputs: [{ name: 'out', blobKey: 'y', size: 2 }] }]);
 }, migrated);
 
