@@ -8,6 +8,9 @@ import { runTask } from './run-task.js';
 // heartbeat loop for every lease held. A lease the server says is lost (expired, job aborted)
 // has its process group killed at once; its result would be refused anyway.
 
+/** Tasks asked for in one lease call (the worker API takes at most 100). */
+const MAX_LEASE_BATCH = 100;
+
 export interface WorkerOptions {
   link: WorkerLink;
   slots: number;
@@ -65,7 +68,7 @@ export function createWorker(options: WorkerOptions): Worker {
       while (waiting.length > 0 && !stopping.signal.aborted) {
         let leases: TaskLease[];
         try {
-          leases = await link.lease(waiting.length, options.leaseWaitMs ?? 5000, stopping.signal);
+          leases = await link.lease(Math.min(waiting.length, MAX_LEASE_BATCH), options.leaseWaitMs ?? 5000, stopping.signal);
         } catch (error) {
           if (stopping.signal.aborted) break;
           log.error({ err: error }, 'leasing failed; trying again shortly');
