@@ -1,16 +1,16 @@
 import { writeFile } from 'node:fs/promises';
 import path from 'node:path';
-import { TesseraError, quote } from '../domain/errors.js';
-import { bucketRefOf, downloadObject, presignObject, isBucketDescriptor, listSourceObjects, openCustomerBucket, secretTypeOfBucket } from '../sources/buckets.js';
-import type { BucketDescriptor, CustomerBucket } from '../sources/buckets.js';
-import { fetchUrlToFolder, probeUrl } from '../sources/url.js';
-import { checkDataSource } from '../sources/data-source.js';
-import { invalidArgument } from '../domain/errors.js';
+import { TesseraError, invalidArgument, quote } from '../domain/errors.js';
+import { plainFileName } from '../domain/file-names.js';
 import type { DataSource } from '../domain/types.js';
-import { createUploads } from './uploads.js';
+import { bucketRefOf, downloadObject, isBucketDescriptor, listSourceObjects, openCustomerBucket, presignObject, secretTypeOfBucket } from '../sources/buckets.js';
+import type { BucketDescriptor, CustomerBucket } from '../sources/buckets.js';
+import { checkDataSource } from '../sources/data-source.js';
+import { fetchUrlToFolder, probeUrl } from '../sources/url.js';
 import { getJob, getJobForEngine } from '../store/jobs.js';
 import { listTaskOutputs } from '../store/tasks.js';
 import type { EngineDeps } from './deps.js';
+import { createUploads } from './uploads.js';
 
 // Fetching a job's input into a folder, done by the server (for remote workers it then streams
 // the file on), so the operator's rules for URL sources hold wherever the workers run.
@@ -33,7 +33,7 @@ export async function fetchJobSource(deps: EngineDeps, jobId: string, folder: st
       return createUploads(deps).fetch(job, folder);
     case 'bucket': {
       const result = await earlierResult(deps, job.accountId, source);
-      const target = path.join(folder, path.basename(result.name).replace(/[^A-Za-z0-9._-]/g, '_').replace(/^\.+/, '') || 'input');
+      const target = path.join(folder, plainFileName(result.name.split('/').pop() ?? ''));
       await deps.blobs.getFile(result.blobKey, target);
       return target;
     }
@@ -47,7 +47,7 @@ export async function fetchJobSource(deps: EngineDeps, jobId: string, folder: st
 }
 
 /** The result of an earlier job of the same account that a bucket source names (and is still kept). */
-export async function earlierResult(deps: EngineDeps, accountId: string, source: DataSource): Promise<{ name: string; blobKey: string; size: number; all: string[] }> {
+export async function earlierResult(deps: EngineDeps, accountId: string, source: DataSource): Promise<{ name: string; blobKey: string; size: number }> {
   const jobId = String(source.params?.jobId);
   const earlier = await getJob(deps.db, accountId, jobId);
   if (!earlier) throw new TesseraError('FAILED_PRECONDITION', `dataSource.params.jobId: job ${quote(jobId)} was not found`, { hint: 'a bucket source reads a result of one of your own jobs (GET /v1/customer/jobs lists them)' });
@@ -62,7 +62,7 @@ export async function earlierResult(deps: EngineDeps, accountId: string, source:
   if (!chosen) {
     throw new TesseraError('FAILED_PRECONDITION', wanted === undefined ? `dataSource.params.name: job ${jobId} has ${outputs.length} results; name one` : `dataSource.params.name: job ${jobId} has no result ${quote(wanted)}`, { hint: `its results: ${names.map((name) => quote(name)).join(', ') || 'none'}` });
   }
-  return { name: chosen.name, blobKey: chosen.blobKey, size: chosen.size, all: names };
+  return chosen;
 }
 
 /** A customer's bucket from a source or destination, opened with the account secret it names. */

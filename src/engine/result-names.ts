@@ -1,4 +1,5 @@
 import { assertNever } from '../domain/errors.js';
+import { plainFileName } from '../domain/file-names.js';
 import type { TaskLease } from '../domain/worker-link.js';
 import type { TaskOutput } from '../store/tasks.js';
 
@@ -44,7 +45,7 @@ export function taskFileKey(lease: Pick<TaskLease, 'jobId' | 'kind' | 'chunkInde
 
 function safeName(name: string): string {
   const last = name.split('/').pop() ?? '';
-  return last.replace(/[^A-Za-z0-9._-]/g, '_').replace(/^\.+/, '').slice(0, 120) || 'file';
+  return plainFileName(last, 'file', 120);
 }
 
 /** The download name of a stored task file (the part after the index). */

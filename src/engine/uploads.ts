@@ -4,6 +4,7 @@ import type { Readable } from 'node:stream';
 import { finished, pipeline } from 'node:stream/promises';
 import { randomBytes } from 'node:crypto';
 import { TesseraError, failedPrecondition, invalidArgument, notFound, quote } from '../domain/errors.js';
+import { plainFileName } from '../domain/file-names.js';
 import type { Job } from '../domain/types.js';
 import { getJobForEngine } from '../store/jobs.js';
 import { listUploadParts, markUploadCompleted, upsertUploadPart } from '../store/uploads.js';
@@ -27,8 +28,7 @@ export function fileNameFromDisposition(header: string | undefined): string {
   } catch {
     // Not percent-encoded: taken as it is.
   }
-  const base = name.split(/[/\\]/).pop() ?? '';
-  return base.replace(/[^A-Za-z0-9._-]/g, '_').replace(/^\.+/, '').slice(0, 200) || 'input';
+  return plainFileName(name.split(/[/\\]/).pop() ?? '');
 }
 
 export function createUploads(deps: EngineDeps) {

@@ -12,6 +12,7 @@ import { getSignedUrl } from '@aws-sdk/s3-request-presigner';
 import { createS3Client, s3Error, uploadStream } from '../blobs/s3.js';
 import type { S3Settings } from '../config/config.js';
 import { TesseraError, invalidArgument, quote } from '../domain/errors.js';
+import { plainFileName } from '../domain/file-names.js';
 import type { DataSource } from '../domain/types.js';
 import { guardedLookup, isPrivateAddress, refusal } from './url.js';
 
@@ -142,8 +143,7 @@ export async function listSourceObjects(bucket: CustomerBucket, max: number): Pr
 export async function downloadObject(bucket: CustomerBucket, object: ObjectInfo, folder: string, maxBytes: number): Promise<string> {
   const where = `s3://${bucket.ref.bucket}/${object.key}`;
   if (object.size > maxBytes) throw new TesseraError('RESOURCE_EXHAUSTED', `the source ${where} is ${object.size} bytes, over the limit of ${maxBytes}`, { hint: 'the operator can raise TESSERA_MAX_SOURCE_BYTES' });
-  const base = object.key.split('/').filter(Boolean).pop() ?? 'input';
-  const target = path.join(folder, base.replace(/[^A-Za-z0-9._-]/g, '_').replace(/^\.+/, '').slice(0, 200) || 'input');
+  const target = path.join(folder, plainFileName(object.key.split('/').filter(Boolean).pop() ?? ''));
   try {
     const answer = await bucket.client.send(new GetObjectCommand({ Bucket: bucket.ref.bucket, Key: object.key }));
     await pipeline(answer.Body as Readable, createWriteStream(target));

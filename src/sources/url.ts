@@ -9,6 +9,7 @@ import path from 'node:path';
 import { Transform } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { TesseraError, invalidArgument, quote } from '../domain/errors.js';
+import { plainFileName } from '../domain/file-names.js';
 
 // The url data source: one HTTP(S) GET streamed to a file. Guarded because the server fetches
 // what a customer names: private and loopback addresses are refused unless the operator allows
@@ -120,8 +121,7 @@ function tooLarge(url: string, maxBytes: number): TesseraError {
 
 /** A safe local name from the URL's last segment: never a path, never empty. */
 export function fileNameFor(url: URL): string {
-  const last = decodeURIComponent(url.pathname.split('/').filter(Boolean).pop() ?? '').replace(/[^A-Za-z0-9._-]/g, '_').replace(/^\.+/, '');
-  return last.slice(0, 200) || 'input';
+  return plainFileName(decodeURIComponent(url.pathname.split('/').filter(Boolean).pop() ?? ''));
 }
 
 function request(url: URL, options: UrlFetchOptions): Promise<http.IncomingMessage> {
