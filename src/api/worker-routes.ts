@@ -1,11 +1,13 @@
 import type { FastifyInstance } from 'fastify';
 import { invalidArgument, quote, unauthenticated } from '../domain/errors.js';
 import { isJobState } from '../domain/job-state.js';
+import { compactLeases } from '../domain/lease-wire.js';
 import type { LogLine, TaskReport, TaskUsage } from '../domain/worker-link.js';
-import { LOG_LEVELS } from '../domain/worker-link.js';
+import { COMPLETION_BATCH, LOG_LEVELS, MAX_LEASE_BATCH } from '../domain/worker-link.js';
 import type { Engine } from '../engine/engine.js';
 import type { WorkerRegistration } from '../engine/remote-workers.js';
 import type { TaskOutput } from '../store/tasks.js';
+import type { TaskKind } from '../domain/types.js';
 import { accountOf, presentedKey } from './auth.js';
 import { baseUrlOf } from './links.js';
 
@@ -75,6 +77,20 @@ function reportOf(raw: unknown): TaskReport {
   return { logs, usage };
 }
 
+function taskKind(value: unknown, field: string): TaskKind {
+  if (value !== 'partition' && value !== 'app' && value !== 'assemble') throw invalidArgument(field, `${field} ${quote(value)} must be "partition", "app" or "assemble"`);
+  return value;
+}
+
+/** A completion's list of uploaded files; sizes are the server's to find out. */
+function outputsOf(raw: unknown, field: string): TaskOutput[] {
+  if (raw !== undefined && !Array.isArray(raw)) throw invalidArgument(field, `${field} must be a list of {name, blobKey}`);
+  return (raw ?? []).map((output: unknown, index: number): TaskOutput => {
+    const entry = object(output);
+    return { name: text(entry.name, `${field}[${index}].name`, 1024), blobKey: text(entry.blobKey, `${field}[${index}].blobKey`, 1024), size: 0 };
+  });
+}
+
 export function registerWorkerRoutes(app: FastifyInstance, engine: Engine): void {
   const workers = engine.workers;
   app.register(
@@ -115,12 +131,12 @@ export function registerWorkerRoutes(app: FastifyInstance, engine: Engine): void
         });
         const leases = await workers.lease(
           text(body.workerId, 'workerId', 128),
-          number(body.max ?? 1, 'max', 1, 100),
+          number(body.max ?? 1, 'max', 1, MAX_LEASE_BATCH),
           number(body.waitMs ?? 0, 'waitMs', 0, MAX_LEASE_WAIT_MS),
           baseUrlOf(engine.deps.config, request),
           controller.signal,
         );
-        return { leases };
+        return body.compact === true ? compactLeases(leases) : { leases };
       });
 
       scope.post('/heartbeat', async (request) => {
@@ -168,11 +184,38 @@ export function registerWorkerRoutes(app: FastifyInstance, engine: Engine): void
 
       scope.post<TaskParams>('/tasks/:taskId/complete', LARGE_BODY, async (request) => {
         const body = object(request.body);
-        const outputs = (Array.isArray(body.outputs) ? body.outputs : []).map((output, index): TaskOutput => {
-          const entry = object(output);
-          return { name: text(entry.name, `outputs[${index}].name`, 1024), blobKey: text(entry.blobKey, `outputs[${index}].blobKey`, 1024), size: 0 };
+        return { completed: await workers.complete(taskIdOf(request), body.leaseToken, outputsOf(body.outputs, 'outputs'), reportOf(body.report)) };
+      });
+
+      // Several completions in one call: `{completions: [{taskId, leaseToken, kind, outputs, report}]}`,
+      // answered `{results: [{completed, error?}]}` in the same order.
+      scope.post('/complete', LARGE_BODY, async (request) => {
+        const body = object(request.body);
+        if (!Array.isArray(body.completions) || body.completions.length > COMPLETION_BATCH) {
+          throw invalidArgument('completions', `completions must be a list of at most ${COMPLETION_BATCH}`);
+        }
+        const completions = body.completions.map((raw, index) => {
+          const entry = object(raw);
+          return {
+            taskId: number(entry.taskId, `completions[${index}].taskId`, 1, Number.MAX_SAFE_INTEGER),
+            leaseToken: text(entry.leaseToken, `completions[${index}].leaseToken`, 100),
+            ...(entry.kind === undefined ? {} : { kind: taskKind(entry.kind, `completions[${index}].kind`) }),
+            outputs: outputsOf(entry.outputs, `completions[${index}].outputs`),
+            report: reportOf(entry.report),
+          };
         });
-        return { completed: await workers.complete(taskIdOf(request), body.leaseToken, outputs, reportOf(body.report)) };
+        return { results: await workers.completeMany(completions) };
+      });
+
+      scope.post('/release', async (request) => {
+        const body = object(request.body);
+        const leases = Array.isArray(body.leases) ? body.leases : [];
+        if (leases.length > MAX_LEASE_BATCH) throw invalidArgument('leases', `at most ${MAX_LEASE_BATCH} leases per call, not ${leases.length}`);
+        const held = leases.map((lease, index) => {
+          const entry = object(lease);
+          return { taskId: number(entry.taskId, `leases[${index}].taskId`, 1, Number.MAX_SAFE_INTEGER), leaseToken: text(entry.leaseToken, `leases[${index}].leaseToken`, 100) };
+        });
+        return { released: await workers.release(text(body.workerId, 'workerId', 128), held) };
       });
 
       scope.post<TaskParams>('/tasks/:taskId/fail', LARGE_BODY, async (request) => {

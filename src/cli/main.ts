@@ -25,12 +25,13 @@ interface CommonOptions {
   port?: string;
   host?: string;
   slots?: string;
+  prefetch?: string;
   logLevel?: string;
   json?: boolean;
 }
 
 function flagsOf(options: CommonOptions): Flags {
-  return { home: options.home, port: options.port, host: options.host, slots: options.slots, logLevel: options.logLevel };
+  return { home: options.home, port: options.port, host: options.host, slots: options.slots, prefetch: options.prefetch, logLevel: options.logLevel };
 }
 
 function print(json: boolean | undefined, value: Record<string, unknown>, text: string): void {
@@ -71,8 +72,8 @@ async function server(options: CommonOptions): Promise<void> {
   await up({ ...options, slots: '0' });
 }
 
-async function worker(options: { server?: string; token?: string; slots?: string; region?: string; home?: string; logLevel?: string; json?: boolean }): Promise<void> {
-  const config = loadConfig({ server: options.server, token: options.token, slots: options.slots, region: options.region, home: options.home ?? path.join(tmpdir(), 'tessera-worker'), logLevel: options.logLevel });
+async function worker(options: { server?: string; token?: string; slots?: string; prefetch?: string; region?: string; home?: string; logLevel?: string; json?: boolean }): Promise<void> {
+  const config = loadConfig({ server: options.server, token: options.token, slots: options.slots, prefetch: options.prefetch, region: options.region, home: options.home ?? path.join(tmpdir(), 'tessera-worker'), logLevel: options.logLevel });
   if (!config.workerToken) throw new TesseraError('UNAUTHENTICATED', 'no worker token given', { hint: 'pass --token or set TESSERA_WORKER_TOKEN (make one with `tessera key create --worker`)' });
   const logger = createLogger(config.logLevel);
   const identity = { id: newWorkerId(), name: hostname(), slots: Math.max(1, config.workerSlots), ...machineOffer(config) };
@@ -84,6 +85,7 @@ async function worker(options: { server?: string; token?: string; slots?: string
   const agent = createWorker({
     link,
     slots: identity.slots,
+    prefetch: config.workerPrefetch,
     env: taskEnvironment(config, link),
     log: logger,
     // The server's lease length decides the heartbeat, whatever this machine's settings say.
@@ -137,6 +139,7 @@ export async function main(argv: string[]): Promise<void> {
     .option('--port <port>', 'HTTP port (TESSERA_PORT, default 8080; 0 picks a free one)')
     .option('--host <host>', 'address to listen on (TESSERA_HOST, default 127.0.0.1)')
     .option('--slots <n>', 'in-process worker slots (default: one per core)')
+    .option('--prefetch <n>', 'tasks leased ahead of free slots, for many short tasks (TESSERA_WORKER_PREFETCH, default 0, at most 1000)')
     .addOption(new Option('--log-level <level>', 'log level').choices(['fatal', 'error', 'warn', 'info', 'debug', 'trace']))
     .action(up);
 
@@ -160,6 +163,7 @@ export async function main(argv: string[]): Promise<void> {
     .option('--server <urls>', 'server URL, or several comma-separated (TESSERA_URL)')
     .option('--token <token>', 'worker token (TESSERA_WORKER_TOKEN; make one with `tessera key create --worker`)')
     .option('--slots <n>', 'tasks run at once (default: one per core)')
+    .option('--prefetch <n>', 'tasks leased ahead of free slots, for many short tasks (TESSERA_WORKER_PREFETCH, default 0, at most 1000)')
     .option('--region <region>', 'the region this worker is in, matched against jobs\' regions (TESSERA_WORKER_REGION)')
     .option('--home <dir>', 'scratch folder for running tasks (default: the system temp folder)')
     .addOption(new Option('--log-level <level>', 'log level').choices(['fatal', 'error', 'warn', 'info', 'debug', 'trace']))

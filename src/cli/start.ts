@@ -40,6 +40,7 @@ export async function startTessera(options: { config: Config; logger: Logger; db
   const worker = createWorker({
     link,
     slots: config.workerSlots,
+    prefetch: config.workerSlots > 0 ? config.workerPrefetch : 0,
     env: taskEnvironment(config, link),
     log: logger,
     heartbeatMs: heartbeatInterval(config),

@@ -31,6 +31,11 @@ export interface Config {
   databaseSchema: string | undefined;
   /** Base URL used for links handed to clients; by default taken from each request's Host. */
   publicUrl: string | undefined;
+  /**
+   * Tasks a worker leases ahead of its free slots (a local queue), so many short tasks share a
+   * round trip. 0: lease only for idle slots, which spreads long tasks best over many workers.
+   */
+  workerPrefetch: number;
   /** In-process worker slots (embedded mode). */
   workerSlots: number;
   /** Key to create for the first account on an empty database (scripts set it; otherwise one is generated). */
@@ -84,7 +89,7 @@ export interface Config {
   retentionSeconds: number;
 }
 
-export type Flags = Partial<Record<'home' | 'host' | 'port' | 'databaseUrl' | 'publicUrl' | 'slots' | 'logLevel' | 'server' | 'key' | 'region' | 'token', string | number | undefined>>;
+export type Flags = Partial<Record<'home' | 'host' | 'port' | 'databaseUrl' | 'publicUrl' | 'slots' | 'prefetch' | 'logLevel' | 'server' | 'key' | 'region' | 'token', string | number | undefined>>;
 
 type Env = Record<string, string | undefined>;
 
@@ -104,6 +109,7 @@ export function loadConfig(flags: Flags = {}, env: Env = process.env): Config {
     databaseSchema: nonEmpty(env.TESSERA_DATABASE_SCHEMA, 'TESSERA_DATABASE_SCHEMA', /^[a-z_][a-z0-9_]{0,62}$/, 'tessera'),
     publicUrl: nonEmpty(flags.publicUrl ?? env.TESSERA_PUBLIC_URL, 'TESSERA_PUBLIC_URL', /^https?:\/\/[^/]+/, 'https://tessera.example.com')?.replace(/\/+$/, ''),
     workerSlots: integerSetting('--slots / TESSERA_WORKER_SLOTS', flags.slots ?? env.TESSERA_WORKER_SLOTS, availableParallelism(), 0, 256, '4'),
+    workerPrefetch: integerSetting('--prefetch / TESSERA_WORKER_PREFETCH', flags.prefetch ?? env.TESSERA_WORKER_PREFETCH, 0, 0, 1000, '1000'),
     initialApiKey: nonEmpty(env.TESSERA_API_KEY, 'TESSERA_API_KEY', /^\S{16,512}$/, 'a random string of at least 16 characters'),
     allowPrivateUrls: booleanSetting('TESSERA_ALLOW_PRIVATE_URLS', env.TESSERA_ALLOW_PRIVATE_URLS, false),
     maxSourceBytes: integerSetting('TESSERA_MAX_SOURCE_BYTES', env.TESSERA_MAX_SOURCE_BYTES, 10 * 1024 ** 3, 1, Number.MAX_SAFE_INTEGER, '1073741824'),

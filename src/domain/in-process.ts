@@ -19,6 +19,14 @@ export function inProcessName(entrypoint: string): InProcessName | undefined {
   return (IN_PROCESS_NAMES as readonly string[]).includes(name) ? (name as InProcessName) : undefined;
 }
 
+/**
+ * Whether a built-in app reads its chunk or writes results. One that does neither (noop) runs
+ * without a task folder: nothing is downloaded, made or removed for it.
+ */
+export function usesFiles(name: InProcessName): boolean {
+  return name !== 'noop';
+}
+
 export function isInProcess(manifest: Manifest): boolean {
   return manifest.entrypoint.startsWith(IN_PROCESS_PREFIX);
 }

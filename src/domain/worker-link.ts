@@ -5,6 +5,10 @@ import type { TaskKind } from './types.js';
 // What a worker needs from the platform, whether it runs inside the server process (embedded)
 // or talks to a server over HTTP. The worker loop is written against this and nothing else.
 
+/** Tasks one lease call may ask for, and completions one call may carry (the worker API's limits). */
+export const MAX_LEASE_BATCH = 1000;
+export const COMPLETION_BATCH = 1000;
+
 export interface TaskLease {
   taskId: number;
   leaseToken: string;
@@ -17,6 +21,8 @@ export interface TaskLease {
   maxAttempts: number;
   /** App tasks: the blob holding the chunk. */
   inputKey: string | null;
+  /** The chunk's size when the server knows it; 0 means an empty chunk, made without a download. */
+  inputSize: number | null;
   /**
    * null means the built-in passthrough (partitioner or assembler). Otherwise the component's
    * files are the archive with this content hash, fetched with fetchComponent and cached by hash.
@@ -64,6 +70,8 @@ export interface OutputFile {
 export interface WorkerLink {
   /** Up to `max` tasks this worker may run; waits up to `waitMs` for one to appear. */
   lease(max: number, waitMs: number, signal?: AbortSignal): Promise<TaskLease[]>;
+  /** Hands back leases of tasks that never started (a stopping worker's local queue): queued again, the attempt not counted. */
+  release(leases: TaskLease[]): Promise<void>;
   /** Extends the leases; returns the task ids whose lease is lost (the worker must stop them). */
   heartbeat(leases: TaskLease[]): Promise<number[]>;
   /** Announces that the job entered `state` (e.g. PARTITIONING); throws if the job stopped running. */

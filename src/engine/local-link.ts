@@ -1,14 +1,17 @@
 import path from 'node:path';
 import { TesseraError } from '../domain/errors.js';
 import type { OutputFile, WorkerLink } from '../domain/worker-link.js';
+import { COMPLETION_BATCH } from '../domain/worker-link.js';
 import type { TaskOutput, WorkerOffer } from '../store/tasks.js';
 import { touchWorker, upsertWorker } from '../store/workers.js';
-import { confirmTaskStopped, heartbeatTasks, listTaskOutputs } from '../store/tasks.js';
+import { confirmTaskStopped, heartbeatTasks, listTaskOutputs, releaseTasks } from '../store/tasks.js';
 import type { EngineDeps } from './deps.js';
 import { archiveKey } from './catalog.js';
 import { fetchJobSource } from './job-source.js';
 import { taskFileKey, uniqueResultNames } from './result-names.js';
-import type { TaskFlow } from './task-flow.js';
+import type { CompletionItem, TaskFlow } from './task-flow.js';
+import { completionOf } from './task-flow.js';
+import { createBatcher } from '../domain/batch.js';
 
 // The worker link for slots running inside the server process (embedded mode): the same task
 // flow a remote worker reaches over HTTP, with files moved straight between disk and blob store.
@@ -19,6 +22,8 @@ export function createLocalLink(deps: EngineDeps, flow: TaskFlow, worker: { id: 
   let registered: Promise<void> | undefined;
   const register = () => (registered ??= upsertWorker(db, worker));
   let lastTouched = 0;
+  // Slots finishing while a completion is being recorded are recorded together in the next transaction.
+  const recordCompletion = createBatcher<CompletionItem, boolean>((items) => flow.recordCompletions(items), COMPLETION_BATCH);
 
   return {
     async lease(max, waitMs, signal) {
@@ -53,13 +58,17 @@ export function createLocalLink(deps: EngineDeps, flow: TaskFlow, worker: { id: 
       for (const file of files) await blobs.getFile(file.blobKey, path.join(folder, file.name));
     },
 
+    async release(leases) {
+      await releaseTasks(db, leases.map((lease) => ({ id: lease.taskId, leaseToken: lease.leaseToken })));
+    },
+
     async complete(lease, files: OutputFile[], report) {
       const outputs: TaskOutput[] = [];
       for (const [index, file] of files.entries()) {
         const stored = await blobs.putFile(taskFileKey(lease, index, file.name), file.path);
         outputs.push({ name: file.name, blobKey: stored.key, size: stored.size });
       }
-      const completed = await flow.recordCompletion(lease, outputs, report);
+      const completed = await recordCompletion(completionOf(lease, outputs, report));
       // A late worker's files are orphans: its attempt-scoped keys are referenced by nobody.
       if (!completed) await Promise.all(outputs.map((output) => blobs.deletePrefix(output.blobKey)));
       return completed;

@@ -5,16 +5,20 @@ import path from 'node:path';
 import type { Readable } from 'node:stream';
 import { TesseraError, failedPrecondition, invalidArgument, notFound, quote } from '../domain/errors.js';
 import type { JobState } from '../domain/job-state.js';
+import type { WireLease } from '../domain/lease-wire.js';
 import type { TaskLease, TaskReport } from '../domain/worker-link.js';
 import { isKnownArchive } from '../store/catalog.js';
 import type { TaskOutput, WorkerOffer } from '../store/tasks.js';
-import { confirmTaskStopped, findLease, heartbeatTasks, listTaskOutputs } from '../store/tasks.js';
+import type { LeasedTask } from '../store/tasks.js';
+import { confirmTaskStopped, findLease, findLeases, heartbeatTasks, listTaskOutputs, releaseTasks } from '../store/tasks.js';
 import { touchWorker, upsertWorker } from '../store/workers.js';
 import { archiveKey } from './catalog.js';
 import type { EngineDeps } from './deps.js';
 import { fetchJobSource } from './job-source.js';
 import { taskFileKey, uniqueResultNames } from './result-names.js';
-import type { TaskFlow } from './task-flow.js';
+import type { CompletionItem, TaskFlow } from './task-flow.js';
+import { completionOf } from './task-flow.js';
+import type { TaskKind } from '../domain/types.js';
 import { heartbeatInterval } from './task-flow.js';
 
 // The server's side of the worker protocol (/v1/worker): the same task flow the in-process slots
@@ -27,10 +31,6 @@ export interface WorkerRegistration extends WorkerOffer {
   slots: number;
 }
 
-/** A lease as sent to a remote worker: the TaskLease plus where to fetch the chunk. */
-export interface WireLease extends TaskLease {
-  inputUrl: string | null;
-}
 
 /** How long a signed link handed to a worker lives: long enough for a slow download. */
 const WORKER_LINK_SECONDS = 3600;
@@ -42,8 +42,22 @@ export function createRemoteWorkers(deps: EngineDeps, flow: TaskFlow) {
     if (typeof leaseToken !== 'string' || leaseToken.length === 0 || leaseToken.length > 100) throw invalidArgument('leaseToken', 'leaseToken is required');
     const task = await findLease(db, taskId, leaseToken);
     if (!task) throw failedPrecondition(`the lease on task ${taskId} is not current (it expired, was re-leased, or the job stopped)`, 'drop the task; the server has handed it elsewhere');
-    // Only what the flow's functions read is needed here.
-    return { taskId: task.id, leaseToken, jobId: task.jobId, accountId: '', kind: task.kind, chunkIndex: task.chunkIndex, attempt: task.attempt, maxAttempts: task.maxAttempts, inputKey: task.inputKey, component: null, params: {}, timeoutMs: undefined };
+    return leaseOf(task);
+  }
+
+  /** Only what the flow's functions read is needed here. */
+  function leaseOf(task: LeasedTask): TaskLease {
+    return { taskId: task.id, leaseToken: task.leaseToken, jobId: task.jobId, accountId: '', kind: task.kind, chunkIndex: task.chunkIndex, attempt: task.attempt, maxAttempts: task.maxAttempts, inputKey: task.inputKey, inputSize: task.inputSize, component: null, params: {}, timeoutMs: undefined };
+  }
+
+  /** Every output must be a file uploaded under this very lease; fills in the sizes. */
+  async function checkOutputs(lease: TaskLease, outputs: TaskOutput[]): Promise<void> {
+    for (const [index, output] of outputs.entries()) {
+      const expected = taskFileKey(lease, index, output.name);
+      const stored = output.blobKey === expected ? await blobs.stat(expected) : null;
+      if (!stored) throw invalidArgument(`outputs[${index}]`, `output ${quote(output.name)} was not uploaded under this lease as file ${index}`, 'upload each file first (PUT /v1/worker/tasks/{taskId}/files/{index})');
+      output.size = stored.size;
+    }
   }
 
   /** Where a worker reads a blob: a presigned bucket URL when blobs are in S3 (the bytes skip the API servers), else a signed link here. */
@@ -68,7 +82,8 @@ export function createRemoteWorkers(deps: EngineDeps, flow: TaskFlow) {
       const offer = await touchWorker(db, workerId);
       if (!offer) throw new TesseraError('NOT_FOUND', `worker ${quote(workerId)} is not registered`, { hint: 'register again (POST /v1/worker/register)' });
       const leases = await flow.leaseWaiting({ id: workerId, ...offer }, max, waitMs, signal);
-      return Promise.all(leases.map(async (lease) => ({ ...lease, inputUrl: lease.inputKey ? await readLink(baseUrl, lease.inputKey) : null })));
+      // An empty chunk is made by the worker: no link to sign.
+      return Promise.all(leases.map(async (lease) => ({ ...lease, inputUrl: lease.inputKey && lease.inputSize !== 0 ? await readLink(baseUrl, lease.inputKey) : null })));
     },
 
     async heartbeat(workerId: string, leases: { taskId: number; leaseToken: string }[]): Promise<number[]> {
@@ -127,13 +142,47 @@ export function createRemoteWorkers(deps: EngineDeps, flow: TaskFlow) {
     /** Fenced completion; every output must be a file uploaded under this very lease. */
     async complete(taskId: number, leaseToken: unknown, outputs: TaskOutput[], report: TaskReport): Promise<boolean> {
       const lease = await requireLease(taskId, leaseToken);
-      for (const [index, output] of outputs.entries()) {
-        const expected = taskFileKey(lease, index, output.name);
-        const stored = output.blobKey === expected ? await blobs.stat(expected) : null;
-        if (!stored) throw invalidArgument(`outputs[${index}]`, `output ${quote(output.name)} was not uploaded under this lease as file ${index}`, 'upload each file first (PUT /v1/worker/tasks/{taskId}/files/{index})');
-        output.size = stored.size;
-      }
+      await checkOutputs(lease, outputs);
       return flow.recordCompletion(lease, outputs, report);
+    },
+
+    /**
+     * Many completions in one call (a worker's slots finishing together), recorded in one
+     * transaction. Each gets its own answer: completed, not (its lease is no longer current), or
+     * an error for that completion alone (an output that was never uploaded).
+     */
+    async completeMany(completions: { taskId: number; leaseToken: string; kind?: TaskKind; outputs: TaskOutput[]; report: TaskReport }[]): Promise<{ completed: boolean; error?: string }[]> {
+      const answers: { completed: boolean; error?: string }[] = completions.map(() => ({ completed: false }));
+      const accepted: { index: number; item: CompletionItem }[] = [];
+      // App tasks without files, the many, need no lookup: the fenced update checks the lease
+      // and the kind. The others' files are checked against the keys their lease implies.
+      const lookUp = completions.filter((completion) => completion.kind !== 'app' || completion.outputs.length > 0);
+      const current = await findLeases(db, lookUp);
+      for (const [index, completion] of completions.entries()) {
+        const { taskId, leaseToken, outputs, report } = completion;
+        if (completion.kind === 'app' && outputs.length === 0) {
+          accepted.push({ index, item: { kind: 'app', taskId, leaseToken, outputs, report } });
+          continue;
+        }
+        const task = current.get(taskId);
+        if (!task || task.leaseToken !== leaseToken) continue;
+        const lease = leaseOf(task);
+        try {
+          await checkOutputs(lease, outputs);
+          accepted.push({ index, item: completionOf(lease, outputs, report) });
+        } catch (error) {
+          answers[index] = { completed: false, error: error instanceof Error ? error.message : String(error) };
+        }
+      }
+      const completed = await flow.recordCompletions(accepted.map((entry) => entry.item));
+      for (const [position, entry] of accepted.entries()) answers[entry.index] = { completed: completed[position]! };
+      return answers;
+    },
+
+    /** Leases a stopping worker never started: queued again at once. */
+    async release(workerId: string, leases: { taskId: number; leaseToken: string }[]): Promise<number> {
+      await touchWorker(db, workerId);
+      return releaseTasks(db, leases.map((lease) => ({ id: lease.taskId, leaseToken: lease.leaseToken })));
     },
 
     async fail(taskId: number, leaseToken: unknown, error: string, retry: boolean, report: TaskReport): Promise<void> {

@@ -15,7 +15,7 @@ import type { StoredComponent } from '../store/catalog.js';
 import type { FailedAttempt, LeasedTask, TaskOutput, WorkerOffer } from '../store/tasks.js';
 import { countFailedAttempts, recordTaskReport } from '../store/task-reports.js';
 import type { AttemptRef } from '../store/task-reports.js';
-import { cancelJobTasks, completeTask, expireLeases, failTaskAttempt, insertTasks, isTaskLeaseCurrent, leaseTasks } from '../store/tasks.js';
+import { cancelJobTasks, completeTask, completeTasks, expireLeases, failTaskAttempt, insertTasks, isTaskLeaseCurrent, leaseTasks } from '../store/tasks.js';
 import { findComponent } from './catalog.js';
 import type { EngineDeps } from './deps.js';
 import { COMPONENT_KIND, needsFor } from './task-needs.js';
@@ -45,6 +45,36 @@ const STAGE_RANGE: Record<TaskKind, [JobState, JobState]> = {
   assemble: ['JOB_STATE_TASKS_COMPLETED', 'JOB_STATE_MERGING'],
 };
 
+
+/**
+ * A finished task as a worker reports it. App completions need only the task and its lease token
+ * (the task row says the rest, and the fenced update checks the kind too); partition and
+ * assemble completions carry their whole lease.
+ */
+export type CompletionItem = { outputs: TaskOutput[]; report: TaskReport } & (
+  | { kind: 'app'; taskId: number; leaseToken: string }
+  | { kind: 'partition' | 'assemble'; taskId: number; leaseToken: string; lease: TaskLease }
+);
+
+/** The completion of a lease the caller holds whole. */
+export function completionOf(lease: TaskLease, outputs: TaskOutput[], report: TaskReport): CompletionItem {
+  const { taskId, leaseToken } = lease;
+  return lease.kind === 'app' ? { kind: 'app', taskId, leaseToken, outputs, report } : { kind: lease.kind, taskId, leaseToken, lease, outputs, report };
+}
+
+/** PostgreSQL's "deadlock detected": one of the two transactions was chosen to fail and may simply run again. */
+const DEADLOCK = '40P01';
+
+/** Runs `work` again (up to twice more) when PostgreSQL broke a deadlock by failing it. */
+async function retryDeadlock<T>(work: () => Promise<T>): Promise<T> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await work();
+    } catch (error) {
+      if (attempt >= 3 || (error as { code?: unknown }).code !== DEADLOCK) throw error;
+    }
+  }
+}
 
 const COMPONENT_CACHE_MS = 5000;
 const JOB_CACHE_MS = 1000;
@@ -121,6 +151,7 @@ export function createTaskFlow(deps: EngineDeps) {
         attempt: task.attempt,
         maxAttempts: task.maxAttempts,
         inputKey: task.inputKey,
+        inputSize: task.inputSize,
         component: component ? { manifest: component.manifest, archive: component.archive } : null,
         params: stageParams ?? {},
         timeoutMs: job.config.taskTimeout ? job.config.taskTimeout * 1000 : undefined,
@@ -177,6 +208,108 @@ export function createTaskFlow(deps: EngineDeps) {
     return leases;
   }
 
+  /** Partition and assemble completions: one at a time, each with the job transitions it causes. */
+  async function recordStageCompletion(tx: Queryable, lease: TaskLease, outputs: TaskOutput[], report: TaskReport): Promise<'completed' | 'delivery' | 'lost'> {
+    if (!(await completeTask(tx, lease.taskId, lease.leaseToken, outputs))) return 'lost';
+    // The job row is locked before anything else touches it: inserting logs takes a key-share
+    // lock on it and the report updates it, and a transaction that holds a weaker lock and then
+    // asks for a stronger one deadlocks with its twin.
+    const job = await getJobForEngine(tx, lease.jobId, { lock: true });
+    if (!job) return 'lost';
+    await recordTaskReport(tx, lease, report, false);
+    const advance = (from: JobState, to: JobState, message?: string) => advanceJob(tx, lease, from, to, message);
+    switch (lease.kind) {
+      case 'partition':
+        if (!(await transitionJob(tx, lease.jobId, 'JOB_STATE_PARTITIONING', 'JOB_STATE_PARTITIONED', { numChunks: outputs.length, message: `${outputs.length} chunks` }))) {
+          throw failedPrecondition(`job ${lease.jobId} is ${shortState(job.state)}, not PARTITIONING`);
+        }
+        await insertTasks(tx, lease.jobId, 'app', outputs.map((output, chunkIndex) => ({ chunkIndex, inputKey: output.blobKey, inputSize: output.size })), await queueOptions(tx, job, 'app'));
+        if (outputs.length === 0) {
+          await advance('JOB_STATE_PARTITIONED', 'JOB_STATE_TASKS_COMPLETED', 'the partitioner made no chunks');
+          await insertTasks(tx, lease.jobId, 'assemble', [{ chunkIndex: 0 }], await queueOptions(tx, job, 'assemble'));
+        }
+        return 'completed';
+      case 'assemble':
+        await advance('JOB_STATE_MERGING', 'JOB_STATE_MERGED', `${outputs.length} output files`);
+        await advance('JOB_STATE_MERGED', 'JOB_STATE_DOWNLOADING');
+        // The bucket destination already holds the output (it is what the links point at) and
+        // bypass keeps nothing: complete now. A bucket of the customer's is delivered to by a
+        // server after this commits (deliveries.ts).
+        if (needsDelivery(job.dataDestination)) return 'delivery';
+        await advance('JOB_STATE_DOWNLOADING', 'JOB_STATE_COMPLETE');
+        return 'completed';
+      case 'app':
+        throw new TesseraError('INTERNAL', 'app completions are recorded in batches');
+      default:
+        return assertNever(lease.kind, 'task kind');
+    }
+  }
+
+  async function queueOptions(tx: Queryable, job: Job, kind: TaskKind) {
+    return { maxAttempts: maxAttemptsOf(job, config), priority: priorityRank(job.priority), needs: await needsFor(tx, job, kind) };
+  }
+
+  async function advanceJob(tx: Queryable, lease: { jobId: string; kind: TaskKind }, from: JobState, to: JobState, message?: string): Promise<void> {
+    if (!(await transitionJob(tx, lease.jobId, from, to, message === undefined ? {} : { message }))) {
+      throw failedPrecondition(`job ${lease.jobId} moved on while its ${lease.kind} task finished (expected ${shortState(from)})`);
+    }
+  }
+
+  /**
+   * App completions, many in one transaction: one fenced UPDATE for the tasks, one count update
+   * per job (jobs locked in id order, so two batches never wait on each other in a circle), the
+   * reports, and for a job whose last chunk this was, TASKS_COMPLETED and its assemble task.
+   */
+  async function recordAppCompletions(tx: Queryable, items: CompletionItem[]): Promise<Set<number>> {
+    const done = await completeTasks(tx, items, 'app');
+    const perJob = new Map<string, number>();
+    for (const task of done) perJob.set(task.jobId, (perJob.get(task.jobId) ?? 0) + 1);
+    const finished: { jobId: string; numChunks: number }[] = [];
+    for (const jobId of [...perJob.keys()].sort()) {
+      const counted = await incrementChunksDone(tx, jobId, perJob.get(jobId)!);
+      if (counted && counted.chunksDone === counted.numChunks) finished.push({ jobId, numChunks: counted.numChunks });
+    }
+    const completed = new Map(done.map((task) => [task.id, task]));
+    for (const item of items) {
+      const task = completed.get(item.taskId);
+      if (task && (item.report.logs.length > 0 || item.report.usage)) await recordTaskReport(tx, { ...task, taskId: task.id }, item.report, false);
+    }
+    for (const { jobId, numChunks } of finished) {
+      const job = await getJobForEngine(tx, jobId, { lock: true });
+      if (!job) continue;
+      await advanceJob(tx, { jobId, kind: 'app' }, 'JOB_STATE_PARTITIONED', 'JOB_STATE_TASKS_COMPLETED', `all ${numChunks} chunks done`);
+      await insertTasks(tx, jobId, 'assemble', [{ chunkIndex: 0 }], await queueOptions(tx, job, 'assemble'));
+    }
+    return new Set(completed.keys());
+  }
+
+  /**
+   * Records finished tasks; answers, per item, whether its lease was still current (false: a
+   * late worker, nothing changed). App tasks are recorded together in one transaction; a
+   * partition or assemble completion has its own, with the transitions it causes.
+   */
+  async function recordCompletions(items: CompletionItem[]): Promise<boolean[]> {
+    const results = new Map<number, boolean>();
+    let deliveryDue = false;
+    const apps = items.filter((item) => item.kind === 'app');
+    if (apps.length > 0) {
+      const completed = await retryDeadlock(() => db.transaction((tx) => recordAppCompletions(tx, apps)));
+      for (const item of apps) results.set(item.taskId, completed.has(item.taskId));
+    }
+    for (const item of items) {
+      if (item.kind === 'app') continue;
+      const outcome = await db.transaction((tx) => recordStageCompletion(tx, item.lease, item.outputs, item.report));
+      results.set(item.taskId, outcome !== 'lost');
+      if (outcome === 'delivery') deliveryDue = true;
+    }
+    const answers = items.map((item) => results.get(item.taskId) ?? false);
+    // Counted after the commit: a rolled-back attempt did not end.
+    for (const [index, item] of items.entries()) if (answers[index]) countAttemptEnd(item.kind, 'completed', item.report);
+    if (answers.some(Boolean)) deps.signals.emit('tasks');
+    if (deliveryDue) deps.signals.emit('deliveries');
+    return answers;
+  }
+
   return {
     recordFailure,
 
@@ -223,65 +356,10 @@ export function createTaskFlow(deps: EngineDeps) {
      * TASKS_COMPLETED and queues the assembler; the assembler's output completes the job.
      */
     async recordCompletion(lease: TaskLease, outputs: TaskOutput[], report: TaskReport = EMPTY_REPORT): Promise<boolean> {
-      let deliveryDue = false;
-      const completed = await db.transaction(async (tx) => {
-        const task = await completeTask(tx, lease.taskId, lease.leaseToken, outputs);
-        if (!task) return false;
-        // The job row is locked before anything else touches it: inserting logs takes a key-share
-        // lock on it and the report updates it, and a transaction that holds a weaker lock and then
-        // asks for a stronger one deadlocks with its twin. App completions, the many, lock it with
-        // their count update and read the whole row only when they are the last.
-        const counted = lease.kind === 'app' ? await incrementChunksDone(tx, lease.jobId) : null;
-        if (lease.kind === 'app' && !counted) return false;
-        const lastChunk = counted !== null && counted.chunksDone === counted.numChunks;
-        const job = lease.kind === 'app' && !lastChunk ? null : await getJobForEngine(tx, lease.jobId, { lock: true });
-        if (lease.kind !== 'app' && !job) return false;
-        await recordTaskReport(tx, lease, report, false);
-        const queue = async (kind: TaskKind) => ({ maxAttempts: maxAttemptsOf(job!, config), priority: priorityRank(job!.priority), needs: await needsFor(tx, job!, kind) });
-        const advance = async (from: JobState, to: JobState, message?: string) => {
-          if (!(await transitionJob(tx, lease.jobId, from, to, message === undefined ? {} : { message }))) {
-            throw failedPrecondition(`job ${lease.jobId} moved on while its ${lease.kind} task finished (expected ${shortState(from)})`);
-          }
-        };
-        switch (lease.kind) {
-          case 'partition':
-            if (!(await transitionJob(tx, lease.jobId, 'JOB_STATE_PARTITIONING', 'JOB_STATE_PARTITIONED', { numChunks: outputs.length, message: `${outputs.length} chunks` }))) {
-              throw failedPrecondition(`job ${lease.jobId} is ${shortState(job!.state)}, not PARTITIONING`);
-            }
-            await insertTasks(tx, lease.jobId, 'app', outputs.map((output, chunkIndex) => ({ chunkIndex, inputKey: output.blobKey })), await queue('app'));
-            if (outputs.length === 0) {
-              await advance('JOB_STATE_PARTITIONED', 'JOB_STATE_TASKS_COMPLETED', 'the partitioner made no chunks');
-              await insertTasks(tx, lease.jobId, 'assemble', [{ chunkIndex: 0 }], await queue('assemble'));
-            }
-            break;
-          case 'app':
-            if (lastChunk) {
-              await advance('JOB_STATE_PARTITIONED', 'JOB_STATE_TASKS_COMPLETED', `all ${counted!.numChunks} chunks done`);
-              await insertTasks(tx, lease.jobId, 'assemble', [{ chunkIndex: 0 }], await queue('assemble'));
-            }
-            break;
-          case 'assemble':
-            await advance('JOB_STATE_MERGING', 'JOB_STATE_MERGED', `${outputs.length} output files`);
-            await advance('JOB_STATE_MERGED', 'JOB_STATE_DOWNLOADING');
-            // The bucket destination already holds the output (it is what the links point at) and
-            // bypass keeps nothing: complete now. A bucket of the customer's is delivered to by a
-            // server after this commits (deliveries.ts).
-            if (!needsDelivery(job!.dataDestination)) await advance('JOB_STATE_DOWNLOADING', 'JOB_STATE_COMPLETE');
-            else deliveryDue = true;
-            break;
-          default:
-            assertNever(lease.kind, 'task kind');
-        }
-        return true;
-      });
-      if (completed) {
-        countAttemptEnd(lease.kind, 'completed', report);
-        deps.signals.emit('tasks');
-        if (deliveryDue) deps.signals.emit('deliveries');
-      }
-      return completed;
+      return (await recordCompletions([completionOf(lease, outputs, report)]))[0]!;
     },
 
+    recordCompletions,
     /** Leases whose worker went silent: retried, or the job fails when it was the last attempt. */
     async expireLeases(): Promise<number> {
       // Expiry and its consequence commit together, so a crash between them cannot leave a

@@ -184,10 +184,10 @@ export async function failJob(db: Queryable, jobId: string, errorMessage: string
 
 /** Counts one more finished chunk; the row lock this takes serialises concurrent completions (fan-in). */
 /** Counts one more finished chunk (locking the job's row); null when the job is gone. */
-export async function incrementChunksDone(db: Queryable, jobId: string): Promise<{ chunksDone: number; numChunks: number | null } | null> {
+export async function incrementChunksDone(db: Queryable, jobId: string, by = 1): Promise<{ chunksDone: number; numChunks: number | null } | null> {
   const [row] = await db.query<{ chunks_done: number; num_chunks: number | null }>(
-    'UPDATE jobs SET chunks_done = chunks_done + 1 WHERE id = $1 RETURNING chunks_done, num_chunks',
-    [jobId],
+    'UPDATE jobs SET chunks_done = chunks_done + $2 WHERE id = $1 RETURNING chunks_done, num_chunks',
+    [jobId, by],
   );
   return row ? { chunksDone: row.chunks_done, numChunks: row.num_chunks } : null;
 }

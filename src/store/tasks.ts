@@ -18,6 +18,8 @@ export interface LeasedTask {
   attempt: number;
   maxAttempts: number;
   inputKey: string | null;
+  /** The chunk's size in bytes when known (0: the worker makes an empty file, no download). */
+  inputSize: number | null;
   leaseToken: string;
   leaseExpiresAt: Date;
   /** Seconds from the task being queued to this lease (for the lease-wait metric). */
@@ -32,6 +34,7 @@ interface LeasedRow {
   attempt: number;
   max_attempts: number;
   input_key: string | null;
+  input_size: string | number | null;
   lease_token: string;
   lease_expires_at: Date;
   queued_seconds?: number;
@@ -46,6 +49,7 @@ function rowToLeased(row: LeasedRow): LeasedTask {
     attempt: row.attempt,
     maxAttempts: row.max_attempts,
     inputKey: row.input_key,
+    inputSize: row.input_size === null || row.input_size === undefined ? null : Number(row.input_size),
     leaseToken: row.lease_token,
     leaseExpiresAt: row.lease_expires_at,
     queuedSeconds: row.queued_seconds ?? 0,
@@ -55,6 +59,7 @@ function rowToLeased(row: LeasedRow): LeasedTask {
 export interface NewTask {
   chunkIndex: number;
   inputKey?: string | null;
+  inputSize?: number | null;
 }
 
 /** What a task needs from the worker that runs it. */
@@ -89,13 +94,13 @@ export async function insertTasks(
   if (tasks.length === 0) return 0;
   const needs = options.needs ?? NO_NEEDS;
   const rows = await db.query(
-    `INSERT INTO tasks (job_id, kind, chunk_index, input_key, max_attempts, priority, min_cpu, min_memory_gb, gpus, region_whitelist, region_blacklist)
-     SELECT $1, $2, chunk_index, input_key, $5, $6, $7, $8, $9, $10, $11
-       FROM unnest($3::int[], $4::text[]) AS t (chunk_index, input_key)
+    `INSERT INTO tasks (job_id, kind, chunk_index, input_key, input_size, max_attempts, priority, min_cpu, min_memory_gb, gpus, region_whitelist, region_blacklist)
+     SELECT $1, $2, chunk_index, input_key, input_size, $5, $6, $7, $8, $9, $10, $11
+       FROM unnest($3::int[], $4::text[], $12::bigint[]) AS t (chunk_index, input_key, input_size)
      ON CONFLICT (job_id, kind, chunk_index) DO NOTHING
      RETURNING id`,
     [jobId, kind, tasks.map((task) => task.chunkIndex), tasks.map((task) => task.inputKey ?? null), options.maxAttempts, options.priority,
-     needs.minCpu, needs.minMemoryGb, needs.gpus, needs.regionWhitelist, needs.regionBlacklist],
+     needs.minCpu, needs.minMemoryGb, needs.gpus, needs.regionWhitelist, needs.regionBlacklist, tasks.map((task) => task.inputSize ?? null)],
   );
   if (rows.length > 0) await notifyTasksQueued(db);
   return rows.length;
@@ -131,7 +136,7 @@ export async function leaseTasks(db: Queryable, owner: string, limit: number, le
          ORDER BY priority DESC, id
          LIMIT $2
          FOR UPDATE SKIP LOCKED)
-      RETURNING id, job_id, kind, chunk_index, attempt, max_attempts, input_key, lease_token, lease_expires_at,
+      RETURNING id, job_id, kind, chunk_index, attempt, max_attempts, input_key, input_size, lease_token, lease_expires_at,
                 EXTRACT(EPOCH FROM now() - created_at)::float8 AS queued_seconds`,
     [owner, limit, leaseSeconds, offer === undefined, offer?.cpus ?? 0, offer?.memoryGb ?? 0, offer?.gpus ?? [], offer?.region ?? ''],
   );
@@ -164,6 +169,23 @@ export async function heartbeatTasks(db: Queryable, leases: { id: number; leaseT
   return missing.filter((lease) => !done.has(lease.id)).map((lease) => lease.id);
 }
 
+/**
+ * Hands leases back without running them (a stopping worker's local queue): the tasks are queued
+ * again and the attempt the lease counted is undone. Fenced like completion; returns how many.
+ */
+export async function releaseTasks(db: Queryable, leases: { id: number; leaseToken: string }[]): Promise<number> {
+  if (leases.length === 0) return 0;
+  const rows = await db.query(
+    `UPDATE tasks SET state = 'queued', attempt = attempt - 1, lease_token = NULL, lease_owner = NULL, lease_expires_at = NULL
+       FROM unnest($1::bigint[], $2::text[]) AS l (id, token)
+      WHERE tasks.id = l.id AND tasks.lease_token = l.token AND tasks.state = 'leased'
+      RETURNING tasks.id`,
+    [leases.map((lease) => lease.id), leases.map((lease) => lease.leaseToken)],
+  );
+  if (rows.length > 0) await notifyTasksQueued(db);
+  return rows.length;
+}
+
 /** Fenced completion: succeeds only for the current lease. Returns the task's job and chunk, or null. */
 export async function completeTask(
   db: Queryable,
@@ -178,6 +200,29 @@ export async function completeTask(
     [taskId, leaseToken, JSON.stringify(outputs)],
   );
   return row ? { jobId: row.job_id, kind: row.kind, chunkIndex: row.chunk_index } : null;
+}
+
+/** One finished task of a batch: its lease and the files it produced. */
+export interface Completion {
+  taskId: number;
+  leaseToken: string;
+  outputs: TaskOutput[];
+}
+
+/**
+ * Fenced completion of many tasks of one kind in one statement; the ones whose lease is no longer
+ * current (or that are of another kind) are left alone. Returns the tasks completed.
+ */
+export async function completeTasks(db: Queryable, completions: Completion[], kind: TaskKind): Promise<{ id: number; jobId: string; kind: TaskKind; chunkIndex: number; attempt: number }[]> {
+  if (completions.length === 0) return [];
+  const rows = await db.query<{ id: string | number; job_id: string; kind: TaskKind; chunk_index: number; attempt: number }>(
+    `UPDATE tasks SET state = 'succeeded', outputs = c.outputs::jsonb, finished_at = now(), lease_expires_at = NULL
+       FROM unnest($1::bigint[], $2::text[], $3::text[]) AS c (id, token, outputs)
+      WHERE tasks.id = c.id AND tasks.lease_token = c.token AND tasks.state = 'leased' AND tasks.kind = $4
+      RETURNING tasks.id, tasks.job_id, tasks.kind, tasks.chunk_index, tasks.attempt`,
+    [completions.map((c) => c.taskId), completions.map((c) => c.leaseToken), completions.map((c) => JSON.stringify(c.outputs)), kind],
+  );
+  return rows.map((row) => ({ id: Number(row.id), jobId: row.job_id, kind: row.kind, chunkIndex: row.chunk_index, attempt: row.attempt }));
 }
 
 export interface FailedAttempt {
@@ -286,11 +331,23 @@ export async function listTaskOutputs(db: Queryable, jobId: string, kind: TaskKi
 /** The task a worker holds with this lease token, or null when the lease is not (or no longer) current. */
 export async function findLease(db: Queryable, taskId: number, leaseToken: string): Promise<LeasedTask | null> {
   const [row] = await db.query<LeasedRow>(
-    `SELECT id, job_id, kind, chunk_index, attempt, max_attempts, input_key, lease_token, lease_expires_at
+    `SELECT id, job_id, kind, chunk_index, attempt, max_attempts, input_key, input_size, lease_token, lease_expires_at
        FROM tasks WHERE id = $1 AND lease_token = $2 AND state = 'leased'`,
     [taskId, leaseToken],
   );
   return row ? rowToLeased(row) : null;
+}
+
+/** findLease for many tasks in one query: the current ones, by task id. */
+export async function findLeases(db: Queryable, leases: { taskId: number; leaseToken: string }[]): Promise<Map<number, LeasedTask>> {
+  if (leases.length === 0) return new Map();
+  const rows = await db.query<LeasedRow>(
+    `SELECT id, job_id, kind, chunk_index, attempt, max_attempts, input_key, input_size, lease_token, lease_expires_at
+       FROM tasks WHERE id = ANY($1::bigint[]) AND state = 'leased'
+        AND EXISTS (SELECT 1 FROM unnest($1::bigint[], $2::text[]) AS l (id, token) WHERE l.id = tasks.id AND l.token = tasks.lease_token)`,
+    [leases.map((lease) => lease.taskId), leases.map((lease) => lease.leaseToken)],
+  );
+  return new Map(rows.map((row) => [Number(row.id), rowToLeased(row)]));
 }
 
 export async function isTaskLeaseCurrent(db: Queryable, taskId: number, leaseToken: string): Promise<boolean> {

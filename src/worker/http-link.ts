@@ -6,7 +6,11 @@ import { pipeline } from 'node:stream/promises';
 import { TesseraError, quote } from '../domain/errors.js';
 import type { JobState } from '../domain/job-state.js';
 import type { Log } from '../domain/log.js';
-import type { OutputFile, TaskLease, WorkerLink } from '../domain/worker-link.js';
+import type { OutputFile, TaskLease, TaskReport, WorkerLink } from '../domain/worker-link.js';
+import { COMPLETION_BATCH, MAX_LEASE_BATCH } from '../domain/worker-link.js';
+import { createBatcher } from '../domain/batch.js';
+import type { CompactLeases, WireLease } from '../domain/lease-wire.js';
+import { expandLeases } from '../domain/lease-wire.js';
 import type { MachineOffer } from './machine.js';
 
 // A worker agent's link to Tessera servers over HTTP (the /v1/worker protocol). Several server
@@ -44,10 +48,6 @@ export async function transferError(response: Response, doing: string, url: stri
     return new TesseraError('DEADLINE_EXCEEDED', `${doing} ${where}: the link expired${said}`, { hint: 'the task took longer than its links last; it is retried with fresh links' });
   }
   return new TesseraError('UNAVAILABLE', `${doing} ${where} answered HTTP ${response.status}${said}`);
-}
-
-interface WireLease extends TaskLease {
-  inputUrl: string | null;
 }
 
 /** A plain file name from the server: never a path, never empty. */
@@ -118,6 +118,13 @@ export function createHttpLink(options: HttpLinkOptions): HttpLink {
     await response.body?.cancel();
   }
 
+  // Slots finishing while a completion call is out are completed together in the next call.
+  type Completion = { taskId: number; leaseToken: string; kind: TaskLease['kind']; outputs: { name: string; blobKey: string }[]; report: TaskReport };
+  const completeBatched = createBatcher<Completion, { completed: boolean; error?: string }>(async (completions) => {
+    const { results } = await json<{ results: { completed: boolean; error?: string }[] }>('POST', '/v1/worker/complete', { completions });
+    return results;
+  }, COMPLETION_BATCH);
+
   const task = (lease: TaskLease) => `/v1/worker/tasks/${lease.taskId}`;
   const tokenQuery = (lease: TaskLease) => `leaseToken=${encodeURIComponent(lease.leaseToken)}`;
 
@@ -127,7 +134,7 @@ export function createHttpLink(options: HttpLinkOptions): HttpLink {
     async lease(max, waitMs, signal) {
       if (!registered) await register();
       try {
-        const { leases } = await json<{ leases: WireLease[] }>('POST', '/v1/worker/lease', { workerId: options.worker.id, max, waitMs }, signal);
+        const leases = expandLeases(await json<CompactLeases>('POST', '/v1/worker/lease', { workerId: options.worker.id, max, waitMs, compact: true }, signal));
         return leases;
       } catch (error) {
         // The server forgot this worker (its database was reset, or it was never reached): register again.
@@ -223,11 +230,16 @@ export function createHttpLink(options: HttpLinkOptions): HttpLink {
       };
       await Promise.all(Array.from({ length: Math.min(TRANSFER_CONCURRENCY, files.length) }, uploader));
       if (lost) return false;
-      const response = await call('POST', `${task(lease)}/complete`, { leaseToken: lease.leaseToken, outputs, report });
-      const payload = (await response.json().catch(() => ({}))) as { completed?: boolean; message?: string };
-      if (response.status === 400 && /not current/.test(payload.message ?? '')) return false;
-      if (!response.ok) throw new TesseraError('UNAVAILABLE', `completing task ${lease.taskId} answered HTTP ${response.status}: ${payload.message ?? ''}`);
-      return payload.completed === true;
+      const answer = await completeBatched({ taskId: lease.taskId, leaseToken: lease.leaseToken, kind: lease.kind, outputs, report });
+      if (answer.error) throw new TesseraError('FAILED_PRECONDITION', `completing task ${lease.taskId}: ${answer.error}`);
+      return answer.completed;
+    },
+
+    async release(leases) {
+      for (let first = 0; first < leases.length; first += MAX_LEASE_BATCH) {
+        const page = leases.slice(first, first + MAX_LEASE_BATCH).map((lease) => ({ taskId: lease.taskId, leaseToken: lease.leaseToken }));
+        await json('POST', '/v1/worker/release', { workerId: options.worker.id, leases: page });
+      }
     },
 
     async stopped(lease) {

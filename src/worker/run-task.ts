@@ -1,7 +1,7 @@
-import { lstat, mkdir, mkdtemp, readdir, rm } from 'node:fs/promises';
+import { lstat, mkdir, mkdtemp, readdir, rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { TesseraError, assertNever, quote } from '../domain/errors.js';
-import { inProcessName } from '../domain/in-process.js';
+import { inProcessName, usesFiles } from '../domain/in-process.js';
 import type { OutputFile, TaskLease, TaskReport, WorkerLink } from '../domain/worker-link.js';
 import { entrypointCommand, failureSummary, runProcess } from '../runner/runner.js';
 import type { Config } from '../config/config.js';
@@ -56,9 +56,32 @@ class ComponentFailure extends Error {
   }
 }
 
-export async function runTask(link: WorkerLink, lease: TaskLease, env: TaskEnvironment, signal: AbortSignal): Promise<TaskOutcome> {
-  await mkdir(env.workDir, { recursive: true });
-  const root = await mkdtemp(path.join(env.workDir, `task-${lease.taskId}-`));
+/**
+ * A task's temporary folder, made on first use: an in-process app that reads no chunk and writes
+ * no result (noop) never touches the disk.
+ */
+class Scratch {
+  private root: Promise<string> | undefined;
+
+  constructor(private readonly workDir: string, private readonly taskId: number) {}
+
+  async folder(name: string): Promise<string> {
+    this.root ??= mkdir(this.workDir, { recursive: true }).then(() => mkdtemp(path.join(this.workDir, `task-${this.taskId}-`)));
+    const dir = path.join(await this.root, name);
+    await mkdir(dir, { recursive: true });
+    return dir;
+  }
+
+  async remove(): Promise<void> {
+    if (!this.root) return;
+    const root = await this.root.catch(() => undefined);
+    if (root) await rm(root, { recursive: true, force: true });
+  }
+}
+
+/** `onProduced` is called once the work is done and only its report (uploads, completion) remains. */
+export async function runTask(link: WorkerLink, lease: TaskLease, env: TaskEnvironment, signal: AbortSignal, onProduced?: () => void): Promise<TaskOutcome> {
+  const scratch = new Scratch(env.workDir, lease.taskId);
   const attempt: Attempt = {
     logs: new LogCollector(env.maxLogLines),
     usage: null,
@@ -67,8 +90,9 @@ export async function runTask(link: WorkerLink, lease: TaskLease, env: TaskEnvir
     },
   };
   try {
-    const files = await produce(link, lease, env, root, signal, attempt);
+    const files = await produce(link, lease, env, scratch, signal, attempt);
     if (signal.aborted) return 'lost';
+    onProduced?.();
     return (await link.complete(lease, files, attempt.report())) ? 'completed' : 'lost';
   } catch (error) {
     if (signal.aborted) return 'lost';
@@ -76,16 +100,12 @@ export async function runTask(link: WorkerLink, lease: TaskLease, env: TaskEnvir
     await link.fail(lease, error instanceof Error ? error.message : String(error), retry, attempt.report());
     return 'failed';
   } finally {
-    await rm(root, { recursive: true, force: true });
+    await scratch.remove();
   }
 }
 
-async function produce(link: WorkerLink, lease: TaskLease, env: TaskEnvironment, root: string, signal: AbortSignal, attempt: Attempt): Promise<OutputFile[]> {
-  const folder = async (name: string) => {
-    const dir = path.join(root, name);
-    await mkdir(dir, { recursive: true });
-    return dir;
-  };
+async function produce(link: WorkerLink, lease: TaskLease, env: TaskEnvironment, scratch: Scratch, signal: AbortSignal, attempt: Attempt): Promise<OutputFile[]> {
+  const folder = (name: string) => scratch.folder(name);
   const params = JSON.stringify(lease.params ?? {});
   switch (lease.kind) {
     case 'partition': {
@@ -98,17 +118,25 @@ async function produce(link: WorkerLink, lease: TaskLease, env: TaskEnvironment,
         const inputs = await listFiles(sourceDir);
         return inputs.slice(0, 1).map((input) => ({ name: 'data_0.bin', path: input.path }));
       }
-      await execute(lease, env, root, signal, attempt, { SOURCE_DIR: sourceDir, CHUNKS_DIR: chunksDir, PARTITIONER_PARAMS: params });
+      await execute(lease, env, scratch, signal, attempt, { SOURCE_DIR: sourceDir, CHUNKS_DIR: chunksDir, PARTITIONER_PARAMS: params });
       return orderChunks(await listFiles(chunksDir));
     }
     case 'app': {
+      const inProcess = lease.component ? inProcessName(lease.component.manifest.entrypoint) : undefined;
+      if (inProcess && !usesFiles(inProcess)) {
+        await runInProcess(inProcess, { APP_PARAMS: params, CHUNK_NUMBER: String(lease.chunkIndex) });
+        return [];
+      }
       const taskDir = await folder('task');
       const resultsDir = await folder('results');
-      await link.fetchChunk(lease, path.join(taskDir, 'data.bin'));
+      const chunkPath = path.join(taskDir, 'data.bin');
+      // An empty chunk is made here rather than downloaded: one round trip less per task.
+      if (lease.inputSize === 0) await writeFile(chunkPath, '');
+      else await link.fetchChunk(lease, chunkPath);
       const userCacheDir = path.join(env.userCacheRoot, lease.accountId);
       await mkdir(userCacheDir, { recursive: true });
       await mkdir(env.sharedCacheDir, { recursive: true });
-      await execute(lease, env, root, signal, attempt, {
+      await execute(lease, env, scratch, signal, attempt, {
         TASK_DIR: taskDir,
         TASK_RESULTS_DIR: resultsDir,
         APP_PARAMS: params,
@@ -124,7 +152,7 @@ async function produce(link: WorkerLink, lease: TaskLease, env: TaskEnvironment,
       await link.enterStage(lease, 'JOB_STATE_MERGING');
       await link.fetchResults(lease, resultsDir);
       if (!lease.component) return listFiles(resultsDir);
-      await execute(lease, env, root, signal, attempt, { TASK_RESULTS_DIR: resultsDir, OUTPUT_DIR: outputDir, ASSEMBLER_PARAMS: params });
+      await execute(lease, env, scratch, signal, attempt, { TASK_RESULTS_DIR: resultsDir, OUTPUT_DIR: outputDir, ASSEMBLER_PARAMS: params });
       return listFiles(outputDir);
     }
     default:
@@ -132,7 +160,7 @@ async function produce(link: WorkerLink, lease: TaskLease, env: TaskEnvironment,
   }
 }
 
-async function execute(lease: TaskLease, env: TaskEnvironment, root: string, signal: AbortSignal, attempt: Attempt, stageEnv: Record<string, string>): Promise<void> {
+async function execute(lease: TaskLease, env: TaskEnvironment, scratch: Scratch, signal: AbortSignal, attempt: Attempt, stageEnv: Record<string, string>): Promise<void> {
   const component = lease.component!;
   // A built-in whose code is part of the worker: no archive to fetch, no process to start.
   const inProcess = inProcessName(component.manifest.entrypoint);
@@ -140,8 +168,7 @@ async function execute(lease: TaskLease, env: TaskEnvironment, root: string, sig
   const what = `${lease.kind === 'app' ? 'app' : lease.kind === 'partition' ? 'partitioner' : 'assembler'} ${component.manifest.name}@${component.manifest.version}`;
   const folder = await env.components.folder(component.archive.sha256);
   const { command, args } = entrypointCommand(folder, component.manifest, env.python);
-  const cwd = path.join(root, 'work');
-  await mkdir(cwd, { recursive: true });
+  const cwd = await scratch.folder('work');
   const result = await runProcess({
     command,
     args,

@@ -1,6 +1,8 @@
 import type { Log } from '../domain/log.js';
 import type { TaskLease, WorkerLink } from '../domain/worker-link.js';
-import type { TaskEnvironment } from './run-task.js';
+import { COMPLETION_BATCH, EMPTY_REPORT, MAX_LEASE_BATCH } from '../domain/worker-link.js';
+import type { TaskEnvironment, TaskOutcome } from './run-task.js';
+import { isInProcess } from '../domain/in-process.js';
 import { resolvePython } from '../runner/runner.js';
 import { runTask } from './run-task.js';
 
@@ -8,8 +10,8 @@ import { runTask } from './run-task.js';
 // heartbeat loop for every lease held. A lease the server says is lost (expired, job aborted)
 // has its process group killed at once; its result would be refused anyway.
 
-/** Tasks asked for in one lease call (the worker API takes at most 100). */
-const MAX_LEASE_BATCH = 100;
+/** Finished tasks whose reports may be under way at once before slots wait for them. */
+const MAX_REPORTING = 2 * COMPLETION_BATCH;
 
 export interface WorkerOptions {
   link: WorkerLink;
@@ -20,6 +22,12 @@ export interface WorkerOptions {
   heartbeatMs: number;
   /** How long one lease call may wait for work. */
   leaseWaitMs?: number;
+  /**
+   * Tasks leased ahead of free slots and kept in a local queue (default 0: lease only for idle
+   * slots). Many small tasks then share a round trip; the queued leases are heartbeated like
+   * running ones and handed back when the worker stops.
+   */
+  prefetch?: number;
 }
 
 export interface Worker {
@@ -56,32 +64,38 @@ export function createWorker(options: WorkerOptions): Worker {
     }
   }
 
-  // Slots waiting for work share lease calls: one call asks for as many tasks as slots wait, so
-  // a busy worker makes one round trip (one lease statement) per batch of tasks, not per task.
+  // Slots waiting for work share lease calls: one call asks for as many tasks as slots wait (plus
+  // the local queue's room), so a busy worker makes one round trip (one lease statement) per
+  // batch of tasks, not per task.
+  const prefetch = options.prefetch ?? 0;
   const waiting: ((lease: TaskLease | null) => void)[] = [];
+  const queued: TaskLease[] = [];
   let leasing = false;
+
+  /** Keeps leasing while slots wait, or while the local queue is under half full. */
+  const wanted = () => waiting.length > 0 || (prefetch > 0 && queued.length <= prefetch / 2);
 
   async function pump(): Promise<void> {
     if (leasing) return;
     leasing = true;
     try {
-      while (waiting.length > 0 && !stopping.signal.aborted) {
+      while (wanted() && !stopping.signal.aborted) {
         let leases: TaskLease[];
         try {
-          leases = await link.lease(Math.min(waiting.length, MAX_LEASE_BATCH), options.leaseWaitMs ?? 5000, stopping.signal);
+          const max = Math.min(MAX_LEASE_BATCH, Math.max(1, waiting.length + prefetch - queued.length));
+          leases = await link.lease(max, options.leaseWaitMs ?? 5000, stopping.signal);
         } catch (error) {
           if (stopping.signal.aborted) break;
           log.error({ err: error }, 'leasing failed; trying again shortly');
           await new Promise((resolve) => setTimeout(resolve, 1000).unref());
           continue;
         }
-        // Registered as held before the slot gets it, so the next heartbeat extends it.
+        // Registered as held before a slot gets it, so the next heartbeat extends it.
         for (const lease of leases) {
-          const resolve = waiting.shift();
-          // Stopped meanwhile: the lease is left to expire, and the task runs elsewhere.
-          if (!resolve) continue;
           held.set(lease.taskId, { lease, controller: new AbortController() });
-          resolve(lease);
+          const resolve = waiting.shift();
+          if (resolve) resolve(lease);
+          else queued.push(lease);
         }
       }
     } finally {
@@ -92,25 +106,52 @@ export function createWorker(options: WorkerOptions): Worker {
 
   function nextLease(): Promise<TaskLease | null> {
     if (stopping.signal.aborted) return Promise.resolve(null);
+    const ready = queued.shift();
+    if (ready) {
+      if (wanted()) void pump();
+      return Promise.resolve(ready);
+    }
     return new Promise((resolve) => {
       waiting.push(resolve);
       void pump();
     });
   }
 
+  // Tasks whose work is done but whose report (uploads, completion) is still under way. A slot does
+  // not wait for that: it takes its next task, and the completions of many slots share calls.
+  const reporting = new Set<Promise<void>>();
+
+  async function settle(lease: TaskLease, outcome: Promise<TaskOutcome>): Promise<void> {
+    try {
+      const ended = await outcome;
+      if (ended === 'lost') {
+        // Killed because this worker is stopping: the attempt ends now and the task runs again
+        // elsewhere at once, rather than when its lease runs out. (Fenced: a lease already lost
+        // to an abort or an expiry changes nothing.)
+        if (stopping.signal.aborted) await link.fail(lease, 'the worker running it was stopped', true, EMPTY_REPORT);
+        // The process is gone: a cancelled job can now report Cancelled rather than Cancelling.
+        await link.stopped(lease);
+      }
+      // Built-ins that run inside the worker finish thousands a second: their line is a debug one.
+      const level = lease.component && isInProcess(lease.component.manifest) ? 'debug' : 'info';
+      log[level]({ jobId: lease.jobId, taskId: lease.taskId, kind: lease.kind, chunk: lease.chunkIndex, attempt: lease.attempt, outcome: ended }, 'task finished');
+    } catch (error) {
+      log.error({ err: error, jobId: lease.jobId, taskId: lease.taskId }, 'task could not be reported; its lease will expire and it will run again');
+    } finally {
+      held.delete(lease.taskId);
+    }
+  }
+
   async function slot(): Promise<void> {
     for (let lease = await nextLease(); lease; lease = await nextLease()) {
       const { controller } = held.get(lease.taskId)!;
-      try {
-        const outcome = await runTask(link, lease, env, controller.signal);
-        // The process is gone: a cancelled job can now report Cancelled rather than Cancelling.
-        if (outcome === 'lost') await link.stopped(lease);
-        log.info({ jobId: lease.jobId, taskId: lease.taskId, kind: lease.kind, chunk: lease.chunkIndex, attempt: lease.attempt, outcome }, 'task finished');
-      } catch (error) {
-        log.error({ err: error, jobId: lease.jobId, taskId: lease.taskId }, 'task could not be reported; its lease will expire and it will run again');
-      } finally {
-        held.delete(lease.taskId);
-      }
+      let produced!: () => void;
+      const workDone = new Promise<void>((resolve) => (produced = resolve));
+      const settled = settle(lease, runTask(link, lease, env, controller.signal, produced));
+      reporting.add(settled);
+      void settled.finally(() => reporting.delete(settled));
+      await Promise.race([workDone, settled]);
+      while (reporting.size >= MAX_REPORTING) await Promise.race(reporting);
     }
   }
 
@@ -123,15 +164,24 @@ export function createWorker(options: WorkerOptions): Worker {
       heartbeat = setInterval(() => void beat(), options.heartbeatMs);
       heartbeat.unref();
       slots = Array.from({ length: options.slots }, () => slot());
+      if (prefetch > 0) void pump();
     },
     async stop() {
       stopping.abort();
       for (const resolve of waiting.splice(0)) resolve(null);
+      // Leased but never started: handed back at once, so they run elsewhere without waiting
+      // for the lease to run out and without costing an attempt.
+      const unstarted = queued.splice(0);
+      for (const lease of unstarted) held.delete(lease.taskId);
+      if (unstarted.length > 0) {
+        await link.release(unstarted).catch((error: unknown) => log.warn({ err: error, tasks: unstarted.length }, 'could not hand back queued tasks; they run elsewhere when their leases expire'));
+      }
       // Running tasks are killed; their leases expire and they run elsewhere.
       for (const entry of held.values()) entry.controller.abort();
       unsubscribe?.();
       clearInterval(heartbeat);
       await Promise.all(slots);
+      await Promise.all(reporting);
     },
     running: () => held.size,
   };

@@ -87,6 +87,17 @@ forPostgres('two server replicas and three worker agents run a 500-chunk job', a
     const big = await fetch(`${servers[0]!.info.url}/v1/worker/tasks/1/complete`, { method: 'POST', headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' }, body: JSON.stringify({ leaseToken: 'none', outputs }) });
     assert.equal(big.status, 400);
     assert.match(((await big.json()) as { message: string }).message, /not current/);
+    // Completions in one call: each answered on its own (a forged lease is simply not completed);
+    // a malformed batch is refused whole, naming what is wrong.
+    const completeMany = (body: unknown) => fetch(`${servers[0]!.info.url}/v1/worker/complete`, { method: 'POST', headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' }, body: JSON.stringify(body) });
+    const forged = await completeMany({ completions: [{ taskId: 1, leaseToken: 'none', outputs: [] }, { taskId: 2, leaseToken: 'none', outputs: [], report: { logs: [], usage: null } }] });
+    assert.deepEqual(await forged.json(), { results: [{ completed: false }, { completed: false }] });
+    const tooMany = await completeMany({ completions: Array.from({ length: 1001 }, () => ({ taskId: 1, leaseToken: 'none' })) });
+    assert.equal(tooMany.status, 400);
+    assert.match(((await tooMany.json()) as { message: string }).message, /at most 1000/);
+    const badShape = await completeMany({ completions: [{ taskId: 'one', leaseToken: 'none' }] });
+    assert.equal(badShape.status, 400);
+    assert.match(((await badShape.json()) as { message: string }).message, /completions\[0\]\.taskId "one" must be a number/);
 
     const jobId = await runWordCount(servers, source.url, 500);
     const job = await finishedJob(() => servers[0]!.info.url, jobId, 240_000);
@@ -119,7 +130,9 @@ forPostgres('chaos: workers killed every 2 s and a server killed once; the 2,000
   try {
     servers.push(await startProcess(['server', '--port', '0', '--json'], env), await startProcess(['server', '--port', '0', '--json'], env));
     const urls = servers.map((server) => server.info.url).join(',');
-    const startWorker = () => startProcess(['worker', '--server', urls, '--token', token, '--slots', '2', '--json'], env);
+    // Each worker also keeps a local queue of 10 leased tasks: a killed worker loses those too,
+    // and they must run again like the ones it was running.
+    const startWorker = () => startProcess(['worker', '--server', urls, '--token', token, '--slots', '2', '--prefetch', '10', '--json'], env);
     for (let index = 0; index < 3; index++) workers.push(await startWorker());
     const jobId = await runWordCount(servers, source.url, 2_000, { maxTaskRetries: 20 });
     const alive = () => (serverKilled ? servers[1]! : servers[0]!).info.url;
@@ -173,6 +186,46 @@ forPostgres('chaos: workers killed every 2 s and a server killed once; the 2,000
     clearInterval(chaos);
     await inFlight?.catch(() => {});
     for (const process of [...workers, ...servers]) await stopProcess(process);
+    await source.close();
+    rmSync(home, { recursive: true, force: true });
+  }
+}, { timeout: 300_000 });
+
+forPostgres('a worker with a local queue leases and completes in batches; stopped, it hands its queued tasks back at once', async (db, databaseUrl, schema) => {
+  const token = await setUp(db);
+  const home = mkdtempSync(path.join(tmpdir(), 'tessera-prefetch-'));
+  const input = text(3_000);
+  const source = await serve(input.body);
+  // A lease long enough that only a hand-back, never an expiry, can explain a task queued again.
+  const env = clusterEnv(databaseUrl, schema, home, { TESSERA_LEASE_SECONDS: '120' });
+  const processes: Process[] = [];
+  try {
+    const server = await startProcess(['server', '--port', '0', '--json'], env);
+    processes.push(server);
+    const base = server.info.url;
+    const first = await startProcess(['worker', '--server', base, '--token', token, '--slots', '1', '--prefetch', '40', '--json'], env);
+    processes.push(first);
+    const jobId = await runWordCount([server], source.url, 120);
+    const held = async () => (await db.query<{ n: number }>(`SELECT count(*)::int AS n FROM tasks WHERE job_id = $1 AND kind = 'app' AND state = 'leased'`, [jobId]))[0]!.n;
+    // One slot, yet many leases: the local queue filled in one or two calls.
+    await waitFor('the local queue to fill', async () => ((await held()) >= 20 ? true : undefined), 60_000);
+    const [{ n: doneBefore }] = await db.query<{ n: number }>(`SELECT count(*)::int AS n FROM tasks WHERE job_id = $1 AND kind = 'app' AND state = 'succeeded'`, [jobId]) as [{ n: number }];
+    assert.ok(doneBefore < 120, 'the job is still running when the worker stops');
+    await stopProcess(first);
+    // SIGTERM: the running task is stopped, the queued ones are handed back, none waits 120 s.
+    await waitFor('every lease handed back', async () => ((await held()) === 0 ? true : undefined), 10_000);
+    const back = await db.query<{ attempt: number }>(`SELECT attempt FROM tasks WHERE job_id = $1 AND kind = 'app' AND state = 'queued'`, [jobId]);
+    assert.ok(back.length >= 15, `${back.length} tasks queued again`);
+    assert.ok(back.filter((task) => task.attempt === 0).length >= back.length - 1, 'a task handed back unstarted has not used an attempt');
+
+    processes.push(await startProcess(['worker', '--server', base, '--token', token, '--slots', '2', '--prefetch', '40', '--json'], env));
+    const job = await finishedJob(() => base, jobId, 120_000);
+    assert.equal(job.state, 'JOB_STATE_COMPLETE', job.errorMessage);
+    assert.deepEqual(await downloadedCounts(base, jobId), input.counts, 'every chunk counted once');
+    const [{ n: rerun }] = await db.query<{ n: number }>(`SELECT count(*)::int AS n FROM tasks WHERE job_id = $1 AND attempt > 1`, [jobId]) as [{ n: number }];
+    assert.ok(rerun <= 1, `${rerun} tasks ran more than once (at most the one running at the stop may)`);
+  } finally {
+    for (const process of processes) await stopProcess(process);
     await source.close();
     rmSync(home, { recursive: true, force: true });
   }

@@ -5,17 +5,20 @@ import { insertJob } from '../../src/store/jobs.js';
 import {
   cancelJobTasks,
   completeTask,
+  completeTasks,
   confirmTaskStopped,
   countTasksByState,
   expireCancellations,
   expireLeases,
   failTaskAttempt,
+  findLeases,
   hasCancellingTasks,
   heartbeatTasks,
   insertTasks,
   leaseTasks,
   listTaskOutputs,
   NO_NEEDS,
+  releaseTasks,
 } from '../../src/store/tasks.js';
 import type { LeasedTask, TaskNeeds, WorkerOffer } from '../../src/store/tasks.js';
 import { forEachEngine } from '../helpers/db.js';
@@ -190,4 +193,37 @@ forEachEngine('outputs come back per kind in chunk order; counts are of app task
   assert.deepEqual(await listTaskOutputs(db, 'J', 'assemble'), []);
   assert.deepEqual(await countTasksByState(db, 'J'), { queued: 0, leased: 0, succeeded: 2, failed: 1, cancelling: 0, cancelled: 0 });
   assert.deepEqual(await countTasksByState(db, 'no-such-job'), { queued: 0, leased: 0, succeeded: 0, failed: 0, cancelling: 0, cancelled: 0 });
+}, migrated);
+
+forEachEngine('a batch of completions is fenced task by task; released leases go back to the queue without costing an attempt', async (db) => {
+  await jobWithTasks(db, 'J', 4);
+  await insertTasks(db, 'J', 'app', [{ chunkIndex: 10, inputKey: 'empty', inputSize: 0 }, { chunkIndex: 11, inputKey: 'big', inputSize: 5_000_000_000 }], { maxAttempts: 2, priority: 0 });
+  const leased = await leaseTasks(db, 'w1', 10, 30);
+  assert.equal(leased.length, 6);
+  const chunk = (index: number) => leased.find((task) => task.chunkIndex === index)!;
+  assert.deepEqual([chunk(0).inputSize, chunk(10).inputSize, chunk(11).inputSize], [null, 0, 5_000_000_000], 'the chunk size comes with the lease (null when unknown)');
+
+  // One batch: a good lease, a wrong token, the same task twice, and a task of another lease.
+  const done = await completeTasks(db, [
+    { taskId: chunk(0).id, leaseToken: chunk(0).leaseToken, outputs: [{ name: 'r0', blobKey: 'k/r0', size: 3 }] },
+    { taskId: chunk(1).id, leaseToken: 'not-the-token', outputs: [] },
+    { taskId: chunk(2).id, leaseToken: chunk(2).leaseToken, outputs: [] },
+    { taskId: chunk(2).id, leaseToken: chunk(2).leaseToken, outputs: [] },
+  ], 'app');
+  assert.deepEqual(done.map((task) => [task.chunkIndex, task.attempt]).sort(), [[0, 1], [2, 1]], 'only current leases complete, each once');
+  assert.deepEqual(await completeTasks(db, [{ taskId: chunk(0).id, leaseToken: chunk(0).leaseToken, outputs: [] }], 'app'), [], 'a task completes once');
+  assert.deepEqual(await completeTasks(db, [{ taskId: chunk(3).id, leaseToken: chunk(3).leaseToken, outputs: [] }], 'partition'), [], 'a task of another kind is not completed');
+  assert.deepEqual(await completeTasks(db, [], 'app'), []);
+  assert.deepEqual((await listTaskOutputs(db, 'J', 'app')).find((task) => task.chunkIndex === 0)?.outputs, [{ name: 'r0', blobKey: 'k/r0', size: 3 }]);
+
+  // findLeases: the current ones only, by id.
+  const current = await findLeases(db, [{ taskId: chunk(1).id, leaseToken: chunk(1).leaseToken }, { taskId: chunk(2).id, leaseToken: chunk(2).leaseToken }, { taskId: chunk(3).id, leaseToken: 'forged' }]);
+  assert.deepEqual([...current.keys()], [chunk(1).id]);
+
+  // Handing back: fenced too; the task is queued again with its attempt undone.
+  assert.equal(await releaseTasks(db, [{ id: chunk(1).id, leaseToken: chunk(1).leaseToken }, { id: chunk(3).id, leaseToken: 'forged' }, { id: chunk(2).id, leaseToken: chunk(2).leaseToken }]), 1);
+  assert.equal(await completeTask(db, chunk(1).id, chunk(1).leaseToken, []), null, 'a released lease is dead');
+  const [again] = await leaseTasks(db, 'w2', 1, 30);
+  assert.deepEqual([again?.id, again?.attempt], [chunk(1).id, 1], 'the next holder runs attempt 1, not 2');
+  assert.deepEqual(await countTasksByState(db, 'J'), { queued: 0, leased: 4, succeeded: 2, failed: 0, cancelling: 0, cancelled: 0 });
 }, migrated);

@@ -1,0 +1,38 @@
+// Batching for calls that are cheaper together: the first call goes out at once (no added delay),
+// and calls made while a batch is in flight ride in the next one, so under load every round trip
+// carries everything that piled up meanwhile. One batch is in flight at a time.
+
+export type Batched<T, R> = (item: T) => Promise<R>;
+
+/** `send` answers one result per item, in order; if it throws, every item of that batch fails with it. */
+export function createBatcher<T, R>(send: (items: T[]) => Promise<R[]>, maxItems: number): Batched<T, R> {
+  const pending: { item: T; resolve: (result: R) => void; reject: (error: unknown) => void }[] = [];
+  let inFlight = false;
+
+  function flush(): void {
+    if (inFlight || pending.length === 0) return;
+    inFlight = true;
+    const batch = pending.splice(0, maxItems);
+    send(batch.map((entry) => entry.item))
+      .then(
+        (results) => {
+          if (results.length !== batch.length) throw new Error(`a batch of ${batch.length} was answered with ${results.length} results`);
+          for (const [index, entry] of batch.entries()) entry.resolve(results[index]!);
+        },
+      )
+      .catch((error: unknown) => {
+        for (const entry of batch) entry.reject(error);
+      })
+      .finally(() => {
+        inFlight = false;
+        flush();
+      });
+  }
+
+  return (item) =>
+    new Promise<R>((resolve, reject) => {
+      pending.push({ item, resolve, reject });
+      // After the current turn: calls made in the same turn go out together.
+      queueMicrotask(flush);
+    });
+}

@@ -1,0 +1,39 @@
+import type { TaskLease } from './worker-link.js';
+
+// Leases on the wire. A batch of a thousand leases is mostly one job's tasks, and each would
+// repeat the same component manifest, params and account: the compact form sends those once per
+// (job, kind) and each lease names its group. Workers ask for it with `compact: true`; without,
+// every lease is sent whole.
+
+/** A lease as sent to a remote worker: the TaskLease plus where to fetch the chunk. */
+export interface WireLease extends TaskLease {
+  inputUrl: string | null;
+}
+
+type Shared = Pick<TaskLease, 'jobId' | 'accountId' | 'kind' | 'component' | 'params' | 'timeoutMs' | 'maxAttempts'>;
+type Own = Pick<WireLease, 'taskId' | 'leaseToken' | 'chunkIndex' | 'attempt' | 'inputKey' | 'inputSize' | 'inputUrl'>;
+
+export interface CompactLeases {
+  /** What the leases of one group share, by group key. */
+  groups: Record<string, Shared>;
+  leases: (Own & { group: string })[];
+}
+
+export function compactLeases(leases: WireLease[]): CompactLeases {
+  const groups: Record<string, Shared> = {};
+  const own = leases.map((lease) => {
+    const group = `${lease.jobId}/${lease.kind}/${lease.maxAttempts}`;
+    groups[group] ??= { jobId: lease.jobId, accountId: lease.accountId, kind: lease.kind, component: lease.component, params: lease.params, timeoutMs: lease.timeoutMs, maxAttempts: lease.maxAttempts };
+    return { group, taskId: lease.taskId, leaseToken: lease.leaseToken, chunkIndex: lease.chunkIndex, attempt: lease.attempt, inputKey: lease.inputKey, inputSize: lease.inputSize, inputUrl: lease.inputUrl };
+  });
+  return { groups, leases: own };
+}
+
+/** The leases again, whole; a lease naming a group that was not sent is an error of the server's. */
+export function expandLeases(compact: CompactLeases): WireLease[] {
+  return compact.leases.map(({ group, ...own }) => {
+    const shared = compact.groups[group];
+    if (!shared) throw new Error(`lease of task ${own.taskId} names group ${JSON.stringify(group)}, which the answer does not contain`);
+    return { ...shared, ...own };
+  });
+}

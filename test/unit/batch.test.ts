@@ -1,0 +1,54 @@
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import { createBatcher } from '../../src/domain/batch.js';
+
+// The batcher behind shared completion calls: no added delay for the first call, everything that
+// piles up meanwhile in the next, answers in order, a failed batch failing only its own items.
+
+function deferred<T>() {
+  let resolve!: (value: T) => void;
+  let reject!: (error: unknown) => void;
+  const promise = new Promise<T>((res, rej) => ((resolve = res), (reject = rej)));
+  return { promise, resolve, reject };
+}
+
+test('calls in one turn go together; calls made while a batch is out ride in the next, at most maxItems each', async () => {
+  const sent: number[][] = [];
+  const gates: ReturnType<typeof deferred<void>>[] = [];
+  const double = createBatcher<number, number>(async (items) => {
+    sent.push(items);
+    const gate = deferred<void>();
+    gates.push(gate);
+    await gate.promise;
+    return items.map((item) => item * 2);
+  }, 3);
+  const first = [double(1), double(2)];
+  await Promise.resolve();
+  await Promise.resolve();
+  assert.deepEqual(sent, [[1, 2]], 'the first batch left at once, with both calls of the turn');
+  const later = [double(3), double(4), double(5), double(6)];
+  await new Promise((resolve) => setImmediate(resolve));
+  assert.equal(sent.length, 1, 'one batch in flight at a time');
+  gates[0]!.resolve();
+  assert.deepEqual(await Promise.all(first), [2, 4]);
+  await new Promise((resolve) => setImmediate(resolve));
+  assert.deepEqual(sent[1], [3, 4, 5], 'what piled up, capped at maxItems');
+  gates[1]!.resolve();
+  await new Promise((resolve) => setImmediate(resolve));
+  assert.deepEqual(sent[2], [6]);
+  gates[2]!.resolve();
+  assert.deepEqual(await Promise.all(later), [6, 8, 10, 12]);
+});
+
+test('a failed batch rejects its own items only; a wrong number of answers is an error, not a silent mismatch', async () => {
+  let calls = 0;
+  const flaky = createBatcher<string, string>(async (items) => {
+    calls++;
+    if (calls === 1) throw new Error('server unreachable');
+    if (items.includes('short')) return [];
+    return items.map((item) => item.toUpperCase());
+  }, 10);
+  await assert.rejects(flaky('a'), /server unreachable/);
+  assert.equal(await flaky('b'), 'B', 'the next batch goes out after a failure');
+  await assert.rejects(flaky('short'), /batch of 1 was answered with 0 results/);
+});
