@@ -34,8 +34,8 @@ function deadlineMs(tasks: number): number {
  */
 export async function tesseraThroughput(options: BenchOptions, store: 'pg' | 'pglite', tasks = options.sizes.throughputJobs): Promise<number> {
   const tessera = store === 'pg'
-    ? await startCluster(options.databaseUrl, { workers: options.tesseraWorkers, slots: options.tesseraSlots, leaseSeconds: BIG_JOB_LEASE_SECONDS })
-    : await startEmbedded(options.tesseraSlots, BIG_JOB_LEASE_SECONDS);
+    ? await startCluster(options.databaseUrl, { workers: options.tesseraWorkers, slots: options.tesseraSlots, leaseSeconds: BIG_JOB_LEASE_SECONDS, prefetch: options.tesseraPrefetch })
+    : await startEmbedded(options.tesseraSlots, BIG_JOB_LEASE_SECONDS, undefined, options.tesseraPrefetch);
   try {
     let queueMs = 0;
     for (let first = 0; first < tasks; first += options.tesseraChunksPerJob) {

@@ -46,6 +46,8 @@ export interface BenchOptions {
   tesseraSlots: number;
   /** The most chunks one job of the throughput benchmark has (see throughput.ts). */
   tesseraChunksPerJob: number;
+  /** Tasks each worker leases ahead of its free slots in the throughput benchmark (--prefetch). */
+  tesseraPrefetch: number;
 }
 
 function flag(argv: string[], name: string): string | undefined {
@@ -82,6 +84,7 @@ export function benchOptions(argv = process.argv.slice(2), env = process.env): B
     databaseUrl: env.BENCH_DATABASE_URL || env.TESSERA_TEST_DATABASE_URL || 'postgres://postgres@127.0.0.1:5432/test',
     tesseraWorkers: positive('BENCH_TESSERA_WORKERS', env.BENCH_TESSERA_WORKERS, 1),
     tesseraSlots: positive('BENCH_TESSERA_SLOTS', env.BENCH_TESSERA_SLOTS, 16 * availableParallelism()),
-    tesseraChunksPerJob: positive('BENCH_TESSERA_CHUNKS_PER_JOB', env.BENCH_TESSERA_CHUNKS_PER_JOB, 5_000),
+    tesseraChunksPerJob: positive('BENCH_TESSERA_CHUNKS_PER_JOB', env.BENCH_TESSERA_CHUNKS_PER_JOB, 20_000),
+    tesseraPrefetch: positive('BENCH_TESSERA_PREFETCH', env.BENCH_TESSERA_PREFETCH, 1_000),
   };
 }

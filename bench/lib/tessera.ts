@@ -68,6 +68,8 @@ export interface ClusterShape {
   workerNodeArgs?: string[];
   /** TESSERA_LEASE_SECONDS, when not the default 30 (see BIG_JOB_LEASE_SECONDS). */
   leaseSeconds?: number;
+  /** The workers' local queue (--prefetch), when not the default 0. */
+  prefetch?: number;
 }
 
 /**
@@ -100,6 +102,7 @@ export async function startCluster(databaseUrl: string, shape: ClusterShape): Pr
     const token = (await createKey(db, { scope: 'worker' })).apiKey;
     const env: Record<string, string> = { DATABASE_URL: databaseUrl, TESSERA_DATABASE_SCHEMA: schema, TESSERA_HOME: home };
     if (shape.leaseSeconds) env.TESSERA_LEASE_SECONDS = String(shape.leaseSeconds);
+    if (shape.prefetch) env.TESSERA_WORKER_PREFETCH = String(shape.prefetch);
     const server = await startTesseraProcess(['server', '--port', '0', '--json'], env, shape.serverNodeArgs);
     processes.push(server);
     for (let index = 0; index < shape.workers; index++) {
@@ -116,7 +119,7 @@ export async function startCluster(databaseUrl: string, shape: ClusterShape): Pr
  * `tessera up`: the API, the scheduler and `slots` worker slots in one process, in a new home
  * folder; on embedded PGlite, or given `databaseUrl` on a new schema of that server.
  */
-export async function startEmbedded(slots: number, leaseSeconds?: number, databaseUrl?: string): Promise<Tessera> {
+export async function startEmbedded(slots: number, leaseSeconds?: number, databaseUrl?: string, prefetch?: number): Promise<Tessera> {
   const home = mkdtempSync(path.join(tmpdir(), 'tessera-bench-embedded-'));
   const schema = databaseUrl ? schemaName('tessera_up') : undefined;
   const cleanUp = async () => {
@@ -127,6 +130,7 @@ export async function startEmbedded(slots: number, leaseSeconds?: number, databa
     const server = await startTesseraProcess(['up', '--port', '0', '--slots', String(slots), '--home', home, '--json'], {
       TESSERA_API_KEY: BENCH_KEY,
       ...(leaseSeconds ? { TESSERA_LEASE_SECONDS: String(leaseSeconds) } : {}),
+      ...(prefetch ? { TESSERA_WORKER_PREFETCH: String(prefetch) } : {}),
       ...(databaseUrl && schema ? { DATABASE_URL: databaseUrl, TESSERA_DATABASE_SCHEMA: schema } : {}),
     });
     return {
