@@ -83,7 +83,11 @@ export interface WorkerOffer {
   gpus: string[];
 }
 
-/** Queues tasks; a task that already exists (same job, kind, chunk) is left alone, so a replay adds nothing. */
+/**
+ * Queues tasks; a task that already exists (same job, kind, chunk) is left alone, so a replay adds
+ * nothing. created_at is when the row is written, not when its transaction began: a partition's
+ * transaction records its chunks and the job's transition first, and that is not queueing time.
+ */
 export async function insertTasks(
   db: Queryable,
   jobId: string,
@@ -93,17 +97,21 @@ export async function insertTasks(
 ): Promise<number> {
   if (tasks.length === 0) return 0;
   const needs = options.needs ?? NO_NEEDS;
-  const rows = await db.query(
-    `INSERT INTO tasks (job_id, kind, chunk_index, input_key, input_size, max_attempts, priority, min_cpu, min_memory_gb, gpus, region_whitelist, region_blacklist)
-     SELECT $1, $2, chunk_index, input_key, input_size, $5, $6, $7, $8, $9, $10, $11
+  // Counted in the database: a partition of 100,000 chunks need not send back 100,000 ids.
+  const [counted] = await db.query<{ n: number }>(
+    `WITH inserted AS (
+     INSERT INTO tasks (job_id, kind, chunk_index, input_key, input_size, max_attempts, priority, min_cpu, min_memory_gb, gpus, region_whitelist, region_blacklist, created_at)
+     SELECT $1, $2, chunk_index, input_key, input_size, $5, $6, $7, $8, $9, $10, $11, clock_timestamp()
        FROM unnest($3::int[], $4::text[], $12::bigint[]) AS t (chunk_index, input_key, input_size)
      ON CONFLICT (job_id, kind, chunk_index) DO NOTHING
-     RETURNING id`,
+     RETURNING 1)
+     SELECT count(*)::int AS n FROM inserted`,
     [jobId, kind, tasks.map((task) => task.chunkIndex), tasks.map((task) => task.inputKey ?? null), options.maxAttempts, options.priority,
      needs.minCpu, needs.minMemoryGb, needs.gpus, needs.regionWhitelist, needs.regionBlacklist, tasks.map((task) => task.inputSize ?? null)],
   );
-  if (rows.length > 0) await notifyTasksQueued(db);
-  return rows.length;
+  const inserted = counted?.n ?? 0;
+  if (inserted > 0) await notifyTasksQueued(db);
+  return inserted;
 }
 
 export const TASKS_CHANNEL = 'tessera_tasks';
