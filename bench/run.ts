@@ -57,7 +57,7 @@ async function machine(options: BenchOptions) {
     pglite: packageVersion('@electric-sql/pglite'),
     scale: options.scale,
     sizes: options.sizes,
-    tesseraShape: `throughput: 1 server + ${options.tesseraWorkers} worker agent(s) × ${options.tesseraSlots} slots, jobs of ≤ ${options.tesseraChunksPerJob} chunks; embedded and scale: tessera up with ${options.tesseraSlots} in-process slots`,
+    tesseraShape: `throughput: 1 server + ${options.tesseraWorkers} worker agent(s) × ${options.tesseraSlots} slots, local queue (--prefetch) ${options.tesseraPrefetch}, jobs of ≤ ${options.tesseraChunksPerJob} chunks; embedded: tessera up with ${options.tesseraSlots} in-process slots and the same local queue; scale: tessera up with ${options.tesseraSlots} slots`,
   };
 }
 

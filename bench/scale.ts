@@ -5,8 +5,8 @@ import { BIG_JOB_LEASE_SECONDS, completedJob, peakRssBytes, runJob, startEmbedde
 // Figure 4: one big noop job, end to end (create → COMPLETE as the client sees it), and the peak
 // resident memory of the server process that ran it (VmHWM): each size on a fresh server, so the
 // peak is that job's. The server is `tessera up` on the PostgreSQL server (API, scheduler and
-// worker slots in one process): over HTTP a partition of more than about 10,000 chunks cannot
-// complete (see throughput.ts), so worker agents cannot run these jobs at all yet.
+// worker slots in one process), so the one process measured holds everything Tessera keeps in
+// memory for the job.
 
 export interface ScaleRun {
   chunks: number;

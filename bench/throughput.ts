@@ -24,13 +24,12 @@ function deadlineMs(tasks: number): number {
 }
 
 /**
- * Tessera: noop jobs of at most `chunksPerJob` chunks, one after the other, `tasks` chunks in all.
- * A job's tasks are queued in the transaction that records PARTITIONED, and TASKS_COMPLETED is
- * recorded in the transaction of its last completion, so those two timestamps bracket exactly the
- * queue's work; the partitions (uploading every chunk) fall outside and are not counted.
- *
- * Several jobs rather than one: over HTTP a partition of more than about 10,000 chunks cannot
- * complete (its list of outputs is refused with 413), a limit found by these benchmarks.
+ * Tessera: noop jobs of at most `chunksPerJob` chunks (by default one job of all `tasks`), one
+ * after the other. A job's tasks are queued in the transaction that records PARTITIONED, and
+ * TASKS_COMPLETED is recorded in the transaction of its last completion, so those two timestamps
+ * bracket exactly the queue's work; the partition (uploading every chunk) falls outside, as the
+ * peers' inserts do. Workers keep a local queue (`--prefetch`, BENCH_TESSERA_PREFETCH), the
+ * counterpart of graphile-worker's localQueue; leases, heartbeats and fencing are as always.
  */
 export async function tesseraThroughput(options: BenchOptions, store: 'pg' | 'pglite', tasks = options.sizes.throughputJobs): Promise<number> {
   const tessera = store === 'pg'
