@@ -147,7 +147,9 @@ export function createWorker(options: WorkerOptions): Worker {
       const { controller } = held.get(lease.taskId)!;
       let produced!: () => void;
       const workDone = new Promise<void>((resolve) => (produced = resolve));
-      const settled = settle(lease, runTask(link, lease, env, controller.signal, produced));
+      // Lost while it waited in the local queue (its job was aborted, say): never started.
+      const outcome = controller.signal.aborted ? Promise.resolve<TaskOutcome>('lost') : runTask(link, lease, env, controller.signal, produced);
+      const settled = settle(lease, outcome);
       reporting.add(settled);
       void settled.finally(() => reporting.delete(settled));
       await Promise.race([workDone, settled]);
