@@ -77,6 +77,15 @@ function reportOf(raw: unknown): TaskReport {
   return { logs, usage };
 }
 
+/** The `leases` of a heartbeat or release: `[{taskId, leaseToken}]` (absent: none). */
+function leaseList(raw: unknown): { taskId: number; leaseToken: string }[] {
+  const leases = Array.isArray(raw) ? raw : [];
+  return leases.map((lease, index) => {
+    const entry = object(lease);
+    return { taskId: number(entry.taskId, `leases[${index}].taskId`, 1, Number.MAX_SAFE_INTEGER), leaseToken: text(entry.leaseToken, `leases[${index}].leaseToken`, 100) };
+  });
+}
+
 function taskKind(value: unknown, field: string): TaskKind {
   if (value !== 'partition' && value !== 'app' && value !== 'assemble') throw invalidArgument(field, `${field} ${quote(value)} must be "partition", "app" or "assemble"`);
   return value;
@@ -141,12 +150,7 @@ export function registerWorkerRoutes(app: FastifyInstance, engine: Engine): void
 
       scope.post('/heartbeat', async (request) => {
         const body = object(request.body);
-        const leases = Array.isArray(body.leases) ? body.leases : [];
-        const held = leases.map((lease, index) => {
-          const entry = object(lease);
-          return { taskId: number(entry.taskId, `leases[${index}].taskId`, 1, Number.MAX_SAFE_INTEGER), leaseToken: text(entry.leaseToken, `leases[${index}].leaseToken`, 100) };
-        });
-        return { lost: await workers.heartbeat(text(body.workerId, 'workerId', 128), held) };
+        return { lost: await workers.heartbeat(text(body.workerId, 'workerId', 128), leaseList(body.leases)) };
       });
 
       scope.post<TaskParams>('/tasks/:taskId/stage', async (request) => {
@@ -209,13 +213,9 @@ export function registerWorkerRoutes(app: FastifyInstance, engine: Engine): void
 
       scope.post('/release', async (request) => {
         const body = object(request.body);
-        const leases = Array.isArray(body.leases) ? body.leases : [];
+        const leases = leaseList(body.leases);
         if (leases.length > MAX_LEASE_BATCH) throw invalidArgument('leases', `at most ${MAX_LEASE_BATCH} leases per call, not ${leases.length}`);
-        const held = leases.map((lease, index) => {
-          const entry = object(lease);
-          return { taskId: number(entry.taskId, `leases[${index}].taskId`, 1, Number.MAX_SAFE_INTEGER), leaseToken: text(entry.leaseToken, `leases[${index}].leaseToken`, 100) };
-        });
-        return { released: await workers.release(text(body.workerId, 'workerId', 128), held) };
+        return { released: await workers.release(text(body.workerId, 'workerId', 128), leases) };
       });
 
       scope.post<TaskParams>('/tasks/:taskId/fail', LARGE_BODY, async (request) => {
