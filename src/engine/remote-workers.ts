@@ -82,6 +82,12 @@ export function createRemoteWorkers(deps: EngineDeps, flow: TaskFlow) {
       const offer = await touchWorker(db, workerId);
       if (!offer) throw new TesseraError('NOT_FOUND', `worker ${quote(workerId)} is not registered`, { hint: 'register again (POST /v1/worker/register)' });
       const leases = await flow.leaseWaiting({ id: workerId, ...offer }, max, waitMs, signal);
+      // The worker hung up while the lease statement ran (it is stopping, or was killed): nobody
+      // will read these leases, so they go back to the queue now instead of at their expiry.
+      if (signal.aborted && leases.length > 0) {
+        await releaseTasks(db, leases.map((lease) => ({ id: lease.taskId, leaseToken: lease.leaseToken })));
+        return [];
+      }
       // An empty chunk is made by the worker: no link to sign.
       return Promise.all(leases.map(async (lease) => ({ ...lease, inputUrl: lease.inputKey && lease.inputSize !== 0 ? await readLink(baseUrl, lease.inputKey) : null })));
     },
