@@ -215,7 +215,8 @@ export function registerWorkerRoutes(app: FastifyInstance, engine: Engine): void
         const body = object(request.body);
         const leases = leaseList(body.leases);
         if (leases.length > MAX_LEASE_BATCH) throw invalidArgument('leases', `at most ${MAX_LEASE_BATCH} leases per call, not ${leases.length}`);
-        return { released: await workers.release(text(body.workerId, 'workerId', 128), leases) };
+        if (body.everything !== undefined && typeof body.everything !== 'boolean') throw invalidArgument('everything', `everything ${quote(body.everything)} must be true or false`);
+        return { released: await workers.release(text(body.workerId, 'workerId', 128), leases, body.everything === true) };
       });
 
       scope.post<TaskParams>('/tasks/:taskId/fail', LARGE_BODY, async (request) => {

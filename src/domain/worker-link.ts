@@ -70,8 +70,12 @@ export interface OutputFile {
 export interface WorkerLink {
   /** Up to `max` tasks this worker may run; waits up to `waitMs` for one to appear. */
   lease(max: number, waitMs: number, signal?: AbortSignal): Promise<TaskLease[]>;
-  /** Hands back leases of tasks that never started (a stopping worker's local queue): queued again, the attempt not counted. */
-  release(leases: TaskLease[]): Promise<void>;
+  /**
+   * Hands back leases of tasks that never started (a stopping worker's local queue): queued again,
+   * the attempt not counted. With `everything`, also whatever else the server has leased to this
+   * worker: called last when stopping, it catches a lease whose answer was cut off by the stop.
+   */
+  release(leases: TaskLease[], everything?: boolean): Promise<void>;
   /** Extends the leases; returns the task ids whose lease is lost (the worker must stop them). */
   heartbeat(leases: TaskLease[]): Promise<number[]>;
   /** Announces that the job entered `state` (e.g. PARTITIONING); throws if the job stopped running. */

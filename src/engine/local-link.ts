@@ -4,7 +4,7 @@ import type { OutputFile, WorkerLink } from '../domain/worker-link.js';
 import { COMPLETION_BATCH } from '../domain/worker-link.js';
 import type { TaskOutput, WorkerOffer } from '../store/tasks.js';
 import { touchWorker, upsertWorker } from '../store/workers.js';
-import { confirmTaskStopped, heartbeatTasks, listTaskOutputs, releaseTasks } from '../store/tasks.js';
+import { confirmTaskStopped, heartbeatTasks, listTaskOutputs, releaseOwnedTasks, releaseTasks } from '../store/tasks.js';
 import type { EngineDeps } from './deps.js';
 import { archiveKey } from './catalog.js';
 import { fetchJobSource } from './job-source.js';
@@ -58,8 +58,9 @@ export function createLocalLink(deps: EngineDeps, flow: TaskFlow, worker: { id: 
       for (const file of files) await blobs.getFile(file.blobKey, path.join(folder, file.name));
     },
 
-    async release(leases) {
+    async release(leases, everything) {
       await releaseTasks(db, leases.map((lease) => ({ id: lease.taskId, leaseToken: lease.leaseToken })));
+      if (everything) await releaseOwnedTasks(db, worker.id);
     },
 
     async complete(lease, files: OutputFile[], report) {

@@ -10,7 +10,7 @@ import type { TaskLease, TaskReport } from '../domain/worker-link.js';
 import { isKnownArchive } from '../store/catalog.js';
 import type { TaskOutput, WorkerOffer } from '../store/tasks.js';
 import type { LeasedTask } from '../store/tasks.js';
-import { confirmTaskStopped, findLease, findLeases, heartbeatTasks, listTaskOutputs, releaseTasks } from '../store/tasks.js';
+import { confirmTaskStopped, findLease, findLeases, heartbeatTasks, listTaskOutputs, releaseOwnedTasks, releaseTasks } from '../store/tasks.js';
 import { touchWorker, upsertWorker } from '../store/workers.js';
 import { archiveKey } from './catalog.js';
 import type { EngineDeps } from './deps.js';
@@ -185,10 +185,11 @@ export function createRemoteWorkers(deps: EngineDeps, flow: TaskFlow) {
       return answers;
     },
 
-    /** Leases a stopping worker never started: queued again at once. */
-    async release(workerId: string, leases: { taskId: number; leaseToken: string }[]): Promise<number> {
+    /** Leases a stopping worker never started, and with `everything` all it still holds: queued again at once. */
+    async release(workerId: string, leases: { taskId: number; leaseToken: string }[], everything: boolean): Promise<number> {
       await touchWorker(db, workerId);
-      return releaseTasks(db, leases.map((lease) => ({ id: lease.taskId, leaseToken: lease.leaseToken })));
+      const released = await releaseTasks(db, leases.map((lease) => ({ id: lease.taskId, leaseToken: lease.leaseToken })));
+      return released + (everything ? await releaseOwnedTasks(db, workerId) : 0);
     },
 
     async fail(taskId: number, leaseToken: unknown, error: string, retry: boolean, report: TaskReport): Promise<void> {

@@ -197,6 +197,18 @@ export async function releaseTasks(db: Queryable, leases: { id: number; leaseTok
   return rows.length;
 }
 
+/** Every lease still held by `owner` (a worker that has stopped), handed back as releaseTasks does. */
+export async function releaseOwnedTasks(db: Queryable, owner: string): Promise<number> {
+  const rows = await db.query(
+    `UPDATE tasks SET state = 'queued', attempt = attempt - 1, lease_token = NULL, lease_owner = NULL, lease_expires_at = NULL
+      WHERE state = 'leased' AND lease_owner = $1
+      RETURNING id`,
+    [owner],
+  );
+  if (rows.length > 0) await notifyTasksQueued(db);
+  return rows.length;
+}
+
 /** Fenced completion: succeeds only for the current lease. Returns the task's job and chunk, or null. */
 export async function completeTask(
   db: Queryable,

@@ -235,10 +235,11 @@ export function createHttpLink(options: HttpLinkOptions): HttpLink {
       return answer.completed;
     },
 
-    async release(leases) {
-      for (let first = 0; first < leases.length; first += MAX_LEASE_BATCH) {
+    async release(leases, everything) {
+      for (let first = 0; first < leases.length || (first === 0 && everything); first += MAX_LEASE_BATCH) {
         const page = leases.slice(first, first + MAX_LEASE_BATCH).map((lease) => ({ taskId: lease.taskId, leaseToken: lease.leaseToken }));
-        await json('POST', '/v1/worker/release', { workerId: options.worker.id, leases: page });
+        const last = first + MAX_LEASE_BATCH >= leases.length;
+        await json('POST', '/v1/worker/release', { workerId: options.worker.id, leases: page, ...(everything && last ? { everything: true } : {}) });
       }
     },
 

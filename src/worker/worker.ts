@@ -75,9 +75,16 @@ export function createWorker(options: WorkerOptions): Worker {
   /** Keeps leasing while slots wait, or while the local queue is under half full. */
   const wanted = () => waiting.length > 0 || (prefetch > 0 && queued.length <= prefetch / 2);
 
-  async function pump(): Promise<void> {
-    if (leasing) return;
+  let pumping: Promise<void> | undefined;
+
+  function pump(): Promise<void> {
+    if (leasing) return pumping ?? Promise.resolve();
     leasing = true;
+    pumping = leaseWhileWanted();
+    return pumping;
+  }
+
+  async function leaseWhileWanted(): Promise<void> {
     try {
       while (wanted() && !stopping.signal.aborted) {
         let leases: TaskLease[];
@@ -178,12 +185,17 @@ export function createWorker(options: WorkerOptions): Worker {
       if (unstarted.length > 0) {
         await link.release(unstarted).catch((error: unknown) => log.warn({ err: error, tasks: unstarted.length }, 'could not hand back queued tasks; they run elsewhere when their leases expire'));
       }
-      // Running tasks are killed; their leases expire and they run elsewhere.
+      // Running tasks are killed, and their attempts failed with a retry (see settle).
       for (const entry of held.values()) entry.controller.abort();
       unsubscribe?.();
       clearInterval(heartbeat);
       await Promise.all(slots);
       await Promise.all(reporting);
+      await pumping;
+      // Last, whatever the server still has leased to this worker: a lease call cut off by the
+      // stop may have leased tasks whose answer never arrived.
+      const stranded = queued.splice(0);
+      await link.release(stranded, true).catch((error: unknown) => log.warn({ err: error }, 'could not hand back this worker\'s remaining leases; they run elsewhere when they expire'));
     },
     running: () => held.size,
   };

@@ -18,6 +18,7 @@ import {
   leaseTasks,
   listTaskOutputs,
   NO_NEEDS,
+  releaseOwnedTasks,
   releaseTasks,
 } from '../../src/store/tasks.js';
 import type { LeasedTask, TaskNeeds, WorkerOffer } from '../../src/store/tasks.js';
@@ -226,4 +227,11 @@ forEachEngine('a batch of completions is fenced task by task; released leases go
   const [again] = await leaseTasks(db, 'w2', 1, 30);
   assert.deepEqual([again?.id, again?.attempt], [chunk(1).id, 1], 'the next holder runs attempt 1, not 2');
   assert.deepEqual(await countTasksByState(db, 'J'), { queued: 0, leased: 4, succeeded: 2, failed: 0, cancelling: 0, cancelled: 0 });
+
+  // A stopped worker hands back everything still leased to it, and nothing of anyone else's.
+  assert.equal(await releaseOwnedTasks(db, 'w1'), 3, 'w1 still held chunks 3, 10 and 11');
+  assert.equal(await releaseOwnedTasks(db, 'w1'), 0);
+  assert.deepEqual(await countTasksByState(db, 'J'), { queued: 3, leased: 1, succeeded: 2, failed: 0, cancelling: 0, cancelled: 0 });
+  const relet = await leaseTasks(db, 'w3', 10, 30);
+  assert.deepEqual(relet.map((task) => [task.chunkIndex, task.attempt]).sort((a, b) => a[0]! - b[0]!), [[3, 1], [10, 1], [11, 1]]);
 }, migrated);
