@@ -1,17 +1,17 @@
 // Batching for calls that are cheaper together: the first call goes out at once (no added delay),
-// and calls made while a batch is in flight ride in the next one, so under load every round trip
-// carries everything that piled up meanwhile. One batch is in flight at a time.
+// and calls made while batches are in flight ride in the next one, so under load every round trip
+// carries everything that piled up meanwhile. At most `maxInFlight` batches are out at a time.
 
 export type Batched<T, R> = (item: T) => Promise<R>;
 
 /** `send` answers one result per item, in order; if it throws, every item of that batch fails with it. */
-export function createBatcher<T, R>(send: (items: T[]) => Promise<R[]>, maxItems: number): Batched<T, R> {
+export function createBatcher<T, R>(send: (items: T[]) => Promise<R[]>, maxItems: number, maxInFlight = 1): Batched<T, R> {
   const pending: { item: T; resolve: (result: R) => void; reject: (error: unknown) => void }[] = [];
-  let inFlight = false;
+  let inFlight = 0;
 
   function flush(): void {
-    if (inFlight || pending.length === 0) return;
-    inFlight = true;
+    if (inFlight >= maxInFlight || pending.length === 0) return;
+    inFlight++;
     const batch = pending.splice(0, maxItems);
     send(batch.map((entry) => entry.item))
       .then(
@@ -24,7 +24,7 @@ export function createBatcher<T, R>(send: (items: T[]) => Promise<R[]>, maxItems
         for (const entry of batch) entry.reject(error);
       })
       .finally(() => {
-        inFlight = false;
+        inFlight--;
         flush();
       });
   }

@@ -31,9 +31,25 @@ export function compactLeases(leases: WireLease[]): CompactLeases {
 
 /** The leases again, whole; a lease naming a group that was not sent is an error of the server's. */
 export function expandLeases(compact: CompactLeases): WireLease[] {
-  return compact.leases.map(({ group, ...own }) => {
-    const shared = compact.groups[group];
-    if (!shared) throw new Error(`lease of task ${own.taskId} names group ${JSON.stringify(group)}, which the answer does not contain`);
-    return { ...shared, ...own };
+  // Built field by field rather than by spreading: a thousand leases a call, many calls a second.
+  return compact.leases.map((own) => {
+    const shared = compact.groups[own.group];
+    if (!shared) throw new Error(`lease of task ${own.taskId} names group ${JSON.stringify(own.group)}, which the answer does not contain`);
+    return {
+      taskId: own.taskId,
+      leaseToken: own.leaseToken,
+      jobId: shared.jobId,
+      accountId: shared.accountId,
+      kind: shared.kind,
+      chunkIndex: own.chunkIndex,
+      attempt: own.attempt,
+      maxAttempts: shared.maxAttempts,
+      inputKey: own.inputKey,
+      inputSize: own.inputSize,
+      component: shared.component,
+      params: shared.params,
+      timeoutMs: shared.timeoutMs,
+      inputUrl: own.inputUrl,
+    };
   });
 }

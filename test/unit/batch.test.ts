@@ -52,3 +52,28 @@ test('a failed batch rejects its own items only; a wrong number of answers is an
   assert.equal(await flaky('b'), 'B', 'the next batch goes out after a failure');
   await assert.rejects(flaky('short'), /batch of 1 was answered with 0 results/);
 });
+
+test('with maxInFlight 2, a second batch leaves while the first is still out, and no third', async () => {
+  const gates: ReturnType<typeof deferred<void>>[] = [];
+  const sent: string[][] = [];
+  const echo = createBatcher<string, string>(async (items) => {
+    sent.push(items);
+    const gate = deferred<void>();
+    gates.push(gate);
+    await gate.promise;
+    return items;
+  }, 10, 2);
+  const answers = [echo('a')];
+  await new Promise((resolve) => setImmediate(resolve));
+  answers.push(echo('b'));
+  await new Promise((resolve) => setImmediate(resolve));
+  answers.push(echo('c'), echo('d'));
+  await new Promise((resolve) => setImmediate(resolve));
+  assert.deepEqual(sent, [['a'], ['b']], 'two out at once, the rest waiting');
+  gates[1]!.resolve();
+  await new Promise((resolve) => setImmediate(resolve));
+  assert.deepEqual(sent[2], ['c', 'd'], 'a free place takes everything that piled up');
+  gates[0]!.resolve();
+  gates[2]!.resolve();
+  assert.deepEqual(await Promise.all(answers), ['a', 'b', 'c', 'd']);
+});
