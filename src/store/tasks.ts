@@ -154,30 +154,33 @@ export async function leaseTasks(db: Queryable, owner: string, limit: number, le
   return rows.map(rowToLeased).sort((left, right) => left.id - right.id);
 }
 
-/** Extends the leases still held; returns the ids whose lease was lost (expired and re-leased, or cancelled). */
+/**
+ * Extends the leases still held; returns the ids whose lease was lost (expired and re-leased, or
+ * cancelled). A lease is only rewritten once a quarter of it has passed: a worker beats every
+ * few seconds, and rewriting a thousand freshly leased rows each time would cost more than the
+ * tasks. A crashed worker's lease therefore runs out at most `leaseSeconds` after its last
+ * extension, which is never later than before.
+ */
 export async function heartbeatTasks(db: Queryable, leases: { id: number; leaseToken: string }[], leaseSeconds: number): Promise<number[]> {
   if (leases.length === 0) return [];
-  // EXISTS, not "lease_token = (SELECT token …)": a worker may list a task twice (the list comes
-  // over HTTP), and a scalar sub-select with two rows is an error that would fail the whole batch.
+  // A task listed twice (the list comes over HTTP) is still one held lease, not an error. A task
+  // whose completion crossed this heartbeat finished under this very lease: held, not lost (the
+  // worker would otherwise "stop" a task that is already done). The extending UPDATE runs whether
+  // or not its rows are read.
   const rows = await db.query<{ id: string | number }>(
-    `UPDATE tasks SET lease_expires_at = now() + make_interval(secs => $3)
-      WHERE id = ANY($1::bigint[]) AND state = 'leased'
-        AND EXISTS (SELECT 1 FROM unnest($1::bigint[], $2::text[]) AS l (id, token) WHERE l.id = tasks.id AND l.token = tasks.lease_token)
-      RETURNING id`,
+    `WITH held AS (
+       SELECT DISTINCT t.id, t.state, t.lease_expires_at
+         FROM tasks t JOIN unnest($1::bigint[], $2::text[]) AS l (id, token) ON l.id = t.id AND l.token = t.lease_token
+        WHERE t.state IN ('leased', 'succeeded')),
+     extended AS (
+       UPDATE tasks SET lease_expires_at = now() + make_interval(secs => $3)
+        WHERE id IN (SELECT id FROM held WHERE state = 'leased' AND lease_expires_at < now() + make_interval(secs => $3 * 0.75))
+        RETURNING id)
+     SELECT id FROM held`,
     [leases.map((lease) => lease.id), leases.map((lease) => lease.leaseToken), leaseSeconds],
   );
   const held = new Set(rows.map((row) => Number(row.id)));
-  const missing = leases.filter((lease) => !held.has(lease.id));
-  if (missing.length === 0) return [];
-  // A task whose completion crossed this heartbeat finished under this very lease: not lost (the
-  // worker would otherwise "stop" a task that is already done).
-  const finished = await db.query<{ id: string | number }>(
-    `SELECT id FROM tasks WHERE id = ANY($1::bigint[]) AND state = 'succeeded'
-        AND EXISTS (SELECT 1 FROM unnest($1::bigint[], $2::text[]) AS l (id, token) WHERE l.id = tasks.id AND l.token = tasks.lease_token)`,
-    [missing.map((lease) => lease.id), missing.map((lease) => lease.leaseToken)],
-  );
-  const done = new Set(finished.map((row) => Number(row.id)));
-  return missing.filter((lease) => !done.has(lease.id)).map((lease) => lease.id);
+  return [...new Set(leases.filter((lease) => !held.has(lease.id)).map((lease) => lease.id))];
 }
 
 /**

@@ -235,3 +235,17 @@ forEachEngine('a batch of completions is fenced task by task; released leases go
   const relet = await leaseTasks(db, 'w3', 10, 30);
   assert.deepEqual(relet.map((task) => [task.chunkIndex, task.attempt]).sort((a, b) => a[0]! - b[0]!), [[3, 1], [10, 1], [11, 1]]);
 }, migrated);
+
+forEachEngine('a heartbeat rewrites a lease only once a quarter of it has passed, and never lets one run out', async (db) => {
+  await jobWithTasks(db, 'J', 1);
+  const [lease] = await leaseTasks(db, 'w1', 1, 40);
+  const expiry = async () => (await db.query<{ at: Date }>(`SELECT lease_expires_at AS at FROM tasks WHERE id = $1`, [lease!.id]))[0]!.at.getTime();
+  const granted = await expiry();
+  assert.deepEqual(await heartbeatTasks(db, [{ id: lease!.id, leaseToken: lease!.leaseToken }], 40), []);
+  assert.equal(await expiry(), granted, 'a fresh lease is left as it is');
+  // 5 s left of 40: the next beat extends it to a full lease again.
+  await db.query(`UPDATE tasks SET lease_expires_at = now() + interval '5 seconds' WHERE id = $1`, [lease!.id]);
+  assert.deepEqual(await heartbeatTasks(db, [{ id: lease!.id, leaseToken: lease!.leaseToken }], 40), []);
+  const remaining = (await expiry()) - Date.now();
+  assert.ok(remaining > 35_000 && remaining <= 41_000, `extended to ${remaining} ms from now`);
+}, migrated);
