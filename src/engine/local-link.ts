@@ -59,7 +59,7 @@ export function createLocalLink(deps: EngineDeps, flow: TaskFlow, worker: { id: 
     },
 
     async release(leases, everything) {
-      await releaseTasks(db, leases.map((lease) => ({ id: lease.taskId, leaseToken: lease.leaseToken })));
+      await releaseTasks(db, leases);
       if (everything) await releaseOwnedTasks(db, worker.id);
     },
 

@@ -85,7 +85,7 @@ export function createRemoteWorkers(deps: EngineDeps, flow: TaskFlow) {
       // The worker hung up while the lease statement ran (it is stopping, or was killed): nobody
       // will read these leases, so they go back to the queue now instead of at their expiry.
       if (signal.aborted && leases.length > 0) {
-        await releaseTasks(db, leases.map((lease) => ({ id: lease.taskId, leaseToken: lease.leaseToken })));
+        await releaseTasks(db, leases);
         return [];
       }
       // An empty chunk is made by the worker: no link to sign.
@@ -188,7 +188,7 @@ export function createRemoteWorkers(deps: EngineDeps, flow: TaskFlow) {
     /** Leases a stopping worker never started, and with `everything` all it still holds: queued again at once. */
     async release(workerId: string, leases: { taskId: number; leaseToken: string }[], everything: boolean): Promise<number> {
       await touchWorker(db, workerId);
-      const released = await releaseTasks(db, leases.map((lease) => ({ id: lease.taskId, leaseToken: lease.leaseToken })));
+      const released = await releaseTasks(db, leases);
       return released + (everything ? await releaseOwnedTasks(db, workerId) : 0);
     },
 

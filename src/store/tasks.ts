@@ -187,14 +187,14 @@ export async function heartbeatTasks(db: Queryable, leases: { id: number; leaseT
  * Hands leases back without running them (a stopping worker's local queue): the tasks are queued
  * again and the attempt the lease counted is undone. Fenced like completion; returns how many.
  */
-export async function releaseTasks(db: Queryable, leases: { id: number; leaseToken: string }[]): Promise<number> {
+export async function releaseTasks(db: Queryable, leases: { taskId: number; leaseToken: string }[]): Promise<number> {
   if (leases.length === 0) return 0;
   const rows = await db.query(
     `UPDATE tasks SET state = 'queued', attempt = attempt - 1, lease_token = NULL, lease_owner = NULL, lease_expires_at = NULL
        FROM unnest($1::bigint[], $2::text[]) AS l (id, token)
       WHERE tasks.id = l.id AND tasks.lease_token = l.token AND tasks.state = 'leased'
       RETURNING tasks.id`,
-    [leases.map((lease) => lease.id), leases.map((lease) => lease.leaseToken)],
+    [leases.map((lease) => lease.taskId), leases.map((lease) => lease.leaseToken)],
   );
   if (rows.length > 0) await notifyTasksQueued(db);
   return rows.length;

@@ -222,7 +222,7 @@ forEachEngine('a batch of completions is fenced task by task; released leases go
   assert.deepEqual([...current.keys()], [chunk(1).id]);
 
   // Handing back: fenced too; the task is queued again with its attempt undone.
-  assert.equal(await releaseTasks(db, [{ id: chunk(1).id, leaseToken: chunk(1).leaseToken }, { id: chunk(3).id, leaseToken: 'forged' }, { id: chunk(2).id, leaseToken: chunk(2).leaseToken }]), 1);
+  assert.equal(await releaseTasks(db, [{ taskId: chunk(1).id, leaseToken: chunk(1).leaseToken }, { taskId: chunk(3).id, leaseToken: 'forged' }, { taskId: chunk(2).id, leaseToken: chunk(2).leaseToken }]), 1);
   assert.equal(await completeTask(db, chunk(1).id, chunk(1).leaseToken, []), null, 'a released lease is dead');
   const [again] = await leaseTasks(db, 'w2', 1, 30);
   assert.deepEqual([again?.id, again?.attempt], [chunk(1).id, 1], 'the next holder runs attempt 1, not 2');
