@@ -15,7 +15,7 @@ import type { StoredComponent } from '../store/catalog.js';
 import type { FailedAttempt, LeasedTask, TaskOutput, WorkerOffer } from '../store/tasks.js';
 import { countFailedAttempts, recordTaskReport } from '../store/task-reports.js';
 import type { AttemptRef } from '../store/task-reports.js';
-import { cancelJobTasks, completeTask, completeTasks, expireLeases, failTaskAttempt, insertTasks, isTaskLeaseCurrent, leaseTasks } from '../store/tasks.js';
+import { analyzeTasks, cancelJobTasks, completeTask, completeTasks, expireLeases, failTaskAttempt, insertTasks, isTaskLeaseCurrent, leaseTasks } from '../store/tasks.js';
 import { findComponent } from './catalog.js';
 import type { EngineDeps } from './deps.js';
 import { COMPONENT_KIND, needsFor } from './task-needs.js';
@@ -77,6 +77,9 @@ async function retryDeadlock<T>(work: () => Promise<T>): Promise<T> {
 }
 
 const COMPONENT_CACHE_MS = 5000;
+
+/** A partition of at least this many chunks refreshes the tasks table's statistics once it commits (see analyzeTasks). */
+const ANALYZE_AFTER_CHUNKS = 1000;
 const JOB_CACHE_MS = 1000;
 
 /** How often an idle worker looks for work even without a wake-up. */
@@ -196,6 +199,26 @@ export function createTaskFlow(deps: EngineDeps) {
     if (await failJob(tx, attempt.jobId, `${what} failed after ${attempts}: ${error}`)) await cancelJobTasks(tx, attempt.jobId);
   }
 
+  // One ANALYZE at a time, in the background: the workers lease meanwhile, and one more fan-out
+  // committing while it runs asks for another once it is done.
+  let analyzing: Promise<void> | undefined;
+  let analyzeAgain = false;
+  function refreshStatistics(): void {
+    if (analyzing) {
+      analyzeAgain = true;
+      return;
+    }
+    analyzing = analyzeTasks(db)
+      .catch((error: unknown) => log.warn({ err: error }, 'could not refresh the tasks table statistics; autovacuum will'))
+      .finally(() => {
+        analyzing = undefined;
+        if (analyzeAgain) {
+          analyzeAgain = false;
+          refreshStatistics();
+        }
+      });
+  }
+
   async function leaseNow(owner: string, max: number, offer: WorkerOffer): Promise<TaskLease[]> {
     const leased = await leaseTasks(db, owner, max, config.leaseSeconds, offer);
     const leases: TaskLease[] = [];
@@ -301,6 +324,7 @@ export function createTaskFlow(deps: EngineDeps) {
       const outcome = await db.transaction((tx) => recordStageCompletion(tx, item.lease, item.outputs, item.report));
       results.set(item.taskId, outcome !== 'lost');
       if (outcome === 'delivery') deliveryDue = true;
+      if (outcome === 'completed' && item.kind === 'partition' && item.outputs.length >= ANALYZE_AFTER_CHUNKS) refreshStatistics();
     }
     const answers = items.map((item) => results.get(item.taskId) ?? false);
     // Counted after the commit: a rolled-back attempt did not end.

@@ -115,6 +115,16 @@ export async function insertTasks(
   return inserted;
 }
 
+/**
+ * Refreshes the planner's statistics of the tasks table. Needed after a big fan-out: until
+ * autovacuum gets to it, the planner still believes the queue holds a few rows, sorts every queued
+ * task on each lease instead of walking the queue index, and a 100,000-chunk job's leases grow
+ * slower the more chunks are queued (measured: 25 ms a lease with 24,000 queued, against 0.1 ms).
+ */
+export async function analyzeTasks(db: Queryable): Promise<void> {
+  await db.query('ANALYZE tasks');
+}
+
 export const TASKS_CHANNEL = 'tessera_tasks';
 
 /** Wakes idle workers on every replica; sent at commit, so nobody looks before the rows exist. */
