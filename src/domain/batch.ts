@@ -36,3 +36,26 @@ export function createBatcher<T, R>(send: (items: T[]) => Promise<R[]>, maxItems
       queueMicrotask(flush);
     });
 }
+
+/**
+ * Runs `work` for every item, `atOnce` at a time, in the items' order; the first failure is thrown
+ * once the calls already started have ended. For file work: one operation's round trip through
+ * node's thread pool costs several times the operation itself, and a hundred thousand of them one
+ * after another added minutes to a big partition.
+ */
+export async function eachAtMost<T>(items: readonly T[], atOnce: number, work: (item: T, index: number) => Promise<void>): Promise<void> {
+  let next = 0;
+  let failure: { error: unknown } | undefined;
+  const runner = async () => {
+    while (next < items.length && !failure) {
+      const index = next++;
+      try {
+        await work(items[index]!, index);
+      } catch (error) {
+        failure ??= { error };
+      }
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(atOnce, items.length) }, runner));
+  if (failure) throw failure.error;
+}

@@ -8,6 +8,8 @@ import type { TaskKind } from './types.js';
 /** Tasks one lease call may ask for, and completions one call may carry (the worker API's limits). */
 export const MAX_LEASE_BATCH = 1000;
 export const COMPLETION_BATCH = 1000;
+/** Files a worker moves to or from the blob store at once for one task: a job's thousands of chunks must not take longer than a lease. */
+export const TRANSFER_CONCURRENCY = 8;
 
 export interface TaskLease {
   taskId: number;

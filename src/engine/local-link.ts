@@ -1,7 +1,7 @@
 import path from 'node:path';
 import { TesseraError } from '../domain/errors.js';
 import type { OutputFile, WorkerLink } from '../domain/worker-link.js';
-import { COMPLETION_BATCH } from '../domain/worker-link.js';
+import { COMPLETION_BATCH, TRANSFER_CONCURRENCY } from '../domain/worker-link.js';
 import type { TaskOutput, WorkerOffer } from '../store/tasks.js';
 import { touchWorker, upsertWorker } from '../store/workers.js';
 import { confirmTaskStopped, heartbeatTasks, listTaskOutputs, releaseOwnedTasks, releaseTasks } from '../store/tasks.js';
@@ -11,7 +11,7 @@ import { fetchJobSource } from './job-source.js';
 import { taskFileKey, uniqueResultNames } from './result-names.js';
 import type { CompletionItem, TaskFlow } from './task-flow.js';
 import { completionOf } from './task-flow.js';
-import { createBatcher } from '../domain/batch.js';
+import { createBatcher, eachAtMost } from '../domain/batch.js';
 
 // The worker link for slots running inside the server process (embedded mode): the same task
 // flow a remote worker reaches over HTTP, with files moved straight between disk and blob store.
@@ -55,7 +55,7 @@ export function createLocalLink(deps: EngineDeps, flow: TaskFlow, worker: { id: 
 
     async fetchResults(lease, folder) {
       const files = uniqueResultNames(await listTaskOutputs(db, lease.jobId, 'app'));
-      for (const file of files) await blobs.getFile(file.blobKey, path.join(folder, file.name));
+      await eachAtMost(files, TRANSFER_CONCURRENCY, (file) => blobs.getFile(file.blobKey, path.join(folder, file.name)));
     },
 
     async release(leases, everything) {
@@ -64,11 +64,11 @@ export function createLocalLink(deps: EngineDeps, flow: TaskFlow, worker: { id: 
     },
 
     async complete(lease, files: OutputFile[], report) {
-      const outputs: TaskOutput[] = [];
-      for (const [index, file] of files.entries()) {
+      const outputs: TaskOutput[] = new Array(files.length);
+      await eachAtMost(files, TRANSFER_CONCURRENCY, async (file, index) => {
         const stored = await blobs.putFile(taskFileKey(lease, index, file.name), file.path);
-        outputs.push({ name: file.name, blobKey: stored.key, size: stored.size });
-      }
+        outputs[index] = { name: file.name, blobKey: stored.key, size: stored.size };
+      });
       const completed = await recordCompletion(completionOf(lease, outputs, report));
       // A late worker's files are orphans: its attempt-scoped keys are referenced by nobody.
       if (!completed) await Promise.all(outputs.map((output) => blobs.deletePrefix(output.blobKey)));

@@ -233,7 +233,9 @@ export function createTaskFlow(deps: EngineDeps) {
 
   /** Partition and assemble completions: one at a time, each with the job transitions it causes. */
   async function recordStageCompletion(tx: Queryable, lease: TaskLease, outputs: TaskOutput[], report: TaskReport): Promise<'completed' | 'delivery' | 'lost'> {
-    if (!(await completeTask(tx, lease.taskId, lease.leaseToken, outputs))) return 'lost';
+    // A partition's chunks are recorded as its app tasks' inputs, not again as a list on its own
+    // row (100,000 chunks would be a 10 MB JSON value written and held once more).
+    if (!(await completeTask(tx, lease.taskId, lease.leaseToken, lease.kind === 'partition' ? [] : outputs))) return 'lost';
     // The job row is locked before anything else touches it: inserting logs takes a key-share
     // lock on it and the report updates it, and a transaction that holds a weaker lock and then
     // asks for a stronger one deadlocks with its twin.

@@ -84,6 +84,9 @@ export interface WorkerOffer {
   gpus: string[];
 }
 
+/** Rows per INSERT statement of insertTasks. */
+const INSERT_PAGE = 5000;
+
 /**
  * Queues tasks; a task that already exists (same job, kind, chunk) is left alone, so a replay adds
  * nothing. created_at is when the row is written, not when its transaction began: a partition's
@@ -98,19 +101,25 @@ export async function insertTasks(
 ): Promise<number> {
   if (tasks.length === 0) return 0;
   const needs = options.needs ?? NO_NEEDS;
-  // Counted in the database: a partition of 100,000 chunks need not send back 100,000 ids.
-  const [counted] = await db.query<{ n: number }>(
-    `WITH inserted AS (
-     INSERT INTO tasks (job_id, kind, chunk_index, input_key, input_size, max_attempts, priority, min_cpu, min_memory_gb, gpus, region_whitelist, region_blacklist, created_at)
-     SELECT $1, $2, chunk_index, input_key, input_size, $5, $6, $7, $8, $9, $10, $11, clock_timestamp()
-       FROM unnest($3::int[], $4::text[], $12::bigint[]) AS t (chunk_index, input_key, input_size)
-     ON CONFLICT (job_id, kind, chunk_index) DO NOTHING
-     RETURNING 1)
-     SELECT count(*)::int AS n FROM inserted`,
-    [jobId, kind, tasks.map((task) => task.chunkIndex), tasks.map((task) => task.inputKey ?? null), options.maxAttempts, options.priority,
-     needs.minCpu, needs.minMemoryGb, needs.gpus, needs.regionWhitelist, needs.regionBlacklist, tasks.map((task) => task.inputSize ?? null)],
-  );
-  const inserted = counted?.n ?? 0;
+  let inserted = 0;
+  // In pages: one statement with 100,000 rows builds its parameters as strings of megabytes, and
+  // the server process's memory at its peak grows with them.
+  for (let start = 0; start < tasks.length; start += INSERT_PAGE) {
+    const page = tasks.slice(start, start + INSERT_PAGE);
+    // Counted in the database: a partition of 100,000 chunks need not send back 100,000 ids.
+    const [counted] = await db.query<{ n: number }>(
+      `WITH inserted AS (
+       INSERT INTO tasks (job_id, kind, chunk_index, input_key, input_size, max_attempts, priority, min_cpu, min_memory_gb, gpus, region_whitelist, region_blacklist, created_at)
+       SELECT $1, $2, chunk_index, input_key, input_size, $5, $6, $7, $8, $9, $10, $11, clock_timestamp()
+         FROM unnest($3::int[], $4::text[], $12::bigint[]) AS t (chunk_index, input_key, input_size)
+       ON CONFLICT (job_id, kind, chunk_index) DO NOTHING
+       RETURNING 1)
+       SELECT count(*)::int AS n FROM inserted`,
+      [jobId, kind, page.map((task) => task.chunkIndex), page.map((task) => task.inputKey ?? null), options.maxAttempts, options.priority,
+       needs.minCpu, needs.minMemoryGb, needs.gpus, needs.regionWhitelist, needs.regionBlacklist, page.map((task) => task.inputSize ?? null)],
+    );
+    inserted += counted?.n ?? 0;
+  }
   if (inserted > 0) await notifyTasksQueued(db);
   return inserted;
 }

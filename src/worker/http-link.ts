@@ -7,7 +7,7 @@ import { TesseraError, quote } from '../domain/errors.js';
 import type { JobState } from '../domain/job-state.js';
 import type { Log } from '../domain/log.js';
 import type { OutputFile, TaskLease, TaskReport, WorkerLink } from '../domain/worker-link.js';
-import { COMPLETION_BATCH, MAX_LEASE_BATCH } from '../domain/worker-link.js';
+import { COMPLETION_BATCH, MAX_LEASE_BATCH, TRANSFER_CONCURRENCY } from '../domain/worker-link.js';
 import { createBatcher } from '../domain/batch.js';
 import type { CompactLeases, WireLease } from '../domain/lease-wire.js';
 import { expandLeases } from '../domain/lease-wire.js';
@@ -23,9 +23,6 @@ export interface HttpLinkOptions {
   worker: { id: string; name: string; slots: number } & MachineOffer;
   log: Log;
 }
-
-/** Files moved at once: a job's thousands of chunks must not take longer than a lease. */
-const TRANSFER_CONCURRENCY = 8;
 
 /** Upload links asked for in one request (the server takes at most 10,000). */
 const UPLOAD_LINKS_PER_REQUEST = 5000;

@@ -1,5 +1,6 @@
-import { open } from 'node:fs/promises';
+import { writeFile } from 'node:fs/promises';
 import path from 'node:path';
+import { eachAtMost } from '../domain/batch.js';
 import { assertNever, invalidArgument, quote } from '../domain/errors.js';
 import type { InProcessName } from '../domain/in-process.js';
 
@@ -9,6 +10,9 @@ import type { InProcessName } from '../domain/in-process.js';
 
 /** The most chunks `empty-chunks` makes: the scale benchmark's 100,000 with room to spare. */
 const MAX_EMPTY_CHUNKS = 1_000_000;
+
+/** Chunk files written at once. */
+const FILES_AT_ONCE = 16;
 
 export async function runInProcess(name: InProcessName, stageEnv: Record<string, string>): Promise<void> {
   switch (name) {
@@ -28,7 +32,5 @@ async function writeEmptyChunks(chunksDir: string, params: Record<string, unknow
   if (typeof chunks !== 'number' || !Number.isInteger(chunks) || chunks < 1 || chunks > MAX_EMPTY_CHUNKS) {
     throw invalidArgument('params.partitioner.chunks', `chunks ${quote(chunks)} must be a whole number from 1 to ${MAX_EMPTY_CHUNKS}`, 'for example {"partitioner": {"chunks": 1000}}');
   }
-  for (let chunkIndex = 0; chunkIndex < chunks; chunkIndex++) {
-    await (await open(path.join(chunksDir, `data_${chunkIndex}.bin`), 'w')).close();
-  }
+  await eachAtMost(Array.from({ length: chunks }, (_, chunkIndex) => chunkIndex), FILES_AT_ONCE, (chunkIndex) => writeFile(path.join(chunksDir, `data_${chunkIndex}.bin`), ''));
 }

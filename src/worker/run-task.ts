@@ -1,4 +1,4 @@
-import { lstat, mkdir, mkdtemp, readdir, rm, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, opendir, readdir, rm, rmdir, unlink, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { TesseraError, assertNever, quote } from '../domain/errors.js';
 import { inProcessName, usesFiles } from '../domain/in-process.js';
@@ -49,6 +49,33 @@ export function taskEnvironment(config: Config, link: Pick<WorkerLink, 'fetchCom
 
 export type TaskOutcome = 'completed' | 'failed' | 'lost';
 
+/**
+ * A held task's stop switch. Its AbortSignal, an EventTarget of about a kilobyte, is made only when
+ * asked for, by a task that starts a process: the thousands of in-process tasks a second only read
+ * `stopped`, and a server running them no longer fills its memory with signals awaiting collection.
+ */
+export class TaskStop {
+  private controller: AbortController | undefined;
+  private stopRequested = false;
+
+  get stopped(): boolean {
+    return this.stopRequested;
+  }
+
+  get signal(): AbortSignal {
+    if (!this.controller) {
+      this.controller = new AbortController();
+      if (this.stopRequested) this.controller.abort();
+    }
+    return this.controller.signal;
+  }
+
+  stop(): void {
+    this.stopRequested = true;
+    this.controller?.abort();
+  }
+}
+
 /** A failure of the component itself (not of Tessera): reported as the task's error. */
 class ComponentFailure extends Error {
   constructor(message: string, readonly retry: boolean) {
@@ -75,12 +102,33 @@ class Scratch {
   async remove(): Promise<void> {
     if (!this.root) return;
     const root = await this.root.catch(() => undefined);
-    if (root) await rm(root, { recursive: true, force: true });
+    // What removeTree could not remove (a folder the component made read-only, say) gets fs.rm's go.
+    if (root) await removeTree(root).catch(() => rm(root, { recursive: true, force: true }));
   }
 }
 
+/** Files removed at once by removeTree. */
+const REMOVE_AT_ONCE = 64;
+
+/**
+ * Removes a folder and everything in it with at most REMOVE_AT_ONCE removals in flight. fs.rm's
+ * recursive removal starts one for every entry at once: a partition's 100,000 chunk files then
+ * held tens of megabytes alive at the same moment, which the server kept long after.
+ */
+async function removeTree(dir: string): Promise<void> {
+  const pending: Promise<void>[] = [];
+  // Entries are read a few at a time and each is removed after it was read, as rm -r does.
+  for await (const entry of await opendir(dir, { bufferSize: REMOVE_AT_ONCE })) {
+    const full = path.join(dir, entry.name);
+    pending.push(entry.isDirectory() ? removeTree(full) : unlink(full));
+    if (pending.length >= REMOVE_AT_ONCE) await Promise.all(pending.splice(0));
+  }
+  await Promise.all(pending);
+  await rmdir(dir);
+}
+
 /** `onProduced` is called once the work is done and only its report (uploads, completion) remains. */
-export async function runTask(link: WorkerLink, lease: TaskLease, env: TaskEnvironment, signal: AbortSignal, onProduced?: () => void): Promise<TaskOutcome> {
+export async function runTask(link: WorkerLink, lease: TaskLease, env: TaskEnvironment, stop: TaskStop, onProduced?: () => void): Promise<TaskOutcome> {
   const scratch = new Scratch(env.workDir, lease.taskId);
   const attempt: Attempt = {
     logs: new LogCollector(env.maxLogLines),
@@ -90,12 +138,12 @@ export async function runTask(link: WorkerLink, lease: TaskLease, env: TaskEnvir
     },
   };
   try {
-    const files = await produce(link, lease, env, scratch, signal, attempt);
-    if (signal.aborted) return 'lost';
+    const files = await produce(link, lease, env, scratch, stop, attempt);
+    if (stop.stopped) return 'lost';
     onProduced?.();
     return (await link.complete(lease, files, attempt.report())) ? 'completed' : 'lost';
   } catch (error) {
-    if (signal.aborted) return 'lost';
+    if (stop.stopped) return 'lost';
     const retry = error instanceof ComponentFailure ? error.retry : !(error instanceof TesseraError && error.code === 'INVALID_ARGUMENT');
     await link.fail(lease, error instanceof Error ? error.message : String(error), retry, attempt.report());
     return 'failed';
@@ -104,7 +152,7 @@ export async function runTask(link: WorkerLink, lease: TaskLease, env: TaskEnvir
   }
 }
 
-async function produce(link: WorkerLink, lease: TaskLease, env: TaskEnvironment, scratch: Scratch, signal: AbortSignal, attempt: Attempt): Promise<OutputFile[]> {
+async function produce(link: WorkerLink, lease: TaskLease, env: TaskEnvironment, scratch: Scratch, stop: TaskStop, attempt: Attempt): Promise<OutputFile[]> {
   const folder = (name: string) => scratch.folder(name);
   const params = JSON.stringify(lease.params ?? {});
   switch (lease.kind) {
@@ -118,7 +166,7 @@ async function produce(link: WorkerLink, lease: TaskLease, env: TaskEnvironment,
         const inputs = await listFiles(sourceDir);
         return inputs.slice(0, 1).map((input) => ({ name: 'data_0.bin', path: input.path }));
       }
-      await execute(lease, env, scratch, signal, attempt, { SOURCE_DIR: sourceDir, CHUNKS_DIR: chunksDir, PARTITIONER_PARAMS: params });
+      await execute(lease, env, scratch, stop, attempt, { SOURCE_DIR: sourceDir, CHUNKS_DIR: chunksDir, PARTITIONER_PARAMS: params });
       return orderChunks(await listFiles(chunksDir));
     }
     case 'app': {
@@ -136,7 +184,7 @@ async function produce(link: WorkerLink, lease: TaskLease, env: TaskEnvironment,
       const userCacheDir = path.join(env.userCacheRoot, lease.accountId);
       await mkdir(userCacheDir, { recursive: true });
       await mkdir(env.sharedCacheDir, { recursive: true });
-      await execute(lease, env, scratch, signal, attempt, {
+      await execute(lease, env, scratch, stop, attempt, {
         TASK_DIR: taskDir,
         TASK_RESULTS_DIR: resultsDir,
         APP_PARAMS: params,
@@ -152,7 +200,7 @@ async function produce(link: WorkerLink, lease: TaskLease, env: TaskEnvironment,
       await link.enterStage(lease, 'JOB_STATE_MERGING');
       await link.fetchResults(lease, resultsDir);
       if (!lease.component) return listFiles(resultsDir);
-      await execute(lease, env, scratch, signal, attempt, { TASK_RESULTS_DIR: resultsDir, OUTPUT_DIR: outputDir, ASSEMBLER_PARAMS: params });
+      await execute(lease, env, scratch, stop, attempt, { TASK_RESULTS_DIR: resultsDir, OUTPUT_DIR: outputDir, ASSEMBLER_PARAMS: params });
       return listFiles(outputDir);
     }
     default:
@@ -160,7 +208,7 @@ async function produce(link: WorkerLink, lease: TaskLease, env: TaskEnvironment,
   }
 }
 
-async function execute(lease: TaskLease, env: TaskEnvironment, scratch: Scratch, signal: AbortSignal, attempt: Attempt, stageEnv: Record<string, string>): Promise<void> {
+async function execute(lease: TaskLease, env: TaskEnvironment, scratch: Scratch, stop: TaskStop, attempt: Attempt, stageEnv: Record<string, string>): Promise<void> {
   const component = lease.component!;
   // A built-in whose code is part of the worker: no archive to fetch, no process to start.
   const inProcess = inProcessName(component.manifest.entrypoint);
@@ -175,7 +223,7 @@ async function execute(lease: TaskLease, env: TaskEnvironment, scratch: Scratch,
     cwd,
     env: { ...env.childEnv, HOME: cwd, TMPDIR: cwd, PYTHONUNBUFFERED: '1', ...stageEnv },
     timeoutMs: lease.timeoutMs,
-    signal,
+    signal: stop.signal,
     onOutput: (stream, chunk) => attempt.logs.write(stream, chunk),
   });
   attempt.usage = result.usage;
@@ -191,13 +239,15 @@ async function execute(lease: TaskLease, env: TaskEnvironment, scratch: Scratch,
  */
 export async function listFiles(dir: string, prefix = ''): Promise<OutputFile[]> {
   const files: OutputFile[] = [];
-  for (const entry of (await readdir(dir)).sort()) {
-    const full = path.join(dir, entry);
-    const info = await lstat(full);
-    const name = prefix ? `${prefix}/${entry}` : entry;
-    if (info.isSymbolicLink()) throw new ComponentFailure(`the output ${quote(name)} is a symbolic link; write regular files instead`, false);
-    if (info.isDirectory()) files.push(...(await listFiles(full, name)));
-    else if (info.isFile()) files.push({ name, path: full });
+  // The entries' types come with the listing (node looks each one up only where the file system
+  // does not say): no lstat per file of a 100,000-chunk partition.
+  const entries = (await readdir(dir, { withFileTypes: true })).sort((left, right) => (left.name < right.name ? -1 : left.name > right.name ? 1 : 0));
+  for (const entry of entries) {
+    const full = path.join(dir, entry.name);
+    const name = prefix ? `${prefix}/${entry.name}` : entry.name;
+    if (entry.isSymbolicLink()) throw new ComponentFailure(`the output ${quote(name)} is a symbolic link; write regular files instead`, false);
+    if (entry.isDirectory()) files.push(...(await listFiles(full, name)));
+    else if (entry.isFile()) files.push({ name, path: full });
   }
   return files;
 }

@@ -4,7 +4,7 @@ import { COMPLETION_BATCH, EMPTY_REPORT, MAX_LEASE_BATCH } from '../domain/worke
 import type { TaskEnvironment, TaskOutcome } from './run-task.js';
 import { isInProcess } from '../domain/in-process.js';
 import { resolvePython } from '../runner/runner.js';
-import { runTask } from './run-task.js';
+import { TaskStop, runTask } from './run-task.js';
 
 // A worker: N slots, each leasing one task at a time through the link and running it, plus one
 // heartbeat loop for every lease held. A lease the server says is lost (expired, job aborted)
@@ -41,7 +41,7 @@ export interface Worker {
 export function createWorker(options: WorkerOptions): Worker {
   const { link, log } = options;
   const env = { ...options.env, python: resolvePython(options.env.python, options.env.childEnv) };
-  const held = new Map<number, { lease: TaskLease; controller: AbortController }>();
+  const held = new Map<number, { lease: TaskLease; stop: TaskStop }>();
   const stopping = new AbortController();
   let slots: Promise<void>[] = [];
   let heartbeat: NodeJS.Timeout | undefined;
@@ -55,7 +55,7 @@ export function createWorker(options: WorkerOptions): Worker {
         const entry = held.get(taskId);
         if (!entry) continue;
         log.warn({ taskId, jobId: entry.lease.jobId }, 'lease lost (job aborted or lease expired); stopping the task');
-        entry.controller.abort();
+        entry.stop.stop();
       }
     } catch (error) {
       // The server is unreachable: keep running; if it stays away the leases expire and the
@@ -99,7 +99,7 @@ export function createWorker(options: WorkerOptions): Worker {
         }
         // Registered as held before a slot gets it, so the next heartbeat extends it.
         for (const lease of leases) {
-          held.set(lease.taskId, { lease, controller: new AbortController() });
+          held.set(lease.taskId, { lease, stop: new TaskStop() });
           const resolve = waiting.shift();
           if (resolve) resolve(lease);
           else queued.push(lease);
@@ -151,11 +151,11 @@ export function createWorker(options: WorkerOptions): Worker {
 
   async function slot(): Promise<void> {
     for (let lease = await nextLease(); lease; lease = await nextLease()) {
-      const { controller } = held.get(lease.taskId)!;
+      const { stop } = held.get(lease.taskId)!;
       let produced!: () => void;
       const workDone = new Promise<void>((resolve) => (produced = resolve));
       // Lost while it waited in the local queue (its job was aborted, say): never started.
-      const outcome = controller.signal.aborted ? Promise.resolve<TaskOutcome>('lost') : runTask(link, lease, env, controller.signal, produced);
+      const outcome = stop.stopped ? Promise.resolve<TaskOutcome>('lost') : runTask(link, lease, env, stop, produced);
       const settled = settle(lease, outcome);
       reporting.add(settled);
       void settled.finally(() => reporting.delete(settled));
@@ -168,7 +168,7 @@ export function createWorker(options: WorkerOptions): Worker {
     start() {
       if (slots.length > 0) return;
       unsubscribe = link.onJobStopped?.((jobId) => {
-        for (const entry of held.values()) if (entry.lease.jobId === jobId) entry.controller.abort();
+        for (const entry of held.values()) if (entry.lease.jobId === jobId) entry.stop.stop();
       });
       heartbeat = setInterval(() => void beat(), options.heartbeatMs);
       heartbeat.unref();
@@ -186,7 +186,7 @@ export function createWorker(options: WorkerOptions): Worker {
         await link.release(unstarted).catch((error: unknown) => log.warn({ err: error, tasks: unstarted.length }, 'could not hand back queued tasks; they run elsewhere when their leases expire'));
       }
       // Running tasks are killed, and their attempts failed with a retry (see settle).
-      for (const entry of held.values()) entry.controller.abort();
+      for (const entry of held.values()) entry.stop.stop();
       unsubscribe?.();
       clearInterval(heartbeat);
       await Promise.all(slots);

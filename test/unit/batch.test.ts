@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { createBatcher } from '../../src/domain/batch.js';
+import { createBatcher, eachAtMost } from '../../src/domain/batch.js';
 
 // The batcher behind shared completion calls: no added delay for the first call, everything that
 // piles up meanwhile in the next, answers in order, a failed batch failing only its own items.
@@ -76,4 +76,34 @@ test('with maxInFlight 2, a second batch leaves while the first is still out, an
   gates[0]!.resolve();
   gates[2]!.resolve();
   assert.deepEqual(await Promise.all(answers), ['a', 'b', 'c', 'd']);
+});
+
+test('eachAtMost runs every item with at most N under way, and throws the first failure once the started ones end', async () => {
+  let running = 0;
+  let most = 0;
+  const seen: number[] = [];
+  await eachAtMost(Array.from({ length: 50 }, (_, index) => index), 4, async (item, index) => {
+    assert.equal(item, index);
+    running++;
+    most = Math.max(most, running);
+    await new Promise((resolve) => setTimeout(resolve, item % 3));
+    seen.push(item);
+    running--;
+  });
+  assert.equal(most, 4);
+  assert.deepEqual([...seen].sort((a, b) => a - b), Array.from({ length: 50 }, (_, index) => index));
+
+  const finished: number[] = [];
+  await assert.rejects(
+    eachAtMost([0, 1, 2, 3, 4, 5, 6, 7], 3, async (item) => {
+      // Item 1 fails first, while 0 and 2 are still under way.
+      await new Promise((resolve) => setTimeout(resolve, item === 1 ? 1 : 20));
+      if (item === 1) throw new Error('item 1 broke');
+      finished.push(item);
+    }),
+    /item 1 broke/,
+  );
+  // 0 and 2 were under way beside 1 and were waited for; nothing new started after the failure.
+  assert.deepEqual(finished.sort(), [0, 2]);
+  assert.equal(running, 0);
 });
