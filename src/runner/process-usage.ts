@@ -93,7 +93,8 @@ export function nodeBootstrap(): string {
 /** The report a bootstrap wrote ("cpuSeconds maxRssKiB"), or null when there is none. */
 export async function readUsageFile(file: string): Promise<ProcessUsage | null> {
   const text = await readFile(file, 'utf8').catch(() => '');
-  await rm(file, { force: true });
+  // Not waited for: the task's slot should not wait on a file nobody reads again.
+  void rm(file, { force: true }).catch(() => undefined);
   const match = /^([\d.]+) (\d+)$/.exec(text.trim());
   return match ? { cpuSeconds: Number(match[1]), peakMemoryBytes: Number(match[2]) * 1024 } : null;
 }

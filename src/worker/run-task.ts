@@ -89,14 +89,21 @@ class ComponentFailure extends Error {
  */
 class Scratch {
   private root: Promise<string> | undefined;
+  private readonly folders = new Map<string, Promise<string>>();
 
   constructor(private readonly workDir: string, private readonly taskId: number) {}
 
   async folder(name: string): Promise<string> {
-    this.root ??= mkdir(this.workDir, { recursive: true }).then(() => mkdtemp(path.join(this.workDir, `task-${this.taskId}-`)));
-    const dir = path.join(await this.root, name);
-    await mkdir(dir, { recursive: true });
-    return dir;
+    // The work folder is made when a first mkdtemp finds it missing, not checked before every task.
+    const prefix = path.join(this.workDir, `task-${this.taskId}-`);
+    this.root ??= mkdtemp(prefix).catch(async (error: NodeJS.ErrnoException) => {
+      if (error.code !== 'ENOENT') throw error;
+      await mkdir(this.workDir, { recursive: true });
+      return mkdtemp(prefix);
+    });
+    let made = this.folders.get(name);
+    if (!made) this.folders.set(name, (made = this.root.then(async (root) => (await mkdir(path.join(root, name)), path.join(root, name)))));
+    return made;
   }
 
   async remove(): Promise<void> {
@@ -175,15 +182,20 @@ async function produce(link: WorkerLink, lease: TaskLease, env: TaskEnvironment,
         await runInProcess(inProcess, { APP_PARAMS: params, CHUNK_NUMBER: String(lease.chunkIndex) });
         return [];
       }
-      const taskDir = await folder('task');
-      const resultsDir = await folder('results');
+      // Made side by side: each file operation is a round trip through node's thread pool, and
+      // these come before every process a task starts.
+      const userCacheDir = path.join(env.userCacheRoot, lease.accountId);
+      const [taskDir, resultsDir] = await Promise.all([
+        folder('task'),
+        folder('results'),
+        folder('work'),
+        mkdir(userCacheDir, { recursive: true }),
+        mkdir(env.sharedCacheDir, { recursive: true }),
+      ]);
       const chunkPath = path.join(taskDir, 'data.bin');
       // An empty chunk is made here rather than downloaded: one round trip less per task.
       if (lease.inputSize === 0) await writeFile(chunkPath, '');
       else await link.fetchChunk(lease, chunkPath);
-      const userCacheDir = path.join(env.userCacheRoot, lease.accountId);
-      await mkdir(userCacheDir, { recursive: true });
-      await mkdir(env.sharedCacheDir, { recursive: true });
       await execute(lease, env, scratch, stop, attempt, {
         TASK_DIR: taskDir,
         TASK_RESULTS_DIR: resultsDir,
