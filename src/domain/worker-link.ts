@@ -90,7 +90,12 @@ export interface WorkerLink {
   fetchChunk(lease: TaskLease, filePath: string): Promise<void>;
   /** Assemble task: every app task's result files into `folder`, names made unique. */
   fetchResults(lease: TaskLease, folder: string): Promise<void>;
-  /** Stores the task's files (chunks, results or the job's output) and completes the task. False if the lease was lost. */
+  /**
+   * Stores the task's files (chunks, results or the job's output) and completes the task. False if
+   * the lease was lost. Each file is deleted once it is stored: they are the task's scratch files,
+   * and a partition's chunks then leave the disk while it uploads, rather than all at once while
+   * its app tasks are already running.
+   */
   complete(lease: TaskLease, files: OutputFile[], report: TaskReport): Promise<boolean>;
   /**
    * Optional push of "job stopped" (abort, timeout) so running tasks are killed at once rather

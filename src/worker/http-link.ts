@@ -1,5 +1,5 @@
 import { createReadStream, createWriteStream } from 'node:fs';
-import { stat } from 'node:fs/promises';
+import { stat, unlink } from 'node:fs/promises';
 import path from 'node:path';
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
@@ -215,6 +215,7 @@ export function createHttpLink(options: HttpLinkOptions): HttpLink {
           const presigned = direct.get(index);
           if (presigned && size <= MAX_DIRECT_PUT_BYTES) {
             await uploadDirect(presigned.url, file.path, size);
+            await unlink(file.path);
             outputs[index] = { name: file.name, blobKey: presigned.blobKey };
             continue;
           }
@@ -223,7 +224,10 @@ export function createHttpLink(options: HttpLinkOptions): HttpLink {
           // A lost lease shows here first; the task is someone else's now.
           if (response.status === 400 && /not current/.test(payload.message ?? '')) lost = true;
           else if (!response.ok || !payload.blobKey) throw new TesseraError('UNAVAILABLE', `uploading ${quote(file.name)} answered HTTP ${response.status}: ${payload.message ?? ''}`);
-          else outputs[index] = { name: file.name, blobKey: payload.blobKey };
+          else {
+            await unlink(file.path);
+            outputs[index] = { name: file.name, blobKey: payload.blobKey };
+          }
         }
       };
       await Promise.all(Array.from({ length: Math.min(TRANSFER_CONCURRENCY, files.length) }, uploader));
