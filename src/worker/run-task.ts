@@ -89,7 +89,8 @@ class ComponentFailure extends Error {
  */
 class Scratch {
   private root: Promise<string> | undefined;
-  private readonly folders = new Map<string, Promise<string>>();
+  /** Each folder made once, however many callers ask for it at the same time. */
+  private folders: Map<string, Promise<string>> | undefined;
 
   constructor(private readonly workDir: string, private readonly taskId: number) {}
 
@@ -101,8 +102,16 @@ class Scratch {
       await mkdir(this.workDir, { recursive: true });
       return mkdtemp(prefix);
     });
-    let made = this.folders.get(name);
-    if (!made) this.folders.set(name, (made = this.root.then(async (root) => (await mkdir(path.join(root, name)), path.join(root, name)))));
+    const folders = (this.folders ??= new Map());
+    let made = folders.get(name);
+    if (!made) {
+      made = this.root.then(async (root) => {
+        const dir = path.join(root, name);
+        await mkdir(dir);
+        return dir;
+      });
+      folders.set(name, made);
+    }
     return made;
   }
 
