@@ -8,7 +8,7 @@ import type { JobState } from '../domain/job-state.js';
 import type { Log } from '../domain/log.js';
 import type { OutputFile, TaskLease, TaskReport, WorkerLink } from '../domain/worker-link.js';
 import { COMPLETION_BATCH, MAX_LEASE_BATCH, TRANSFER_CONCURRENCY } from '../domain/worker-link.js';
-import { createBatcher } from '../domain/batch.js';
+import { createBatcher, eachAtMost } from '../domain/batch.js';
 import type { CompactLeases, WireLease } from '../domain/lease-wire.js';
 import { expandLeases } from '../domain/lease-wire.js';
 import type { MachineOffer } from './machine.js';
@@ -171,14 +171,7 @@ export function createHttpLink(options: HttpLinkOptions): HttpLink {
 
     async fetchResults(lease, folder) {
       const { results } = await json<{ results: { name: string; url: string }[] }>('GET', `${task(lease)}/results?${tokenQuery(lease)}`);
-      let next = 0;
-      const downloader = async () => {
-        while (next < results.length) {
-          const result = results[next++]!;
-          await download(result.url, path.join(folder, safeFileName(result.name)));
-        }
-      };
-      await Promise.all(Array.from({ length: Math.min(TRANSFER_CONCURRENCY, results.length) }, downloader));
+      await eachAtMost(results, TRANSFER_CONCURRENCY, (result) => download(result.url, path.join(folder, safeFileName(result.name))));
     },
 
     async fetchComponent(sha256, filePath) {
@@ -206,31 +199,27 @@ export function createHttpLink(options: HttpLinkOptions): HttpLink {
         if (!linkPayload.uploads) break;
         for (const upload of linkPayload.uploads) direct.set(upload.index, upload);
       }
-      let next = 0;
-      const uploader = async () => {
-        while (next < files.length && !lost) {
-          const index = next++;
-          const file = files[index]!;
-          const { size } = await stat(file.path);
-          const presigned = direct.get(index);
-          if (presigned && size <= MAX_DIRECT_PUT_BYTES) {
-            await uploadDirect(presigned.url, file.path, size);
-            await unlink(file.path);
-            outputs[index] = { name: file.name, blobKey: presigned.blobKey };
-            continue;
-          }
-          const response = await call('PUT', `${task(lease)}/files/${index}?${tokenQuery(lease)}&name=${encodeURIComponent(file.name)}`, undefined, { raw: createReadStream(file.path) });
-          const payload = (await response.json().catch(() => ({}))) as { blobKey?: string; message?: string };
-          // A lost lease shows here first; the task is someone else's now.
-          if (response.status === 400 && /not current/.test(payload.message ?? '')) lost = true;
-          else if (!response.ok || !payload.blobKey) throw new TesseraError('UNAVAILABLE', `uploading ${quote(file.name)} answered HTTP ${response.status}: ${payload.message ?? ''}`);
-          else {
-            await unlink(file.path);
-            outputs[index] = { name: file.name, blobKey: payload.blobKey };
-          }
+      await eachAtMost(files, TRANSFER_CONCURRENCY, async (file, index) => {
+        // Once one upload finds the lease lost, the rest are not sent.
+        if (lost) return;
+        const { size } = await stat(file.path);
+        const presigned = direct.get(index);
+        if (presigned && size <= MAX_DIRECT_PUT_BYTES) {
+          await uploadDirect(presigned.url, file.path, size);
+          await unlink(file.path);
+          outputs[index] = { name: file.name, blobKey: presigned.blobKey };
+          return;
         }
-      };
-      await Promise.all(Array.from({ length: Math.min(TRANSFER_CONCURRENCY, files.length) }, uploader));
+        const response = await call('PUT', `${task(lease)}/files/${index}?${tokenQuery(lease)}&name=${encodeURIComponent(file.name)}`, undefined, { raw: createReadStream(file.path) });
+        const payload = (await response.json().catch(() => ({}))) as { blobKey?: string; message?: string };
+        // A lost lease shows here first; the task is someone else's now.
+        if (response.status === 400 && /not current/.test(payload.message ?? '')) lost = true;
+        else if (!response.ok || !payload.blobKey) throw new TesseraError('UNAVAILABLE', `uploading ${quote(file.name)} answered HTTP ${response.status}: ${payload.message ?? ''}`);
+        else {
+          await unlink(file.path);
+          outputs[index] = { name: file.name, blobKey: payload.blobKey };
+        }
+      });
       if (lost) return false;
       const answer = await completeBatched({ taskId: lease.taskId, leaseToken: lease.leaseToken, kind: lease.kind, outputs, report });
       if (answer.error) throw new TesseraError('FAILED_PRECONDITION', `completing task ${lease.taskId}: ${answer.error}`);
