@@ -67,7 +67,11 @@ test('the dashboard: sign in, start word-count, watch it complete live, read a t
       await page.getByTestId('progress').filter({ hasText: '5/5 tasks done' }).waitFor();
       const timeline = await page.getByTestId('timeline').textContent();
       for (const state of ['NEW', 'STARTED', 'PARTITIONING', 'TASKS_COMPLETED', 'COMPLETE']) assert.match(timeline ?? '', new RegExp(state));
-      assert.equal(await page.getByTestId('tasks-table').locator('tbody tr').count(), 7, 'partitioner, five app tasks, assembler');
+      // The state arrives by the event stream at once; the tasks list is re-read shortly after, so
+      // wait for the assembler's row before counting.
+      const rows = page.getByTestId('tasks-table').locator('tbody tr');
+      await rows.filter({ hasText: 'ASSEMBLER' }).filter({ hasText: 'succeeded' }).waitFor();
+      assert.equal(await rows.count(), 7, 'partitioner, five app tasks, assembler');
 
       // A task's logs.
       await page.getByTestId('logs-TASKRUNNER-2').click();
