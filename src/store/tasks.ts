@@ -22,7 +22,6 @@ export interface LeasedTask {
   /** The chunk's size in bytes when known (0: the worker makes an empty file, no download). */
   inputSize: number | null;
   leaseToken: string;
-  leaseExpiresAt: Date;
   /** Seconds from the task being queued to this lease (for the lease-wait metric). */
   queuedSeconds: number;
 }
@@ -36,12 +35,13 @@ interface LeasedRow {
   max_attempts: number;
   input_key: string | null;
   input_size: string | number | null;
-  lease_token: string;
-  lease_expires_at: Date;
   queued_seconds?: number;
 }
 
-function rowToLeased(row: LeasedRow): LeasedTask {
+/** A leased task as the lease statement sends it back (see leaseTasks). */
+type LeasedTuple = [id: number, jobId: string, kind: TaskKind, chunkIndex: number, attempt: number, maxAttempts: number, inputKey: string | null, inputSize: number | null, queuedSeconds: number];
+
+function rowToLeased(row: LeasedRow, leaseToken: string): LeasedTask {
   return {
     id: Number(row.id),
     jobId: row.job_id,
@@ -51,8 +51,7 @@ function rowToLeased(row: LeasedRow): LeasedTask {
     maxAttempts: row.max_attempts,
     inputKey: row.input_key,
     inputSize: row.input_size === null || row.input_size === undefined ? null : Number(row.input_size),
-    leaseToken: row.lease_token,
-    leaseExpiresAt: row.lease_expires_at,
+    leaseToken,
     queuedSeconds: row.queued_seconds ?? 0,
   };
 }
@@ -147,11 +146,19 @@ export async function notifyTasksQueued(db: Queryable): Promise<void> {
  * sub-select lets any number of workers lease at once without waiting on each other.
  * Without an offer (store tests) every task matches. The tasks of one call share one fresh
  * random token: a (task, token) pair still names exactly one lease, and one token per call
- * rather than per row is a fifth less work for PGlite.
+ * rather than per row is a fifth less work for PGlite. For the same reason:
+ *   - the tasks come back as one JSON array of arrays, not as rows: PGlite copies every field of
+ *     every row into a buffer of its own (9,000 for a lease of 1,000 tasks), and JSON.parse
+ *     reads the lot in one go (measured on PGlite: 27.5 µs a leased task instead of 35–38);
+ *   - neither the token nor the expiry is sent back (the same for every task of a call; the
+ *     worker never reads the expiry, its heartbeat keeps it ahead);
+ *   - the wait is `date_part` (a float) rather than `EXTRACT` (a numeric, cast).
  */
 export async function leaseTasks(db: Queryable, owner: string, limit: number, leaseSeconds: number, offer?: WorkerOffer): Promise<LeasedTask[]> {
-  const rows = await db.query<LeasedRow>(
-    `UPDATE tasks
+  const token = randomUUID();
+  const [leased] = await db.query<{ tasks: LeasedTuple[] }>(
+    `WITH leased AS (
+      UPDATE tasks
         SET state = 'leased', lease_owner = $1, lease_token = $9,
             lease_expires_at = now() + make_interval(secs => $3), attempt = attempt + 1,
             started_at = COALESCE(started_at, now())
@@ -166,11 +173,15 @@ export async function leaseTasks(db: Queryable, owner: string, limit: number, le
          ORDER BY priority DESC, id
          LIMIT $2
          FOR UPDATE SKIP LOCKED)
-      RETURNING id, job_id, kind, chunk_index, attempt, max_attempts, input_key, input_size, lease_token, lease_expires_at,
-                EXTRACT(EPOCH FROM now() - created_at)::float8 AS queued_seconds`,
-    [owner, limit, leaseSeconds, offer === undefined, offer?.cpus ?? 0, offer?.memoryGb ?? 0, offer?.gpus ?? [], offer?.region ?? '', randomUUID()],
+      RETURNING id, job_id, kind, chunk_index, attempt, max_attempts, input_key, input_size,
+                date_part('epoch', now() - created_at) AS queued_seconds)
+     SELECT coalesce(json_agg(json_build_array(id, job_id, kind, chunk_index, attempt, max_attempts, input_key, input_size, queued_seconds) ORDER BY id), '[]') AS tasks
+       FROM leased`,
+    [owner, limit, leaseSeconds, offer === undefined, offer?.cpus ?? 0, offer?.memoryGb ?? 0, offer?.gpus ?? [], offer?.region ?? '', token],
   );
-  return rows.map(rowToLeased).sort((left, right) => left.id - right.id);
+  return (leased?.tasks ?? []).map(([id, jobId, kind, chunkIndex, attempt, maxAttempts, inputKey, inputSize, queuedSeconds]) => ({
+    id: Number(id), jobId, kind, chunkIndex, attempt, maxAttempts, inputKey, inputSize: inputSize === null ? null : Number(inputSize), leaseToken: token, queuedSeconds,
+  }));
 }
 
 /**
@@ -260,14 +271,17 @@ export interface Completion {
  */
 export async function completeTasks(db: Queryable, completions: Completion[], kind: TaskKind): Promise<{ id: number; jobId: string; kind: TaskKind; chunkIndex: number; attempt: number }[]> {
   if (completions.length === 0) return [];
-  const rows = await db.query<{ id: string | number; job_id: string; kind: TaskKind; chunk_index: number; attempt: number }>(
-    `UPDATE tasks SET state = 'succeeded', outputs = c.outputs::jsonb, finished_at = now(), lease_expires_at = NULL
-       FROM unnest($1::bigint[], $2::text[], $3::text[]) AS c (id, token, outputs)
-      WHERE tasks.id = c.id AND tasks.lease_token = c.token AND tasks.state = 'leased' AND tasks.kind = $4
-      RETURNING tasks.id, tasks.job_id, tasks.kind, tasks.chunk_index, tasks.attempt`,
+  // One JSON array back, not a row per task: see leaseTasks.
+  const [completed] = await db.query<{ tasks: [id: number, jobId: string, chunkIndex: number, attempt: number][] }>(
+    `WITH completed AS (
+       UPDATE tasks SET state = 'succeeded', outputs = c.outputs::jsonb, finished_at = now(), lease_expires_at = NULL
+         FROM unnest($1::bigint[], $2::text[], $3::text[]) AS c (id, token, outputs)
+        WHERE tasks.id = c.id AND tasks.lease_token = c.token AND tasks.state = 'leased' AND tasks.kind = $4
+        RETURNING tasks.id, tasks.job_id, tasks.chunk_index, tasks.attempt)
+     SELECT coalesce(json_agg(json_build_array(id, job_id, chunk_index, attempt)), '[]') AS tasks FROM completed`,
     [completions.map((c) => c.taskId), completions.map((c) => c.leaseToken), completions.map((c) => JSON.stringify(c.outputs)), kind],
   );
-  return rows.map((row) => ({ id: Number(row.id), jobId: row.job_id, kind: row.kind, chunkIndex: row.chunk_index, attempt: row.attempt }));
+  return (completed?.tasks ?? []).map(([id, jobId, chunkIndex, attempt]) => ({ id: Number(id), jobId, kind, chunkIndex, attempt }));
 }
 
 export interface FailedAttempt {
@@ -376,23 +390,23 @@ export async function listTaskOutputs(db: Queryable, jobId: string, kind: TaskKi
 /** The task a worker holds with this lease token, or null when the lease is not (or no longer) current. */
 export async function findLease(db: Queryable, taskId: number, leaseToken: string): Promise<LeasedTask | null> {
   const [row] = await db.query<LeasedRow>(
-    `SELECT id, job_id, kind, chunk_index, attempt, max_attempts, input_key, input_size, lease_token, lease_expires_at
+    `SELECT id, job_id, kind, chunk_index, attempt, max_attempts, input_key, input_size
        FROM tasks WHERE id = $1 AND lease_token = $2 AND state = 'leased'`,
     [taskId, leaseToken],
   );
-  return row ? rowToLeased(row) : null;
+  return row ? rowToLeased(row, leaseToken) : null;
 }
 
 /** findLease for many tasks in one query: the current ones, by task id. */
 export async function findLeases(db: Queryable, leases: { taskId: number; leaseToken: string }[]): Promise<Map<number, LeasedTask>> {
   if (leases.length === 0) return new Map();
-  const rows = await db.query<LeasedRow>(
-    `SELECT id, job_id, kind, chunk_index, attempt, max_attempts, input_key, input_size, lease_token, lease_expires_at
+  const rows = await db.query<LeasedRow & { lease_token: string }>(
+    `SELECT id, job_id, kind, chunk_index, attempt, max_attempts, input_key, input_size, lease_token
        FROM tasks WHERE id = ANY($1::bigint[]) AND state = 'leased'
         AND EXISTS (SELECT 1 FROM unnest($1::bigint[], $2::text[]) AS l (id, token) WHERE l.id = tasks.id AND l.token = tasks.lease_token)`,
     [leases.map((lease) => lease.taskId), leases.map((lease) => lease.leaseToken)],
   );
-  return new Map(rows.map((row) => [Number(row.id), rowToLeased(row)]));
+  return new Map(rows.map((row) => [Number(row.id), rowToLeased(row, row.lease_token)]));
 }
 
 export async function isTaskLeaseCurrent(db: Queryable, taskId: number, leaseToken: string): Promise<boolean> {
