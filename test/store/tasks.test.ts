@@ -70,6 +70,26 @@ forEachEngine('concurrent leasers never get the same task, and higher priority g
   assert.equal((await countTasksByState(db, 'slow')).leased, 150);
 }, migrated);
 
+forEachEngine('a lease of 1,000 tasks looks up the queue and the rows it takes, never a scan of every task ever run', async (db) => {
+  await jobWithTasks(db, 'DONE', 0);
+  await db.query(
+    `INSERT INTO tasks (job_id, kind, chunk_index, state, finished_at)
+     SELECT 'DONE', 'app', i, 'succeeded', now() FROM generate_series(0, 19999) AS i`,
+  );
+  await jobWithTasks(db, 'J', 1000);
+  await db.query('ANALYZE tasks');
+  // The counters this connection has not reported yet (in one transaction, so one connection):
+  // a sequential scan of tasks by the lease would add one.
+  const { leased, scans } = await db.transaction(async (tx) => {
+    const seqScans = async () => Number((await tx.query<{ seq_scan: string }>(`SELECT seq_scan FROM pg_stat_xact_user_tables WHERE relname = 'tasks'`))[0]?.seq_scan);
+    const before = await seqScans();
+    const leased = await leaseTasks(tx, 'w1', 1000, 30);
+    return { leased, scans: (await seqScans()) - before };
+  });
+  assert.deepEqual(leased.map((task) => task.chunkIndex), Array.from({ length: 1000 }, (_, index) => index));
+  assert.equal(scans, 0, 'no sequential scan of the tasks table');
+}, migrated);
+
 forEachEngine('completion is fenced by the lease token', async (db) => {
   await jobWithTasks(db, 'J', 1);
   const [lease] = await leaseTasks(db, 'w1', 1, 30);
