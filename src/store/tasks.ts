@@ -319,6 +319,7 @@ export async function failTaskAttempt(db: Queryable, taskId: number, leaseToken:
 /**
  * Leases whose holder stopped heartbeating (a crashed or partitioned worker): the task goes back
  * to the queue, or ends failed when that was its last attempt. Returns what it did, per task.
+ * The ids are looked up in the primary key, as in leaseTasks.
  */
 export async function expireLeases(db: Queryable, limit = 1000): Promise<(FailedAttempt & { taskId: number })[]> {
   const rows = await db.query<{ id: string | number; job_id: string; kind: TaskKind; chunk_index: number; attempt: number; max_attempts: number; state: TaskState }>(
@@ -327,7 +328,7 @@ export async function expireLeases(db: Queryable, limit = 1000): Promise<(Failed
             last_error = 'lease expired: the worker stopped heartbeating (crashed or cut off)',
             lease_token = NULL, lease_owner = NULL, lease_expires_at = NULL,
             finished_at = CASE WHEN attempt < max_attempts THEN NULL ELSE now() END
-      WHERE id IN (SELECT id FROM tasks WHERE state = 'leased' AND lease_expires_at < now() LIMIT $1 FOR UPDATE SKIP LOCKED)
+      WHERE id = ANY(ARRAY(SELECT id FROM tasks WHERE state = 'leased' AND lease_expires_at < now() LIMIT $1 FOR UPDATE SKIP LOCKED))
       RETURNING id, job_id, kind, chunk_index, attempt, max_attempts, state`,
     [limit],
   );
