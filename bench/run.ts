@@ -91,7 +91,7 @@ function figures(results: Results, options: BenchOptions): string[] {
   if (xargs) {
     out.push(`### 3. Process-task overhead (${options.sizes.xargsChunks} chunks, python3 burning ${options.sizes.burnMs} ms CPU each)\n\n${table(['runner', 'seconds', 'ratio'], [
       ['xargs -P2', xargs.xargs_seconds, 1],
-      ['Tessera (server + 1 worker agent × 2 slots), create → COMPLETE', xargs.tessera_seconds, xargs.overhead_vs_xargs],
+      ['Tessera (server + 1 worker agent × 2 slots), create → COMPLETE (database clock)', xargs.tessera_seconds, xargs.overhead_vs_xargs],
     ])}`);
   }
   if (scale) {
