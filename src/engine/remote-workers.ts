@@ -35,8 +35,37 @@ export interface WorkerRegistration extends WorkerOffer {
 /** How long a signed link handed to a worker lives: long enough for a slow download. */
 const WORKER_LINK_SECONDS = 3600;
 
+/**
+ * Every lease call needs the worker's offer, and reading it touches the worker's row: an UPDATE
+ * and a commit of its own, before the lease statement. Within this long the offer read last is
+ * used again, so `last_seen_at` (read in tens of seconds: connected workers, unservable tasks)
+ * lags by at most this much. Registering replaces the offer at once on this server; on another
+ * replica it is seen at the next touch.
+ */
+const TOUCH_EVERY_MS = 1000;
+/** Offers kept at most (one per worker id seen lately); past it the map starts afresh. */
+const MAX_OFFERS = 10_000;
+
 export function createRemoteWorkers(deps: EngineDeps, flow: TaskFlow) {
   const { db, blobs, config } = deps;
+  const offers = new Map<string, { offer: WorkerOffer; at: number }>();
+
+  /** Marks the worker alive and returns its offer; null when it is not registered. */
+  async function touch(workerId: string): Promise<WorkerOffer | null> {
+    const offer = await touchWorker(db, workerId);
+    if (!offer) {
+      offers.delete(workerId);
+      return null;
+    }
+    if (offers.size >= MAX_OFFERS) offers.clear();
+    offers.set(workerId, { offer, at: Date.now() });
+    return offer;
+  }
+
+  async function offerOf(workerId: string): Promise<WorkerOffer | null> {
+    const known = offers.get(workerId);
+    return known && Date.now() - known.at < TOUCH_EVERY_MS ? known.offer : touch(workerId);
+  }
 
   async function requireLease(taskId: number, leaseToken: unknown): Promise<TaskLease> {
     if (typeof leaseToken !== 'string' || leaseToken.length === 0 || leaseToken.length > 100) throw invalidArgument('leaseToken', 'leaseToken is required');
@@ -75,11 +104,12 @@ export function createRemoteWorkers(deps: EngineDeps, flow: TaskFlow) {
   return {
     async register(worker: WorkerRegistration): Promise<{ workerId: string; leaseSeconds: number; heartbeatMs: number }> {
       await upsertWorker(db, worker);
+      offers.delete(worker.id);
       return { workerId: worker.id, leaseSeconds: config.leaseSeconds, heartbeatMs: heartbeatInterval(config) };
     },
 
     async lease(workerId: string, max: number, waitMs: number, baseUrl: string, signal: AbortSignal): Promise<WireLease[]> {
-      const offer = await touchWorker(db, workerId);
+      const offer = await offerOf(workerId);
       if (!offer) throw new TesseraError('NOT_FOUND', `worker ${quote(workerId)} is not registered`, { hint: 'register again (POST /v1/worker/register)' });
       const leases = await flow.leaseWaiting({ id: workerId, ...offer }, max, waitMs, signal);
       // The worker hung up while the lease statement ran (it is stopping, or was killed): nobody
@@ -93,7 +123,7 @@ export function createRemoteWorkers(deps: EngineDeps, flow: TaskFlow) {
     },
 
     async heartbeat(workerId: string, leases: { taskId: number; leaseToken: string }[]): Promise<number[]> {
-      await touchWorker(db, workerId);
+      await touch(workerId);
       return heartbeatTasks(db, leases.map((lease) => ({ id: lease.taskId, leaseToken: lease.leaseToken })), config.leaseSeconds);
     },
 
@@ -187,7 +217,7 @@ export function createRemoteWorkers(deps: EngineDeps, flow: TaskFlow) {
 
     /** Leases a stopping worker never started, and with `everything` all it still holds: queued again at once. */
     async release(workerId: string, leases: { taskId: number; leaseToken: string }[], everything: boolean): Promise<number> {
-      await touchWorker(db, workerId);
+      await touch(workerId);
       const released = await releaseTasks(db, leases);
       return released + (everything ? await releaseOwnedTasks(db, workerId) : 0);
     },
