@@ -10,10 +10,11 @@ import type { TaskLease, TaskReport } from '../domain/worker-link.js';
 import { EMPTY_REPORT } from '../domain/worker-link.js';
 import { getTemplate } from '../store/catalog.js';
 import type { Queryable } from '../store/db.js';
-import { appendJobEvent, failJob, getJobForEngine, incrementChunksDone, transitionJob } from '../store/jobs.js';
+import { NO_USAGE, appendJobEvent, failJob, getJobForEngine, incrementChunksDone, transitionJob } from '../store/jobs.js';
+import type { JobUsageDelta } from '../store/jobs.js';
 import type { StoredComponent } from '../store/catalog.js';
 import type { FailedAttempt, LeasedTask, TaskOutput, WorkerOffer } from '../store/tasks.js';
-import { countFailedAttempts, recordTaskReport } from '../store/task-reports.js';
+import { countFailedAttempts, recordTaskLogs, recordTaskReport, usageUnits } from '../store/task-reports.js';
 import type { AttemptRef } from '../store/task-reports.js';
 import { analyzeTasks, cancelJobTasks, completeTask, completeTasks, expireLeases, failTaskAttempt, insertTasks, isTaskLeaseCurrent, leaseTasks } from '../store/tasks.js';
 import { findComponent } from './catalog.js';
@@ -281,31 +282,43 @@ export function createTaskFlow(deps: EngineDeps) {
   }
 
   /**
-   * App completions, many in one transaction: one fenced UPDATE for the tasks, one count update
-   * per job (jobs locked in id order, so two batches never wait on each other in a circle), the
-   * reports, and for a job whose last chunk this was, TASKS_COMPLETED and its assemble task.
+   * App completions, many in one transaction: one fenced UPDATE for the tasks (with each one's
+   * usage), one UPDATE per job for the count and the usage (jobs locked in id order, so two
+   * batches never wait on each other in a circle), the log lines, and for a job whose last chunk
+   * this was, TASKS_COMPLETED and its assemble task.
    */
   async function recordAppCompletions(tx: Queryable, items: CompletionItem[]): Promise<Set<number>> {
-    const done = await completeTasks(tx, items, 'app');
-    const perJob = new Map<string, number>();
-    for (const task of done) perJob.set(task.jobId, (perJob.get(task.jobId) ?? 0) + 1);
+    // A task listed twice in one batch completes (and reports) once.
+    const byTask = new Map(items.map((item) => [item.taskId, item]));
+    const done = await completeTasks(tx, [...byTask.values()].map(({ taskId, leaseToken, outputs, report }) => ({ taskId, leaseToken, outputs, usage: report.usage })), 'app');
+    // Per job, the count and what the processes used go into one UPDATE of the job's row.
+    const perJob = new Map<string, { count: number; usage: JobUsageDelta }>();
+    for (const task of done) {
+      const entry = perJob.get(task.jobId) ?? { count: 0, usage: { ...NO_USAGE } };
+      const usage = byTask.get(task.id)!.report.usage;
+      entry.count++;
+      if (usage) {
+        entry.usage.cpuSeconds += usage.cpuSeconds;
+        entry.usage.wallSeconds += usage.wallSeconds;
+        entry.usage.peakMemoryBytes = Math.max(entry.usage.peakMemoryBytes, usage.peakMemoryBytes);
+        entry.usage.units += usageUnits(usage);
+      }
+      perJob.set(task.jobId, entry);
+    }
     const finished: { jobId: string; numChunks: number }[] = [];
     for (const jobId of [...perJob.keys()].sort()) {
-      const counted = await incrementChunksDone(tx, jobId, perJob.get(jobId)!);
+      const { count, usage } = perJob.get(jobId)!;
+      const counted = await incrementChunksDone(tx, jobId, count, usage);
       if (counted && counted.chunksDone === counted.numChunks) finished.push({ jobId, numChunks: counted.numChunks });
     }
-    const completed = new Map(done.map((task) => [task.id, task]));
-    for (const item of items) {
-      const task = completed.get(item.taskId);
-      if (task && (item.report.logs.length > 0 || item.report.usage)) await recordTaskReport(tx, { ...task, taskId: task.id }, item.report, false);
-    }
+    for (const task of done) await recordTaskLogs(tx, { ...task, taskId: task.id }, byTask.get(task.id)!.report.logs);
     for (const { jobId, numChunks } of finished) {
       const job = await getJobForEngine(tx, jobId, { lock: true });
       if (!job) continue;
       await advanceJob(tx, { jobId, kind: 'app' }, 'JOB_STATE_PARTITIONED', 'JOB_STATE_TASKS_COMPLETED', `all ${numChunks} chunks done`);
       await insertTasks(tx, jobId, 'assemble', [{ chunkIndex: 0 }], await queueOptions(tx, job, 'assemble'));
     }
-    return new Set(completed.keys());
+    return new Set(done.map((task) => task.id));
   }
 
   /**

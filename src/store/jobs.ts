@@ -184,10 +184,22 @@ export async function failJob(db: Queryable, jobId: string, errorMessage: string
 
 /** Counts one more finished chunk; the row lock this takes serialises concurrent completions (fan-in). */
 /** Counts one more finished chunk (locking the job's row); null when the job is gone. */
-export async function incrementChunksDone(db: Queryable, jobId: string, by = 1): Promise<{ chunksDone: number; numChunks: number | null } | null> {
+/** What a batch of a job's tasks used, added to the job's totals (the peak is a maximum). */
+export interface JobUsageDelta {
+  cpuSeconds: number;
+  wallSeconds: number;
+  peakMemoryBytes: number;
+  units: number;
+}
+
+export const NO_USAGE: JobUsageDelta = { cpuSeconds: 0, wallSeconds: 0, peakMemoryBytes: 0, units: 0 };
+
+export async function incrementChunksDone(db: Queryable, jobId: string, by = 1, usage: JobUsageDelta = NO_USAGE): Promise<{ chunksDone: number; numChunks: number | null } | null> {
   const [row] = await db.query<{ chunks_done: number; num_chunks: number | null }>(
-    'UPDATE jobs SET chunks_done = chunks_done + $2 WHERE id = $1 RETURNING chunks_done, num_chunks',
-    [jobId, by],
+    `UPDATE jobs SET chunks_done = chunks_done + $2, cpu_seconds = cpu_seconds + $3, wall_seconds = wall_seconds + $4,
+                     peak_memory_bytes = GREATEST(peak_memory_bytes, $5), units = units + $6
+      WHERE id = $1 RETURNING chunks_done, num_chunks`,
+    [jobId, by, usage.cpuSeconds, usage.wallSeconds, Math.round(usage.peakMemoryBytes), usage.units],
   );
   return row ? { chunksDone: row.chunks_done, numChunks: row.num_chunks } : null;
 }

@@ -1,6 +1,6 @@
 import type { JobState } from '../domain/job-state.js';
 import type { TaskKind } from '../domain/types.js';
-import type { LogLevel, LogLine, TaskReport } from '../domain/worker-link.js';
+import type { LogLevel, LogLine, TaskReport, TaskUsage } from '../domain/worker-link.js';
 import type { Queryable } from './db.js';
 
 // What an attempt reports when it ends (its logs and the resources its process used), and the
@@ -24,7 +24,7 @@ export interface AttemptRef {
 export async function recordTaskReport(db: Queryable, ref: AttemptRef, report: TaskReport, failed: boolean): Promise<void> {
   const usage = report.usage;
   if (usage) {
-    const units = (usage.cpuSeconds / 3600) * (usage.peakMemoryBytes / GIB);
+    const units = usageUnits(usage);
     await db.query('UPDATE tasks SET cpu_seconds = $2, wall_seconds = $3, peak_memory_bytes = $4 WHERE id = $1', [ref.taskId, usage.cpuSeconds, usage.wallSeconds, Math.round(usage.peakMemoryBytes)]);
     await db.query(
       `UPDATE jobs SET cpu_seconds = cpu_seconds + $2, wall_seconds = wall_seconds + $3,
@@ -36,12 +36,22 @@ export async function recordTaskReport(db: Queryable, ref: AttemptRef, report: T
   } else if (failed && ref.kind === 'app') {
     await db.query('UPDATE jobs SET attempts_failed = attempts_failed + 1 WHERE id = $1', [ref.jobId]);
   }
-  if (report.logs.length === 0) return;
+  await recordTaskLogs(db, ref, report.logs);
+}
+
+/** vCPU·GiB·hours: the attempt's CPU hours times its peak memory in GiB. */
+export function usageUnits(usage: TaskUsage): number {
+  return (usage.cpuSeconds / 3600) * (usage.peakMemoryBytes / GIB);
+}
+
+/** An attempt's log lines (the report's other half, for callers that store the usage themselves). */
+export async function recordTaskLogs(db: Queryable, ref: AttemptRef, logs: LogLine[]): Promise<void> {
+  if (logs.length === 0) return;
   await db.query(
     `INSERT INTO task_logs (job_id, task_id, kind, chunk_index, attempt, at, stream, level, line)
      SELECT $1, $2, $3, $4, $5, at, stream, level, line
        FROM unnest($6::timestamptz[], $7::text[], $8::text[], $9::text[]) AS l (at, stream, level, line)`,
-    [ref.jobId, ref.taskId, ref.kind, ref.chunkIndex, ref.attempt, report.logs.map((l) => l.at), report.logs.map((l) => l.stream), report.logs.map((l) => l.level), report.logs.map((l) => l.line)],
+    [ref.jobId, ref.taskId, ref.kind, ref.chunkIndex, ref.attempt, logs.map((l) => l.at), logs.map((l) => l.stream), logs.map((l) => l.level), logs.map((l) => l.line)],
   );
 }
 

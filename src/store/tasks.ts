@@ -1,5 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import type { TaskKind, TaskState } from '../domain/types.js';
+import type { TaskUsage } from '../domain/worker-link.js';
 import type { Queryable } from './db.js';
 
 // The task queue. A task is leased with one UPDATE over a SKIP LOCKED sub-select, so any number
@@ -261,11 +262,12 @@ export async function completeTask(
   return row ? { jobId: row.job_id, kind: row.kind, chunkIndex: row.chunk_index } : null;
 }
 
-/** One finished task of a batch: its lease and the files it produced. */
+/** One finished task of a batch: its lease, the files it produced and what its process used. */
 export interface Completion {
   taskId: number;
   leaseToken: string;
   outputs: TaskOutput[];
+  usage?: TaskUsage | null;
 }
 
 /**
@@ -274,15 +276,19 @@ export interface Completion {
  */
 export async function completeTasks(db: Queryable, completions: Completion[], kind: TaskKind): Promise<{ id: number; jobId: string; kind: TaskKind; chunkIndex: number; attempt: number }[]> {
   if (completions.length === 0) return [];
-  // One JSON array back, not a row per task: see leaseTasks.
+  // One JSON array back, not a row per task: see leaseTasks. The usage goes into the same row
+  // version (no second UPDATE of each task); a task without one keeps what it had.
   const [completed] = await db.query<{ tasks: [id: number, jobId: string, chunkIndex: number, attempt: number][] }>(
     `WITH completed AS (
-       UPDATE tasks SET state = 'succeeded', outputs = c.outputs::jsonb, finished_at = now(), lease_expires_at = NULL
-         FROM unnest($1::bigint[], $2::text[], $3::text[]) AS c (id, token, outputs)
+       UPDATE tasks SET state = 'succeeded', outputs = c.outputs::jsonb, finished_at = now(), lease_expires_at = NULL,
+                        cpu_seconds = coalesce(c.cpu, tasks.cpu_seconds), wall_seconds = coalesce(c.wall, tasks.wall_seconds),
+                        peak_memory_bytes = coalesce(c.peak, tasks.peak_memory_bytes)
+         FROM unnest($1::bigint[], $2::text[], $3::text[], $5::float8[], $6::float8[], $7::bigint[]) AS c (id, token, outputs, cpu, wall, peak)
         WHERE tasks.id = c.id AND tasks.lease_token = c.token AND tasks.state = 'leased' AND tasks.kind = $4
         RETURNING tasks.id, tasks.job_id, tasks.chunk_index, tasks.attempt)
      SELECT coalesce(json_agg(json_build_array(id, job_id, chunk_index, attempt)), '[]') AS tasks FROM completed`,
-    [completions.map((c) => c.taskId), completions.map((c) => c.leaseToken), completions.map((c) => JSON.stringify(c.outputs)), kind],
+    [completions.map((c) => c.taskId), completions.map((c) => c.leaseToken), completions.map((c) => JSON.stringify(c.outputs)), kind,
+     completions.map((c) => c.usage?.cpuSeconds ?? null), completions.map((c) => c.usage?.wallSeconds ?? null), completions.map((c) => (c.usage ? Math.round(c.usage.peakMemoryBytes) : null))],
   );
   return (completed?.tasks ?? []).map(([id, jobId, chunkIndex, attempt]) => ({ id: Number(id), jobId, kind, chunkIndex, attempt }));
 }

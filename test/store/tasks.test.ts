@@ -226,12 +226,16 @@ forEachEngine('a batch of completions is fenced task by task; released leases go
 
   // One batch: a good lease, a wrong token, the same task twice, and a task of another lease.
   const done = await completeTasks(db, [
-    { taskId: chunk(0).id, leaseToken: chunk(0).leaseToken, outputs: [{ name: 'r0', blobKey: 'k/r0', size: 3 }] },
+    { taskId: chunk(0).id, leaseToken: chunk(0).leaseToken, outputs: [{ name: 'r0', blobKey: 'k/r0', size: 3 }], usage: { cpuSeconds: 1.5, wallSeconds: 2.25, peakMemoryBytes: 52_428_800 } },
     { taskId: chunk(1).id, leaseToken: 'not-the-token', outputs: [] },
     { taskId: chunk(2).id, leaseToken: chunk(2).leaseToken, outputs: [] },
     { taskId: chunk(2).id, leaseToken: chunk(2).leaseToken, outputs: [] },
   ], 'app');
   assert.deepEqual(done.map((task) => [task.chunkIndex, task.attempt]).sort(), [[0, 1], [2, 1]], 'only current leases complete, each once');
+  const usage = await db.query<{ chunk_index: number; cpu_seconds: number | null; wall_seconds: number | null; peak_memory_bytes: string | null }>(
+    `SELECT chunk_index, cpu_seconds, wall_seconds, peak_memory_bytes FROM tasks WHERE job_id = 'J' AND chunk_index IN (0, 2) ORDER BY chunk_index`,
+  );
+  assert.deepEqual(usage.map((row) => [row.chunk_index, row.cpu_seconds, row.wall_seconds, row.peak_memory_bytes === null ? null : Number(row.peak_memory_bytes)]), [[0, 1.5, 2.25, 52_428_800], [2, null, null, null]], 'the usage is stored with the completion; none given, none stored');
   assert.deepEqual(await completeTasks(db, [{ taskId: chunk(0).id, leaseToken: chunk(0).leaseToken, outputs: [] }], 'app'), [], 'a task completes once');
   assert.deepEqual(await completeTasks(db, [{ taskId: chunk(3).id, leaseToken: chunk(3).leaseToken, outputs: [] }], 'partition'), [], 'a task of another kind is not completed');
   assert.deepEqual(await completeTasks(db, [], 'app'), []);
