@@ -182,8 +182,6 @@ export async function failJob(db: Queryable, jobId: string, errorMessage: string
   return true;
 }
 
-/** Counts one more finished chunk; the row lock this takes serialises concurrent completions (fan-in). */
-/** Counts one more finished chunk (locking the job's row); null when the job is gone. */
 /** What a batch of a job's tasks used, added to the job's totals (the peak is a maximum). */
 export interface JobUsageDelta {
   cpuSeconds: number;
@@ -194,6 +192,10 @@ export interface JobUsageDelta {
 
 export const NO_USAGE: JobUsageDelta = { cpuSeconds: 0, wallSeconds: 0, peakMemoryBytes: 0, units: 0 };
 
+/**
+ * Counts `by` more finished chunks and adds what they used, locking the job's row (the lock
+ * serialises concurrent completions: fan-in); null when the job is gone.
+ */
 export async function incrementChunksDone(db: Queryable, jobId: string, by = 1, usage: JobUsageDelta = NO_USAGE): Promise<{ chunksDone: number; numChunks: number | null } | null> {
   const [row] = await db.query<{ chunks_done: number; num_chunks: number | null }>(
     `UPDATE jobs SET chunks_done = chunks_done + $2, cpu_seconds = cpu_seconds + $3, wall_seconds = wall_seconds + $4,
