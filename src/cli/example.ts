@@ -17,7 +17,7 @@ import { startTessera } from './start.js';
 const EXAMPLES: Record<string, { file: string }> = { 'word-count': { file: 'declaration-of-independence.txt' } };
 const JOB_DEADLINE_MS = 10 * 60_000;
 
-interface ExampleOptions {
+export interface ExampleOptions {
   home?: string;
   port?: string;
   chunks?: string;

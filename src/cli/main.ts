@@ -3,14 +3,10 @@ import { createLogger } from './logger.js';
 import type { Flags } from '../config/config.js';
 import { loadConfig } from '../config/config.js';
 import { TesseraError } from '../domain/errors.js';
-import { createKey } from '../engine/accounts.js';
-import { openDb } from '../store/db.js';
-import { migrate } from '../store/migrate.js';
-import { runExample } from './example.js';
+import type { ExampleOptions } from './example.js';
 import { registerJobCommands } from './job-commands.js';
 import { registerRegistryCommands } from './registry-commands.js';
 import { lockHome } from './home-lock.js';
-import { startTessera } from './start.js';
 import { hostname, tmpdir } from 'node:os';
 import path from 'node:path';
 import { createHttpLink } from '../worker/http-link.js';
@@ -19,6 +15,9 @@ import { createWorker } from '../worker/worker.js';
 import { taskEnvironment } from '../worker/run-task.js';
 
 // The `tessera` command. Every command that prints something for scripts has --json.
+// The server, the database engines and the example are loaded by the commands that use them:
+// a worker agent or a client command then starts without fastify, PGlite, pg and the S3 client
+// (a worker agent is about half the memory, and each process it forks copies less).
 
 interface CommonOptions {
   home?: string;
@@ -43,6 +42,7 @@ async function up(options: CommonOptions): Promise<void> {
   const unlock = config.databaseUrl ? () => {} : lockHome(config.home);
   // Logs go to stderr; stdout carries only what the command prints (the --json line for scripts).
   const logger = createLogger(config.logLevel);
+  const { startTessera } = await import('./start.js');
   const tessera = await startTessera({ config, logger }).catch((error) => {
     unlock();
     throw error;
@@ -105,6 +105,7 @@ async function worker(options: { server?: string; token?: string; slots?: string
 async function keyCreate(options: CommonOptions & { newAccount?: boolean; account?: string; worker?: boolean }): Promise<void> {
   const config = loadConfig(flagsOf(options));
   const unlock = config.databaseUrl ? () => {} : lockHome(config.home);
+  const [{ openDb }, { migrate }, { createKey }] = await Promise.all([import('../store/db.js'), import('../store/migrate.js'), import('../engine/accounts.js')]);
   const db = await openDb({ databaseUrl: config.databaseUrl, schema: config.databaseSchema, dataDir: path.join(config.home, 'db') });
   try {
     await migrate(db);
@@ -181,7 +182,7 @@ export async function main(argv: string[]): Promise<void> {
     .option('--port <port>', 'HTTP port (default: a free one)', '0')
     .option('--chunks <n>', 'number of chunks', '4')
     .option('--keep', 'keep serving after the job finishes')
-    .action(runExample);
+    .action(async (name: string, options: ExampleOptions) => (await import('./example.js')).runExample(name, options));
 
   registerJobCommands(program);
   registerRegistryCommands(program);
