@@ -17,7 +17,7 @@ import { taskEnvironment } from '../worker/run-task.js';
 // The `tessera` command. Every command that prints something for scripts has --json.
 // The server, the database engines and the example are loaded by the commands that use them:
 // a worker agent or a client command then starts without fastify, PGlite, pg and the S3 client
-// (a worker agent is about half the memory, and each process it forks copies less).
+// (an idle worker agent measured 67 MB instead of 92 MB, and each process it forks copies less).
 
 interface CommonOptions {
   home?: string;

@@ -199,26 +199,31 @@ export function createHttpLink(options: HttpLinkOptions): HttpLink {
         if (!linkPayload.uploads) break;
         for (const upload of linkPayload.uploads) direct.set(upload.index, upload);
       }
-      await eachAtMost(files, TRANSFER_CONCURRENCY, async (file, index) => {
-        // Once one upload finds the lease lost, the rest are not sent.
-        if (lost) return;
+      /** Uploads one file (straight to the bucket when it may); its blob key, or null once the lease is found lost. */
+      const store = async (file: OutputFile, index: number): Promise<string | null> => {
         const { size } = await stat(file.path);
         const presigned = direct.get(index);
         if (presigned && size <= MAX_DIRECT_PUT_BYTES) {
           await uploadDirect(presigned.url, file.path, size);
-          await unlink(file.path);
-          outputs[index] = { name: file.name, blobKey: presigned.blobKey };
-          return;
+          return presigned.blobKey;
         }
         const response = await call('PUT', `${task(lease)}/files/${index}?${tokenQuery(lease)}&name=${encodeURIComponent(file.name)}`, undefined, { raw: createReadStream(file.path) });
         const payload = (await response.json().catch(() => ({}))) as { blobKey?: string; message?: string };
         // A lost lease shows here first; the task is someone else's now.
-        if (response.status === 400 && /not current/.test(payload.message ?? '')) lost = true;
-        else if (!response.ok || !payload.blobKey) throw new TesseraError('UNAVAILABLE', `uploading ${quote(file.name)} answered HTTP ${response.status}: ${payload.message ?? ''}`);
-        else {
-          await unlink(file.path);
-          outputs[index] = { name: file.name, blobKey: payload.blobKey };
+        if (response.status === 400 && /not current/.test(payload.message ?? '')) {
+          lost = true;
+          return null;
         }
+        if (!response.ok || !payload.blobKey) throw new TesseraError('UNAVAILABLE', `uploading ${quote(file.name)} answered HTTP ${response.status}: ${payload.message ?? ''}`);
+        return payload.blobKey;
+      };
+      await eachAtMost(files, TRANSFER_CONCURRENCY, async (file, index) => {
+        // Once one upload finds the lease lost, the rest are not sent.
+        if (lost) return;
+        const blobKey = await store(file, index);
+        if (blobKey === null) return;
+        await unlink(file.path);
+        outputs[index] = { name: file.name, blobKey };
       });
       if (lost) return false;
       const answer = await completeBatched({ taskId: lease.taskId, leaseToken: lease.leaseToken, kind: lease.kind, outputs, report });
