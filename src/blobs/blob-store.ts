@@ -13,6 +13,8 @@ export interface BlobStore {
   readonly kind: 'local' | 's3';
   /** Stores a local file under `key` (replacing it whole; readers never see half a file). */
   putFile(key: string, filePath: string): Promise<BlobInfo>;
+  /** Stores a local file under `key` like putFile, and removes the local file (a task's output, done with). */
+  moveFile(key: string, filePath: string): Promise<BlobInfo>;
   /** Stores a stream under `key` (whole or not at all), refusing more than `maxBytes`. */
   putStream(key: string, stream: Readable, maxBytes: number): Promise<BlobInfo>;
   /** Copies the blob to a local file. */

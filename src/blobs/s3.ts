@@ -1,5 +1,5 @@
 import { createReadStream, createWriteStream } from 'node:fs';
-import { rename, rm, stat as statFile } from 'node:fs/promises';
+import { mkdir, rename, rm, stat as statFile, unlink } from 'node:fs/promises';
 import path from 'node:path';
 import { randomUUID } from 'node:crypto';
 import type { Readable } from 'node:stream';
@@ -16,7 +16,6 @@ import {
   S3Client,
   UploadPartCommand,
 } from '@aws-sdk/client-s3';
-import { mkdir } from 'node:fs/promises';
 import { getSignedUrl } from '@aws-sdk/s3-request-presigner';
 import { TesseraError, notFound, quote } from '../domain/errors.js';
 import type { S3Settings } from '../config/config.js';
@@ -178,6 +177,12 @@ export function createS3BlobStore(settings: S3Settings, client: S3Client = creat
 
     async putFile(key, filePath) {
       return { key, size: await uploadFile(target(key), filePath) };
+    },
+
+    async moveFile(key, filePath) {
+      const stored = await store.putFile(key, filePath);
+      await unlink(filePath);
+      return stored;
     },
 
     async putStream(key, stream, maxBytes) {

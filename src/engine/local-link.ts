@@ -1,4 +1,3 @@
-import { unlink } from 'node:fs/promises';
 import path from 'node:path';
 import { TesseraError } from '../domain/errors.js';
 import type { OutputFile, WorkerLink } from '../domain/worker-link.js';
@@ -67,8 +66,7 @@ export function createLocalLink(deps: EngineDeps, flow: TaskFlow, worker: { id: 
     async complete(lease, files: OutputFile[], report) {
       const outputs: TaskOutput[] = new Array(files.length);
       await eachAtMost(files, TRANSFER_CONCURRENCY, async (file, index) => {
-        const stored = await blobs.putFile(taskFileKey(lease, index, file.name), file.path);
-        await unlink(file.path);
+        const stored = await blobs.moveFile(taskFileKey(lease, index, file.name), file.path);
         outputs[index] = { name: file.name, blobKey: stored.key, size: stored.size };
       });
       const completed = await recordCompletion(completionOf(lease, outputs, report));

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, linkSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { Readable } from 'node:stream';
@@ -72,6 +72,18 @@ for (const { name, skip, open } of STORES) {
       await store.getFile('jobs/j1/a1/chunks/data_0.bin', path.join(scratch, 'out', 'copy.bin'));
       assert.equal(readFileSync(path.join(scratch, 'out', 'copy.bin'), 'utf8'), 'second version');
 
+      // A move stores the file and removes it; into a folder that does not exist yet, and over an existing blob.
+      const moved = path.join(scratch, 'moved.txt');
+      writeFileSync(moved, 'moved bytes');
+      assert.deepEqual(await store.moveFile('jobs/j1/a1/results/0/a1/0-moved.txt', moved), { key: 'jobs/j1/a1/results/0/a1/0-moved.txt', size: 11 });
+      assert.equal(existsSync(moved), false, 'the moved file is gone from the task folder');
+      assert.equal(await text(store, 'jobs/j1/a1/results/0/a1/0-moved.txt'), 'moved bytes');
+      writeFileSync(moved, 'replaced');
+      await store.moveFile('jobs/j1/a1/results/0/a1/0-moved.txt', moved);
+      assert.equal(await text(store, 'jobs/j1/a1/results/0/a1/0-moved.txt'), 'replaced');
+      await assert.rejects(store.moveFile('jobs/j1/missing', path.join(scratch, 'missing.txt')), /ENOENT/);
+      assert.equal(await store.stat('jobs/j1/missing'), null);
+
       // Streams: empty, small, and larger than one part (multipart on S3), byte for byte.
       assert.deepEqual(await store.putStream('jobs/j1/empty', Readable.from([]), 10), { key: 'jobs/j1/empty', size: 0 });
       assert.equal(await text(store, 'jobs/j1/empty'), '');
@@ -105,6 +117,40 @@ for (const { name, skip, open } of STORES) {
     }
   });
 }
+
+test('local moveFile: a file with another link is copied, not linked into the store; another file system is copied', async () => {
+  const root = mkdtempSync(path.join(tmpdir(), 'tessera-blobs-'));
+  const scratch = mkdtempSync(path.join(tmpdir(), 'tessera-blob-files-'));
+  // /dev/shm is a tmpfs on Linux, another file system than the temporary folder on most machines.
+  const elsewhere = existsSync('/dev/shm') ? mkdtempSync('/dev/shm/tessera-blob-files-') : undefined;
+  try {
+    const store = createLocalBlobStore(root);
+    // An app that hard-links a file it can read into its results must not make the blob share
+    // that file's bytes (a later change to the file would change the stored result).
+    const original = path.join(scratch, 'original.txt');
+    writeFileSync(original, 'original');
+    const linked = path.join(scratch, 'linked.txt');
+    linkSync(original, linked);
+    await store.moveFile('jobs/j/results/0/a1/0-linked.txt', linked);
+    assert.equal(existsSync(linked), false);
+    const blobFile = path.join(root, 'jobs', 'j', 'results', '0', 'a1', '0-linked.txt');
+    assert.notEqual(statSync(blobFile).ino, statSync(original).ino, 'the blob is a copy');
+    writeFileSync(original, 'changed later');
+    assert.equal(readFileSync(blobFile, 'utf8'), 'original');
+
+    if (elsewhere && statSync(elsewhere).dev !== statSync(root).dev) {
+      const far = path.join(elsewhere, 'far.txt');
+      writeFileSync(far, 'from another file system');
+      assert.deepEqual(await store.moveFile('jobs/j/results/1/a1/0-far.txt', far), { key: 'jobs/j/results/1/a1/0-far.txt', size: 24 });
+      assert.equal(existsSync(far), false);
+      assert.equal(readFileSync(path.join(root, 'jobs', 'j', 'results', '1', 'a1', '0-far.txt'), 'utf8'), 'from another file system');
+    } else {
+      console.error('*** no second file system here (/dev/shm): the copy across file systems is not exercised ***');
+    }
+  } finally {
+    for (const dir of [root, scratch, elsewhere]) if (dir) rmSync(dir, { recursive: true, force: true });
+  }
+});
 
 test('S3: wrong credentials and a missing bucket give clear errors', { timeout: 60_000, ...(s3Missing && !REQUIRED ? { skip: s3Missing } : {}) }, async () => {
   assert.ok(!s3Missing, `${s3Missing}, and REQUIRE_SERVICES=1 requires the S3 server`);
