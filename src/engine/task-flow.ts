@@ -16,7 +16,7 @@ import type { StoredComponent } from '../store/catalog.js';
 import type { FailedAttempt, LeasedTask, TaskOutput, WorkerOffer } from '../store/tasks.js';
 import { countFailedAttempts, recordTaskLogs, recordTaskReport, usageUnits } from '../store/task-reports.js';
 import type { AttemptRef } from '../store/task-reports.js';
-import { analyzeTasks, cancelJobTasks, completeTask, completeTasks, expireLeases, failTaskAttempt, insertTasks, isTaskLeaseCurrent, leaseTasks } from '../store/tasks.js';
+import { analyzeTasks, cancelJobTasks, completeTask, completeTasks, expireLeases, failTaskAttempt, insertChunkTasks, insertTasks, isTaskLeaseCurrent, leaseTasks } from '../store/tasks.js';
 import { findComponent } from './catalog.js';
 import type { EngineDeps } from './deps.js';
 import { COMPONENT_KIND, needsFor } from './task-needs.js';
@@ -249,7 +249,7 @@ export function createTaskFlow(deps: EngineDeps) {
         if (!(await transitionJob(tx, lease.jobId, 'JOB_STATE_PARTITIONING', 'JOB_STATE_PARTITIONED', { numChunks: outputs.length, message: `${outputs.length} chunks` }))) {
           throw failedPrecondition(`job ${lease.jobId} is ${shortState(job.state)}, not PARTITIONING`);
         }
-        await insertTasks(tx, lease.jobId, 'app', outputs.map((output, chunkIndex) => ({ chunkIndex, inputKey: output.blobKey, inputSize: output.size })), await queueOptions(tx, job, 'app'));
+        await insertChunkTasks(tx, lease.jobId, outputs, await queueOptions(tx, job, 'app'));
         if (outputs.length === 0) {
           await advance('JOB_STATE_PARTITIONED', 'JOB_STATE_TASKS_COMPLETED', 'the partitioner made no chunks');
           await insertTasks(tx, lease.jobId, 'assemble', [{ chunkIndex: 0 }], await queueOptions(tx, job, 'assemble'));

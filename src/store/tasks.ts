@@ -87,25 +87,46 @@ export interface WorkerOffer {
 /** Rows per INSERT statement of insertTasks. */
 const INSERT_PAGE = 5000;
 
+type QueueOptions = { maxAttempts: number; priority: number; needs?: TaskNeeds };
+
 /**
  * Queues tasks; a task that already exists (same job, kind, chunk) is left alone, so a replay adds
  * nothing. created_at is when the row is written, not when its transaction began: a partition's
  * transaction records its chunks and the job's transition first, and that is not queueing time.
  */
-export async function insertTasks(
+export async function insertTasks(db: Queryable, jobId: string, kind: TaskKind, tasks: NewTask[], options: QueueOptions): Promise<number> {
+  return insertPages(db, jobId, kind, tasks.length, options, (start, end) => {
+    const page = tasks.slice(start, end);
+    return [page.map((task) => task.chunkIndex), page.map((task) => task.inputKey ?? null), page.map((task) => task.inputSize ?? null)];
+  });
+}
+
+/**
+ * Queues one app task per chunk of a partition, chunk i reading `chunks[i]`: the columns are
+ * built a page at a time from the chunk list itself, with no second list of 100,000 objects.
+ */
+export async function insertChunkTasks(db: Queryable, jobId: string, chunks: TaskOutput[], options: QueueOptions): Promise<number> {
+  return insertPages(db, jobId, 'app', chunks.length, options, (start, end) => {
+    const page = chunks.slice(start, end);
+    return [page.map((_, offset) => start + offset), page.map((chunk) => chunk.blobKey), page.map((chunk) => chunk.size)];
+  });
+}
+
+async function insertPages(
   db: Queryable,
   jobId: string,
   kind: TaskKind,
-  tasks: NewTask[],
-  options: { maxAttempts: number; priority: number; needs?: TaskNeeds },
+  count: number,
+  options: QueueOptions,
+  columns: (start: number, end: number) => [number[], (string | null)[], (number | null)[]],
 ): Promise<number> {
-  if (tasks.length === 0) return 0;
+  if (count === 0) return 0;
   const needs = options.needs ?? NO_NEEDS;
   let inserted = 0;
   // In pages: one statement with 100,000 rows builds its parameters as strings of megabytes, and
   // the server process's memory at its peak grows with them.
-  for (let start = 0; start < tasks.length; start += INSERT_PAGE) {
-    const page = tasks.slice(start, start + INSERT_PAGE);
+  for (let start = 0; start < count; start += INSERT_PAGE) {
+    const [chunkIndexes, inputKeys, inputSizes] = columns(start, Math.min(count, start + INSERT_PAGE));
     // Counted in the database: a partition of 100,000 chunks need not send back 100,000 ids.
     const [counted] = await db.query<{ n: number }>(
       `WITH inserted AS (
@@ -115,8 +136,7 @@ export async function insertTasks(
        ON CONFLICT (job_id, kind, chunk_index) DO NOTHING
        RETURNING 1)
        SELECT count(*)::int AS n FROM inserted`,
-      [jobId, kind, page.map((task) => task.chunkIndex), page.map((task) => task.inputKey ?? null), options.maxAttempts, options.priority,
-       needs.minCpu, needs.minMemoryGb, needs.gpus, needs.regionWhitelist, needs.regionBlacklist, page.map((task) => task.inputSize ?? null)],
+      [jobId, kind, chunkIndexes, inputKeys, options.maxAttempts, options.priority, needs.minCpu, needs.minMemoryGb, needs.gpus, needs.regionWhitelist, needs.regionBlacklist, inputSizes],
     );
     inserted += counted?.n ?? 0;
   }
