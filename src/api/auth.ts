@@ -1,7 +1,6 @@
 import type { FastifyRequest } from 'fastify';
 import { unauthenticated } from '../domain/errors.js';
 import { TOKEN_PREFIX } from '../engine/access-tokens.js';
-import { authenticate } from '../engine/accounts.js';
 import type { Engine } from '../engine/engine.js';
 import type { KeyScope } from '../store/accounts.js';
 
@@ -23,7 +22,7 @@ export function presentedKey(header: string | undefined): string {
 
 /** The account behind an API key or an access token (POST /v1/auth/access_token) of the given scope. */
 export async function accountOf(engine: Engine, credential: string, scope: KeyScope): Promise<string> {
-  if (!credential.startsWith(TOKEN_PREFIX)) return authenticate(engine.deps.db, credential, scope);
+  if (!credential.startsWith(TOKEN_PREFIX)) return engine.keys.authenticate(credential, scope);
   const claims = engine.tokens.verify(credential);
   if (claims.scope !== scope) throw unauthenticated(`this access token is for the ${claims.scope} API`);
   return claims.accountId;

@@ -16,8 +16,8 @@ import type { TokenIssuer } from './access-tokens.js';
 import type { AsyncJobs } from './async-jobs.js';
 import { createAsyncJobs } from './async-jobs.js';
 import { createTokenIssuer } from './access-tokens.js';
-import type { NewKey } from './accounts.js';
-import { ensureFirstAccount } from './accounts.js';
+import type { KeyCheck, NewKey } from './accounts.js';
+import { createKeyCheck, ensureFirstAccount } from './accounts.js';
 import type { Catalog } from './catalog.js';
 import { createCatalog } from './catalog.js';
 import type { JobFeeds } from './job-feeds.js';
@@ -59,6 +59,8 @@ export interface Engine {
   workers: RemoteWorkers;
   /** Signs and checks short-lived access tokens. */
   tokens: TokenIssuer;
+  /** Checks API keys (remembering found ones for a moment). */
+  keys: KeyCheck;
   /** A worker link for in-process slots. */
   localLink(worker: LocalWorker): WorkerLink;
   /** Set when this start created the first account (the key is shown once, then forgotten). */
@@ -117,6 +119,7 @@ export async function createEngine(options: EngineOptions): Promise<Engine> {
     uploads: createUploads(deps),
     scheduler,
     tokens: createTokenIssuer(tokenKey),
+    keys: createKeyCheck(db),
     workers: createRemoteWorkers(deps, flow),
     localLink: (worker) => createLocalLink(deps, flow, worker),
     firstKey,

@@ -1,6 +1,9 @@
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
+import { createKeyCheck, createKey } from '../../src/engine/accounts.js';
+import { TesseraError } from '../../src/domain/errors.js';
+import { hashSecret } from '../../src/domain/ids.js';
 import { findApiKeyByHash, insertAccount, insertApiKey } from '../../src/store/accounts.js';
 import { describeSchema, listMigrations, migrate, MIGRATIONS_DIR } from '../../src/store/migrate.js';
 import { getOrCreateSetting } from '../../src/store/settings.js';
@@ -34,4 +37,29 @@ forEachEngine('keys are found by hash only; settings are created once', async (d
   const first = await getOrCreateSetting(db, 'secret', () => 'one');
   assert.equal(first, 'one');
   assert.equal(await getOrCreateSetting(db, 'secret', () => 'two'), 'one');
+}, { migrated: true });
+
+forEachEngine('a key check remembers found keys for a moment only, never unknown ones, and always checks the scope', async (db) => {
+  const refused = (error: unknown) => error instanceof TesseraError && error.code === 'UNAUTHENTICATED';
+  const customer = await createKey(db, {});
+  const worker = await createKey(db, { accountId: customer.accountId, scope: 'worker' });
+  const keys = createKeyCheck(db, 300);
+  assert.equal(await keys.authenticate(customer.apiKey, 'customer'), customer.accountId);
+  // Remembered with its scope: the customer key is still no worker token.
+  await assert.rejects(keys.authenticate(customer.apiKey, 'worker'), refused);
+  assert.equal(await keys.authenticate(worker.apiKey, 'worker'), customer.accountId);
+
+  // A key made after an unknown one was presented works at once: misses are not remembered.
+  const late = `${customer.apiKey.slice(0, -4)}zzzz`;
+  await assert.rejects(keys.authenticate(late, 'customer'), refused);
+  await insertApiKey(db, { id: 'late', accountId: customer.accountId, keyHash: hashSecret(late), keyPrefix: late.slice(0, 8), scope: 'customer' });
+  assert.equal(await keys.authenticate(late, 'customer'), customer.accountId);
+
+  // Revoked in the database: trusted until the moment passes, then refused.
+  await db.query('UPDATE api_keys SET revoked_at = now() WHERE account_id = $1 AND scope = $2', [customer.accountId, 'customer']);
+  assert.equal(await keys.authenticate(customer.apiKey, 'customer'), customer.accountId, 'within the moment the remembered answer stands');
+  await new Promise((resolve) => setTimeout(resolve, 350));
+  await assert.rejects(keys.authenticate(customer.apiKey, 'customer'), refused);
+  await assert.rejects(keys.authenticate(customer.apiKey, 'customer'), refused, 'and stays refused');
+  assert.equal(await keys.authenticate(worker.apiKey, 'worker'), customer.accountId, 'the other key still works');
 }, { migrated: true });
