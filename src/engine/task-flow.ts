@@ -311,7 +311,10 @@ export function createTaskFlow(deps: EngineDeps) {
       const counted = await incrementChunksDone(tx, jobId, count, usage);
       if (counted && counted.chunksDone === counted.numChunks) finished.push({ jobId, numChunks: counted.numChunks });
     }
-    for (const task of done) await recordTaskLogs(tx, { ...task, taskId: task.id }, byTask.get(task.id)!.report.logs);
+    for (const task of done) {
+      const { logs } = byTask.get(task.id)!.report;
+      if (logs.length > 0) await recordTaskLogs(tx, { ...task, taskId: task.id }, logs);
+    }
     for (const { jobId, numChunks } of finished) {
       const job = await getJobForEngine(tx, jobId, { lock: true });
       if (!job) continue;
