@@ -176,6 +176,13 @@ export function registerWorkerRoutes(app: FastifyInstance, engine: Engine): void
         return workers.upload(taskIdOf(request), request.query.leaseToken, Number(request.params.index), String(request.query.name ?? ''), body as never);
       });
 
+      // Many small files in one body (domain/file-bundle.ts): `{stored: [{index, blobKey}]}`.
+      scope.post<TaskParams & { Querystring: { leaseToken?: string } }>('/tasks/:taskId/files', async (request) => {
+        const body = request.body as NodeJS.ReadableStream | undefined;
+        if (!body || typeof (body as { pipe?: unknown }).pipe !== 'function') throw invalidArgument('body', 'send the bundle as application/octet-stream');
+        return { stored: await workers.uploadBundle(taskIdOf(request), request.query.leaseToken, body as never) };
+      });
+
       scope.post<TaskParams>('/tasks/:taskId/uploads', LARGE_BODY, async (request) => {
         const body = object(request.body);
         const files = (Array.isArray(body.files) ? body.files : []).map((file, index) => {

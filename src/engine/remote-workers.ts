@@ -2,11 +2,14 @@ import { createReadStream } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import type { Readable } from 'node:stream';
+import { Readable } from 'node:stream';
 import { TesseraError, failedPrecondition, invalidArgument, notFound, quote } from '../domain/errors.js';
 import type { JobState } from '../domain/job-state.js';
 import type { WireLease } from '../domain/lease-wire.js';
 import type { TaskLease, TaskReport } from '../domain/worker-link.js';
+import { TRANSFER_CONCURRENCY } from '../domain/worker-link.js';
+import { MAX_BUNDLE_BYTES, decodeBundle } from '../domain/file-bundle.js';
+import { eachAtMost } from '../domain/batch.js';
 import { isKnownArchive } from '../store/catalog.js';
 import type { TaskOutput, WorkerOffer } from '../store/tasks.js';
 import type { LeasedTask } from '../store/tasks.js';
@@ -34,6 +37,28 @@ export interface WorkerRegistration extends WorkerOffer {
 
 /** How long a signed link handed to a worker lives: long enough for a slow download. */
 const WORKER_LINK_SECONDS = 3600;
+
+/**
+ * A request body read whole; RESOURCE_EXHAUSTED past `limit` bytes. The rest of a body that is
+ * too large is read and dropped (so the client gets the answer, not a reset connection), up to
+ * four times the limit, past which the connection is cut.
+ */
+async function readAtMost(body: Readable, limit: number): Promise<Buffer> {
+  const chunks: Buffer[] = [];
+  let size = 0;
+  try {
+    for await (const chunk of body) {
+      size += (chunk as Buffer).length;
+      if (size <= limit) chunks.push(chunk as Buffer);
+      else if (size > 4 * limit) body.destroy();
+    }
+  } catch (error) {
+    // Cut above: the answer below (which may not reach the client). Anything else is a real error.
+    if (size <= 4 * limit) throw error;
+  }
+  if (size > limit) throw new TesseraError('RESOURCE_EXHAUSTED', `the bundle is larger than ${limit} bytes`, { hint: 'send larger files one at a time (PUT /v1/worker/tasks/{taskId}/files/{index})' });
+  return Buffer.concat(chunks);
+}
 
 /**
  * Every lease call needs the worker's offer, and reading it touches the worker's row: an UPDATE
@@ -157,6 +182,23 @@ export function createRemoteWorkers(deps: EngineDeps, flow: TaskFlow) {
       checkOutputFile(index, name);
       const stored = await blobs.putStream(taskFileKey(lease, index, name), body, config.maxSourceBytes);
       return { name, blobKey: stored.key, size: stored.size };
+    },
+
+    /**
+     * Many small output files of a task in one body (see domain/file-bundle.ts), each stored under
+     * the key its lease implies, as the single upload does. The body is read whole, up to
+     * MAX_BUNDLE_BYTES; a broken frame refuses the bundle before anything is stored.
+     */
+    async uploadBundle(taskId: number, leaseToken: unknown, body: Readable): Promise<{ index: number; blobKey: string }[]> {
+      const lease = await requireLease(taskId, leaseToken);
+      const files = decodeBundle(await readAtMost(body, MAX_BUNDLE_BYTES));
+      for (const file of files) checkOutputFile(file.index, file.name);
+      const stored: { index: number; blobKey: string }[] = new Array(files.length);
+      await eachAtMost(files, TRANSFER_CONCURRENCY, async (file, position) => {
+        const blob = await blobs.putStream(taskFileKey(lease, file.index, file.name), Readable.from([file.bytes]), config.maxSourceBytes);
+        stored[position] = { index: file.index, blobKey: blob.key };
+      });
+      return stored;
     },
 
     /**

@@ -1,0 +1,89 @@
+import assert from 'node:assert/strict';
+import { randomBytes } from 'node:crypto';
+import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { createKey } from '../../src/engine/accounts.js';
+import { encodeBundle } from '../../src/domain/file-bundle.js';
+import { silentLog } from '../../src/domain/log.js';
+import { EMPTY_REPORT } from '../../src/domain/worker-link.js';
+import type { OutputFile } from '../../src/domain/worker-link.js';
+import { createHttpLink } from '../../src/worker/http-link.js';
+import { forEachEngine } from '../helpers/db.js';
+import { startTestTessera, testWorker, waitFor } from '../helpers/tessera.js';
+
+// A worker agent's uploads over real HTTP: a partition's many small chunks travel in bundles
+// (POST /v1/worker/tasks/{taskId}/files), larger files one by one, and every file lands under
+// its lease's key byte for byte. A bundle that is broken, too large, or sent under a lease that
+// is not current stores nothing.
+
+forEachEngine('a partition of 600 files of mixed sizes is uploaded in bundles and recorded byte for byte; bad bundles are refused', async (db) => {
+  const tessera = await startTestTessera(db, { workerSlots: 0 });
+  const scratch = mkdtempSync(path.join(tmpdir(), 'tessera-bundles-'));
+  try {
+    const token = (await createKey(db, { scope: 'worker' })).apiKey;
+    const link = createHttpLink({ servers: [tessera.url], token, worker: testWorker('bundles'), log: silentLog });
+    const created = await tessera.call('POST', '/v1/customer/jobs', { templateId: 'noop', params: { partitioner: { chunks: 1 } } });
+    assert.equal(created.status, 200, JSON.stringify(created.body));
+    const jobId = created.body.job.id as string;
+    assert.equal((await tessera.call('POST', `/v1/customer/jobs/${jobId}/run`)).status, 200);
+    const [partition] = await waitFor('the partition task', async () => {
+      const leases = await link.lease(1, 1000);
+      return leases.length > 0 ? leases : undefined;
+    });
+    assert.equal(partition!.kind, 'partition');
+    await link.enterStage(partition!, 'JOB_STATE_UPLOADING');
+    await link.enterStage(partition!, 'JOB_STATE_PARTITIONING');
+
+    // Empty, small and (every 97th) larger-than-bundled chunks: 600 files over three pages.
+    const contents = Array.from({ length: 600 }, (_, index) => (index % 97 === 5 ? randomBytes(300 * 1024) : index % 3 === 0 ? Buffer.alloc(0) : randomBytes(index * 7)));
+    const files: OutputFile[] = contents.map((bytes, index) => {
+      const file = path.join(scratch, `data_${index}.bin`);
+      writeFileSync(file, bytes);
+      return { name: `data_${index}.bin`, path: file };
+    });
+    assert.equal(await link.complete(partition!, files, EMPTY_REPORT), true);
+    assert.ok(files.every((file) => !existsSync(file.path)), 'each uploaded file is removed from the task folder');
+    // Three pages of up to 256 files: the small ones of each in one bundle, the seven larger ones alone.
+    const metrics = (await tessera.call('GET', '/metrics', undefined, null)).body as string;
+    const requests = (method: string, route: string) => Number(new RegExp(`tessera_http_request_duration_seconds_count\\{method="${method}",route="${route}",status="200"\\} (\\d+)`).exec(metrics)?.[1] ?? 0);
+    assert.equal(requests('POST', '/v1/worker/tasks/:taskId/files'), 3, metrics.split('\n').filter((line) => line.includes('/files')).join('\n'));
+    assert.equal(requests('PUT', '/v1/worker/tasks/:taskId/files/:index'), 7);
+    const job = (await tessera.call('GET', `/v1/customer/jobs/${jobId}`)).body.job;
+    assert.equal(job.state, 'JOB_STATE_PARTITIONED');
+    assert.equal(job.numChunks, 600);
+    const chunks = await db.query<{ chunk_index: number; input_key: string; input_size: string }>(`SELECT chunk_index, input_key, input_size::text FROM tasks WHERE job_id = $1 AND kind = 'app' ORDER BY chunk_index`, [jobId]);
+    assert.equal(chunks.length, 600);
+    for (const chunk of chunks) {
+      const stored = await tessera.engine.deps.blobs.openRead(chunk.input_key);
+      const parts: Buffer[] = [];
+      for await (const part of stored.stream) parts.push(part as Buffer);
+      assert.ok(Buffer.concat(parts).equals(contents[chunk.chunk_index]!), `chunk ${chunk.chunk_index} is stored byte for byte`);
+      assert.equal(Number(chunk.input_size), contents[chunk.chunk_index]!.length);
+    }
+
+    // Bad bundles, under a current lease (an app task's) and not.
+    const [app] = await link.lease(1, 1000);
+    assert.ok(app);
+    const post = (body: Buffer, leaseToken = app.leaseToken, contentType = 'application/octet-stream') =>
+      fetch(`${tessera.url}/v1/worker/tasks/${app.taskId}/files?leaseToken=${encodeURIComponent(leaseToken)}`, { method: 'POST', headers: { authorization: `Bearer ${token}`, 'content-type': contentType }, body });
+    const refused = async (response: Response, status: number, pattern: RegExp) => {
+      const payload = (await response.json()) as { message: string };
+      assert.equal(response.status, status, payload.message);
+      assert.match(payload.message, pattern);
+    };
+    const good = encodeBundle([{ index: 0, name: 'a.txt', bytes: Buffer.from('first') }, { index: 1, name: 'b.txt', bytes: Buffer.from('second') }]);
+    await refused(await post(good.subarray(0, good.length - 2)), 400, /file 1 of the bundle .*the body ends early/);
+    await refused(await post(good, 'not-the-token'), 400, /not current/);
+    await refused(await post(Buffer.from('{"files": []}'), app.leaseToken, 'application/json'), 400, /send the bundle as application\/octet-stream/);
+    await refused(await post(Buffer.alloc(16 * 1024 * 1024 + 1)), 429, /larger than 16777216 bytes/);
+    const resultsPrefix = `jobs/${jobId}/results/${app.chunkIndex}`;
+    assert.equal(await tessera.engine.deps.blobs.stat(`${resultsPrefix}/a1/0-a.txt`), null, 'a refused bundle stores nothing');
+    const accepted = await post(good);
+    assert.equal(accepted.status, 200);
+    assert.deepEqual(await accepted.json(), { stored: [{ index: 0, blobKey: `${resultsPrefix}/a1/0-a.txt` }, { index: 1, blobKey: `${resultsPrefix}/a1/1-b.txt` }] });
+  } finally {
+    rmSync(scratch, { recursive: true, force: true });
+    await tessera.stop();
+  }
+}, { timeout: 120_000 });
