@@ -50,9 +50,12 @@ export function decodeBundle(body: Buffer): BundledFile[] {
     if (body.length - offset < nameBytes + size) {
       throw invalidArgument('body', `${what}: its name and bytes need ${nameBytes + size} bytes and ${body.length - offset} are left (the body ends early)`, hint);
     }
-    const name = body.toString('utf8', offset, offset + nameBytes);
+    const raw = body.subarray(offset, offset + nameBytes);
+    const name = raw.toString('utf8');
     offset += nameBytes;
-    if (name.includes('\u0000') || name.includes('\uFFFD')) throw invalidArgument('body', `${what}: its name ${quote(name)} is not valid UTF-8 text`, hint);
+    // Invalid UTF-8 decodes to replacement characters, which do not encode back to the same bytes.
+    if (!Buffer.from(name, 'utf8').equals(raw)) throw invalidArgument('body', `${what}: its name ${quote(name)} is not valid UTF-8 text`, hint);
+    if (name.includes('\u0000')) throw invalidArgument('body', `${what}: its name ${quote(name)} holds a NUL character`, hint);
     if (seen.has(index)) throw invalidArgument('body', `${what}: index ${index} appears twice`, 'send each output index once');
     seen.add(index);
     files.push({ index, name, bytes: body.subarray(offset, offset + size) });

@@ -43,7 +43,9 @@ test('a broken or hostile bundle is refused, naming the file and what is wrong',
   assert.throws(() => decodeBundle(named(Buffer.alloc(0))), refused(/its name is 0 bytes long; names are 1 to 1024/));
   assert.throws(() => decodeBundle(named(Buffer.alloc(1025, 0x61))), refused(/its name is 1025 bytes long/));
   assert.throws(() => decodeBundle(named(Buffer.from([0xff, 0xfe]))), refused(/is not valid UTF-8 text/));
-  assert.throws(() => decodeBundle(named(Buffer.from('a\u0000b'))), refused(/is not valid UTF-8 text/));
+  assert.throws(() => decodeBundle(named(Buffer.from('a\u0000b'))), refused(/holds a NUL character/));
+  // A real U+FFFD in a name is valid UTF-8 and stays.
+  assert.equal(decodeBundle(encodeBundle([{ index: 0, name: 'a\uFFFDb', bytes: new Uint8Array() }]))[0]!.name, 'a\uFFFDb');
   // The same index twice would store two files under one output.
   assert.throws(() => decodeBundle(encodeBundle([{ index: 3, name: 'a', bytes: new Uint8Array() }, { index: 3, name: 'b', bytes: new Uint8Array() }])), refused(/file 1 .*index 3 appears twice/));
 });
