@@ -38,6 +38,9 @@ export interface WorkerRegistration extends WorkerOffer {
 /** How long a signed link handed to a worker lives: long enough for a slow download. */
 const WORKER_LINK_SECONDS = 3600;
 
+/** Output files a completion checks in the blob store at once. */
+const CHECKS_AT_ONCE = 16;
+
 /**
  * A request body read whole; RESOURCE_EXHAUSTED past `limit` bytes. The rest of a body that is
  * too large is read and dropped (so the client gets the answer, not a reset connection), up to
@@ -106,12 +109,14 @@ export function createRemoteWorkers(deps: EngineDeps, flow: TaskFlow) {
 
   /** Every output must be a file uploaded under this very lease; fills in the sizes. */
   async function checkOutputs(lease: TaskLease, outputs: TaskOutput[]): Promise<void> {
-    for (const [index, output] of outputs.entries()) {
+    // Several looked up at once: a partition lists thousands of chunks, and one at a time each
+    // is a round trip (a HEAD request with blobs in S3).
+    await eachAtMost(outputs, CHECKS_AT_ONCE, async (output, index) => {
       const expected = taskFileKey(lease, index, output.name);
       const stored = output.blobKey === expected ? await blobs.stat(expected) : null;
       if (!stored) throw invalidArgument(`outputs[${index}]`, `output ${quote(output.name)} was not uploaded under this lease as file ${index}`, 'upload each file first (PUT /v1/worker/tasks/{taskId}/files/{index})');
       output.size = stored.size;
-    }
+    });
   }
 
   /** Where a worker reads a blob: a presigned bucket URL when blobs are in S3 (the bytes skip the API servers), else a signed link here. */

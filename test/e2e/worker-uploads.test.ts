@@ -82,6 +82,16 @@ forEachEngine('a partition of 600 files of mixed sizes is uploaded in bundles an
     const accepted = await post(good);
     assert.equal(accepted.status, 200);
     assert.deepEqual(await accepted.json(), { stored: [{ index: 0, blobKey: `${resultsPrefix}/a1/0-a.txt` }, { index: 1, blobKey: `${resultsPrefix}/a1/1-b.txt` }] });
+
+    // The completion checks every output is stored under this lease: one that is not names itself.
+    const complete = async (outputs: { name: string; blobKey: string }[]) => {
+      const response = await fetch(`${tessera.url}/v1/worker/complete`, { method: 'POST', headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' }, body: JSON.stringify({ completions: [{ taskId: app.taskId, leaseToken: app.leaseToken, kind: 'app', outputs }] }) });
+      return ((await response.json()) as { results: { completed: boolean; error?: string }[] }).results[0]!;
+    };
+    const missing = await complete([{ name: 'a.txt', blobKey: `${resultsPrefix}/a1/0-a.txt` }, { name: 'c.txt', blobKey: `${resultsPrefix}/a1/1-c.txt` }]);
+    assert.equal(missing.completed, false);
+    assert.match(missing.error ?? '', /output "c.txt" was not uploaded under this lease as file 1/);
+    assert.deepEqual(await complete([{ name: 'a.txt', blobKey: `${resultsPrefix}/a1/0-a.txt` }, { name: 'b.txt', blobKey: `${resultsPrefix}/a1/1-b.txt` }]), { completed: true });
   } finally {
     rmSync(scratch, { recursive: true, force: true });
     await tessera.stop();
