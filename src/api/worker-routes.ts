@@ -1,3 +1,4 @@
+import type { Readable } from 'node:stream';
 import type { FastifyInstance } from 'fastify';
 import { invalidArgument, quote, unauthenticated } from '../domain/errors.js';
 import { isJobState } from '../domain/job-state.js';
@@ -100,6 +101,12 @@ function outputsOf(raw: unknown, field: string): TaskOutput[] {
   });
 }
 
+/** An application/octet-stream body, passed on unread (the parser below); anything else is refused. */
+function streamedBody(body: unknown, what: 'file' | 'bundle'): Readable {
+  if (!body || typeof (body as { pipe?: unknown }).pipe !== 'function') throw invalidArgument('body', `send the ${what} as application/octet-stream`);
+  return body as Readable;
+}
+
 export function registerWorkerRoutes(app: FastifyInstance, engine: Engine): void {
   const workers = engine.workers;
   app.register(
@@ -171,16 +178,12 @@ export function registerWorkerRoutes(app: FastifyInstance, engine: Engine): void
       }));
 
       scope.put<{ Params: { taskId: string; index: string }; Querystring: { leaseToken?: string; name?: string } }>('/tasks/:taskId/files/:index', async (request) => {
-        const body = request.body as NodeJS.ReadableStream | undefined;
-        if (!body || typeof (body as { pipe?: unknown }).pipe !== 'function') throw invalidArgument('body', 'send the file as application/octet-stream');
-        return workers.upload(taskIdOf(request), request.query.leaseToken, Number(request.params.index), String(request.query.name ?? ''), body as never);
+        return workers.upload(taskIdOf(request), request.query.leaseToken, Number(request.params.index), String(request.query.name ?? ''), streamedBody(request.body, 'file'));
       });
 
       // Many small files in one body (domain/file-bundle.ts): `{stored: [{index, blobKey}]}`.
       scope.post<TaskParams & { Querystring: { leaseToken?: string } }>('/tasks/:taskId/files', async (request) => {
-        const body = request.body as NodeJS.ReadableStream | undefined;
-        if (!body || typeof (body as { pipe?: unknown }).pipe !== 'function') throw invalidArgument('body', 'send the bundle as application/octet-stream');
-        return { stored: await workers.uploadBundle(taskIdOf(request), request.query.leaseToken, body as never) };
+        return { stored: await workers.uploadBundle(taskIdOf(request), request.query.leaseToken, streamedBody(request.body, 'bundle')) };
       });
 
       scope.post<TaskParams>('/tasks/:taskId/uploads', LARGE_BODY, async (request) => {
