@@ -2,7 +2,6 @@ import { randomUUID } from 'node:crypto';
 import Fastify, { LogController } from 'fastify';
 import type { FastifyBaseLogger, FastifyInstance } from 'fastify';
 import type { Logger } from 'pino';
-import { TesseraError, quote } from '../domain/errors.js';
 import type { Engine } from '../engine/engine.js';
 import { registerCustomerRoutes } from './customer-routes.js';
 import { registerAsyncRoutes } from './async-routes.js';
@@ -13,6 +12,7 @@ import { registerDevRoutes } from './dev-routes.js';
 import { registerFeedRoutes } from './feed-routes.js';
 import { registerDataRoutes } from './data-routes.js';
 import { registerFileRoutes } from './file-routes.js';
+import { parseJsonBody } from './json-body.js';
 import { registerObservabilityRoutes } from './observability-routes.js';
 import { registerUiRoutes } from './ui-routes.js';
 import { registerWorkerRoutes } from './worker-routes.js';
@@ -29,22 +29,15 @@ export interface ServerOptions {
   logger: Logger | false;
 }
 
-/** JSON bodies, where an empty body means "no body" (POST …/run is often sent that way). */
+/** Fastify's side of parseJsonBody. */
 function parseJson(_request: unknown, body: string, done: (error: Error | null, value?: unknown) => void): void {
-  if (body.trim() === '') return done(null, undefined);
+  let value: unknown;
   try {
-    // A "__proto__" key is never a legitimate field here and is how prototype pollution starts.
-    done(null, JSON.parse(body, (key, value) => {
-      if (key === '__proto__') throw new TesseraError('INVALID_ARGUMENT', 'the request body holds a "__proto__" key', { field: 'body' });
-      // PostgreSQL text cannot hold NUL characters; refuse them here with a clear message.
-      if ((typeof value === 'string' && value.includes('\u0000')) || key.includes('\u0000')) {
-        throw new TesseraError('INVALID_ARGUMENT', `the request body holds a NUL character (\\u0000)${key ? ` in the field ${quote(key)}` : ''}`, { field: key || 'body' });
-      }
-      return value;
-    }));
+    value = parseJsonBody(body);
   } catch (error) {
-    done(error instanceof TesseraError ? error : new TesseraError('INVALID_ARGUMENT', `the request body is not valid JSON: ${(error as Error).message}`, { field: 'body' }));
+    return done(error as Error);
   }
+  done(null, value);
 }
 
 export async function createServer(options: ServerOptions): Promise<FastifyInstance> {
