@@ -132,6 +132,99 @@ export function createHttpLink(options: HttpLinkOptions): HttpLink {
   const task = (lease: TaskLease) => `/v1/worker/tasks/${lease.taskId}`;
   const tokenQuery = (lease: TaskLease) => `leaseToken=${encodeURIComponent(lease.leaseToken)}`;
 
+  /**
+   * Stores a finished task's files: straight to the bucket when blobs are in S3, else through the
+   * server, small ones many to a request. Their names and blob keys in order, or null once an
+   * upload finds the lease lost.
+   */
+  async function uploadOutputs(lease: TaskLease, files: OutputFile[]): Promise<{ name: string; blobKey: string }[] | null> {
+    const outputs: { name: string; blobKey: string }[] = new Array(files.length);
+    let lost = false;
+    // With blobs in S3 the server hands out presigned URLs and the bytes go straight to the bucket
+    // (asked for a page of files at a time: a partitioner may write a hundred thousand chunks).
+    const direct = new Map<number, { index: number; blobKey: string; url: string }>();
+    for (let first = 0; first < files.length; first += UPLOAD_LINKS_PER_REQUEST) {
+      const page = files.slice(first, first + UPLOAD_LINKS_PER_REQUEST).map((file, offset) => ({ index: first + offset, name: file.name }));
+      const linkResponse = await call('POST', `${task(lease)}/uploads`, { leaseToken: lease.leaseToken, files: page });
+      const linkPayload = (await linkResponse.json().catch(() => ({}))) as { uploads?: { index: number; blobKey: string; url: string }[] | null; message?: string };
+      if (linkResponse.status === 400 && /not current/.test(linkPayload.message ?? '')) return null;
+      if (!linkResponse.ok) throw new TesseraError('UNAVAILABLE', `asking where to upload the files of task ${lease.taskId} answered HTTP ${linkResponse.status}: ${linkPayload.message ?? ''}`);
+      // No links: blobs are not in S3, every file goes through the server.
+      if (!linkPayload.uploads) break;
+      for (const upload of linkPayload.uploads) direct.set(upload.index, upload);
+    }
+    /** Uploads one file (straight to the bucket when it may); its blob key, or null once the lease is found lost. */
+    const store = async (file: OutputFile, index: number, size: number): Promise<string | null> => {
+      const presigned = direct.get(index);
+      if (presigned && size <= MAX_DIRECT_PUT_BYTES) {
+        await uploadDirect(presigned.url, file.path, size);
+        return presigned.blobKey;
+      }
+      const response = await call('PUT', `${task(lease)}/files/${index}?${tokenQuery(lease)}&name=${encodeURIComponent(file.name)}`, undefined, { raw: createReadStream(file.path) });
+      const payload = (await response.json().catch(() => ({}))) as { blobKey?: string; message?: string };
+      // A lost lease shows here first; the task is someone else's now.
+      if (response.status === 400 && /not current/.test(payload.message ?? '')) return null;
+      if (!response.ok || !payload.blobKey) throw new TesseraError('UNAVAILABLE', `uploading ${quote(file.name)} answered HTTP ${response.status}: ${payload.message ?? ''}`);
+      return payload.blobKey;
+    };
+    /** Uploads several small files in one request; their blob keys by index, or null once the lease is found lost. */
+    const storeBundle = async (entries: { file: OutputFile; index: number }[]): Promise<Map<number, string> | null> => {
+      const bundle = encodeBundle(await Promise.all(entries.map(async ({ file, index }) => ({ index, name: file.name, bytes: await readFile(file.path) }))));
+      const response = await call('POST', `${task(lease)}/files?${tokenQuery(lease)}`, undefined, { raw: Readable.from([bundle]) });
+      const payload = (await response.json().catch(() => ({}))) as { stored?: { index: number; blobKey: string }[]; message?: string };
+      if (response.status === 400 && /not current/.test(payload.message ?? '')) return null;
+      if (!response.ok || !payload.stored) throw new TesseraError('UNAVAILABLE', `uploading ${entries.length} files of task ${lease.taskId} answered HTTP ${response.status}: ${payload.message ?? ''}`);
+      return new Map(payload.stored.map((file) => [file.index, file.blobKey]));
+    };
+    /** Records a stored file (removing the local copy); null: the lease was found lost. */
+    const done = async (file: OutputFile, index: number, blobKey: string | null): Promise<void> => {
+      if (blobKey === null) {
+        lost = true;
+        return;
+      }
+      await unlink(file.path);
+      outputs[index] = { name: file.name, blobKey };
+    };
+    // A page of consecutive files at a time. Its small files without a bucket link go up
+    // together (a partitioner's thousands of small chunks: one request each took about 1.5 ms
+    // a chunk), the others one by one.
+    const pageStarts = Array.from({ length: Math.ceil(files.length / BUNDLE_FILES) }, (_, page) => page * BUNDLE_FILES);
+    await eachAtMost(pageStarts, TRANSFER_CONCURRENCY / 2, async (first) => {
+      const page = files.slice(first, first + BUNDLE_FILES).map((file, offset) => ({ file, index: first + offset, size: 0 }));
+      await eachAtMost(page, TRANSFER_CONCURRENCY, async (entry) => void (entry.size = (await stat(entry.file.path)).size));
+      const small = page.filter((entry) => !direct.has(entry.index) && entry.size <= BUNDLE_FILE_BYTES);
+      // Up to BUNDLE_BYTES each (a page holds at most BUNDLE_FILES files); a lone small file goes up alone.
+      const bundles: (typeof page)[] = [];
+      if (small.length >= 2) {
+        let bytes = 0;
+        for (const entry of small) {
+          if (bundles.length === 0 || bytes + entry.size > BUNDLE_BYTES) {
+            bundles.push([]);
+            bytes = 0;
+          }
+          bundles.at(-1)!.push(entry);
+          bytes += entry.size;
+        }
+      }
+      for (const bundle of bundles) {
+        // Once one upload finds the lease lost, the rest are not sent.
+        if (lost) return;
+        const keys = await storeBundle(bundle);
+        for (const { file, index } of bundle) {
+          const blobKey = keys === null ? null : keys.get(index);
+          if (blobKey === undefined) throw new TesseraError('UNAVAILABLE', `the server stored the files of task ${lease.taskId} without file ${index}`);
+          await done(file, index, blobKey);
+        }
+      }
+      const bundled = new Set(bundles.flat());
+      await eachAtMost(page.filter((entry) => !bundled.has(entry)), 2, async ({ file, index, size }) => {
+        if (lost) return;
+        await done(file, index, await store(file, index, size));
+      });
+    });
+    return lost ? null : outputs;
+  }
+
   return {
     register,
 
@@ -190,91 +283,9 @@ export function createHttpLink(options: HttpLinkOptions): HttpLink {
     },
 
     async complete(lease, files: OutputFile[], report) {
-      const outputs: { name: string; blobKey: string }[] = new Array(files.length);
-      let lost = false;
-      // With blobs in S3 the server hands out presigned URLs and the bytes go straight to the bucket
-      // (asked for a page of files at a time: a partitioner may write a hundred thousand chunks).
-      const direct = new Map<number, { index: number; blobKey: string; url: string }>();
-      for (let first = 0; first < files.length; first += UPLOAD_LINKS_PER_REQUEST) {
-        const page = files.slice(first, first + UPLOAD_LINKS_PER_REQUEST).map((file, offset) => ({ index: first + offset, name: file.name }));
-        const linkResponse = await call('POST', `${task(lease)}/uploads`, { leaseToken: lease.leaseToken, files: page });
-        const linkPayload = (await linkResponse.json().catch(() => ({}))) as { uploads?: { index: number; blobKey: string; url: string }[] | null; message?: string };
-        if (linkResponse.status === 400 && /not current/.test(linkPayload.message ?? '')) return false;
-        if (!linkResponse.ok) throw new TesseraError('UNAVAILABLE', `asking where to upload the files of task ${lease.taskId} answered HTTP ${linkResponse.status}: ${linkPayload.message ?? ''}`);
-        // No links: blobs are not in S3, every file goes through the server.
-        if (!linkPayload.uploads) break;
-        for (const upload of linkPayload.uploads) direct.set(upload.index, upload);
-      }
-      /** Uploads one file (straight to the bucket when it may); its blob key, or null once the lease is found lost. */
-      const store = async (file: OutputFile, index: number, size: number): Promise<string | null> => {
-        const presigned = direct.get(index);
-        if (presigned && size <= MAX_DIRECT_PUT_BYTES) {
-          await uploadDirect(presigned.url, file.path, size);
-          return presigned.blobKey;
-        }
-        const response = await call('PUT', `${task(lease)}/files/${index}?${tokenQuery(lease)}&name=${encodeURIComponent(file.name)}`, undefined, { raw: createReadStream(file.path) });
-        const payload = (await response.json().catch(() => ({}))) as { blobKey?: string; message?: string };
-        // A lost lease shows here first; the task is someone else's now.
-        if (response.status === 400 && /not current/.test(payload.message ?? '')) return null;
-        if (!response.ok || !payload.blobKey) throw new TesseraError('UNAVAILABLE', `uploading ${quote(file.name)} answered HTTP ${response.status}: ${payload.message ?? ''}`);
-        return payload.blobKey;
-      };
-      /** Uploads several small files in one request; their blob keys by index, or null once the lease is found lost. */
-      const storeBundle = async (entries: { file: OutputFile; index: number }[]): Promise<Map<number, string> | null> => {
-        const bundle = encodeBundle(await Promise.all(entries.map(async ({ file, index }) => ({ index, name: file.name, bytes: await readFile(file.path) }))));
-        const response = await call('POST', `${task(lease)}/files?${tokenQuery(lease)}`, undefined, { raw: Readable.from([bundle]) });
-        const payload = (await response.json().catch(() => ({}))) as { stored?: { index: number; blobKey: string }[]; message?: string };
-        if (response.status === 400 && /not current/.test(payload.message ?? '')) return null;
-        if (!response.ok || !payload.stored) throw new TesseraError('UNAVAILABLE', `uploading ${entries.length} files of task ${lease.taskId} answered HTTP ${response.status}: ${payload.message ?? ''}`);
-        return new Map(payload.stored.map((file) => [file.index, file.blobKey]));
-      };
-      /** Records a stored file (removing the local copy); null: the lease was found lost. */
-      const done = async (file: OutputFile, index: number, blobKey: string | null): Promise<void> => {
-        if (blobKey === null) {
-          lost = true;
-          return;
-        }
-        await unlink(file.path);
-        outputs[index] = { name: file.name, blobKey };
-      };
-      // A page of consecutive files at a time. Its small files without a bucket link go up
-      // together (a partitioner's thousands of small chunks: one request each took about 1.5 ms
-      // a chunk), the others one by one.
-      const pageStarts = Array.from({ length: Math.ceil(files.length / BUNDLE_FILES) }, (_, page) => page * BUNDLE_FILES);
-      await eachAtMost(pageStarts, TRANSFER_CONCURRENCY / 2, async (first) => {
-        const page = files.slice(first, first + BUNDLE_FILES).map((file, offset) => ({ file, index: first + offset, size: 0 }));
-        await eachAtMost(page, TRANSFER_CONCURRENCY, async (entry) => void (entry.size = (await stat(entry.file.path)).size));
-        const small = page.filter((entry) => !direct.has(entry.index) && entry.size <= BUNDLE_FILE_BYTES);
-        // Up to BUNDLE_BYTES each (a page holds at most BUNDLE_FILES files); a lone small file goes up alone.
-        const bundles: (typeof page)[] = [];
-        if (small.length >= 2) {
-          let bytes = 0;
-          for (const entry of small) {
-            if (bundles.length === 0 || bytes + entry.size > BUNDLE_BYTES) {
-              bundles.push([]);
-              bytes = 0;
-            }
-            bundles.at(-1)!.push(entry);
-            bytes += entry.size;
-          }
-        }
-        for (const bundle of bundles) {
-          // Once one upload finds the lease lost, the rest are not sent.
-          if (lost) return;
-          const keys = await storeBundle(bundle);
-          for (const { file, index } of bundle) {
-            const blobKey = keys === null ? null : keys.get(index);
-            if (blobKey === undefined) throw new TesseraError('UNAVAILABLE', `the server stored the files of task ${lease.taskId} without file ${index}`);
-            await done(file, index, blobKey);
-          }
-        }
-        const bundled = new Set(bundles.flat());
-        await eachAtMost(page.filter((entry) => !bundled.has(entry)), 2, async ({ file, index, size }) => {
-          if (lost) return;
-          await done(file, index, await store(file, index, size));
-        });
-      });
-      if (lost) return false;
+      // Most in-process tasks write nothing: no upload machinery for them.
+      const outputs = files.length === 0 ? [] : await uploadOutputs(lease, files);
+      if (outputs === null) return false;
       const answer = await completeBatched({ taskId: lease.taskId, leaseToken: lease.leaseToken, kind: lease.kind, outputs, report });
       if (answer.error) throw new TesseraError('FAILED_PRECONDITION', `completing task ${lease.taskId}: ${answer.error}`);
       return answer.completed;
