@@ -148,8 +148,13 @@ export function createRemoteWorkers(deps: EngineDeps, flow: TaskFlow) {
         await releaseTasks(db, leases);
         return [];
       }
-      // An empty chunk is made by the worker: no link to sign.
-      return Promise.all(leases.map(async (lease) => ({ ...lease, inputUrl: lease.inputKey && lease.inputSize !== 0 ? await readLink(baseUrl, lease.inputKey) : null })));
+      // An empty chunk is made by the worker: no link to sign. Only the leases that need one wait
+      // for it (a call's thousand empty chunks make no promise each). The leases were made for
+      // this call alone, so each gets its link in place rather than being copied whole.
+      const wire = leases as WireLease[];
+      for (const lease of wire) lease.inputUrl = null;
+      await Promise.all(wire.filter((lease) => lease.inputKey && lease.inputSize !== 0).map(async (lease) => void (lease.inputUrl = await readLink(baseUrl, lease.inputKey!))));
+      return wire;
     },
 
     async heartbeat(workerId: string, leases: { taskId: number; leaseToken: string }[]): Promise<number[]> {

@@ -13,7 +13,7 @@ import type { Queryable } from '../store/db.js';
 import { NO_USAGE, appendJobEvent, failJob, getJobForEngine, incrementChunksDone, transitionJob } from '../store/jobs.js';
 import type { JobUsageDelta } from '../store/jobs.js';
 import type { StoredComponent } from '../store/catalog.js';
-import type { FailedAttempt, LeasedTask, TaskOutput, WorkerOffer } from '../store/tasks.js';
+import type { FailedAttempt, TaskOutput, WorkerOffer } from '../store/tasks.js';
 import { countFailedAttempts, recordTaskLogs, recordTaskReport, usageUnits } from '../store/task-reports.js';
 import type { AttemptRef } from '../store/task-reports.js';
 import { analyzeTasks, cancelJobTasks, completeTask, completeTasks, expireLeases, failTaskAttempt, insertChunkTasks, insertTasks, isTaskLeaseCurrent, leaseTasks } from '../store/tasks.js';
@@ -139,32 +139,21 @@ export function createTaskFlow(deps: EngineDeps) {
     return job;
   }
 
-  async function describeLease(task: LeasedTask): Promise<TaskLease | null> {
-    const job = await jobOf(task.jobId);
-    try {
-      if (!job || isFinal(job.state)) throw failedPrecondition(`job ${task.jobId} is no longer running`);
-      const component = await componentOf(job, task.kind);
-      const stageParams = job.params[COMPONENT_KIND[task.kind]];
-      return {
-        taskId: task.id,
-        leaseToken: task.leaseToken,
-        jobId: job.id,
-        accountId: job.accountId,
-        kind: task.kind,
-        chunkIndex: task.chunkIndex,
-        attempt: task.attempt,
-        maxAttempts: task.maxAttempts,
-        inputKey: task.inputKey,
-        inputSize: task.inputSize,
-        component: component ? { manifest: component.manifest, archive: component.archive } : null,
-        params: stageParams ?? {},
-        timeoutMs: job.config.taskTimeout ? job.config.taskTimeout * 1000 : undefined,
-      };
-    } catch (error) {
-      const message = error instanceof TesseraError ? error.message : String(error);
-      await recordFailure({ taskId: task.id, leaseToken: task.leaseToken, jobId: task.jobId, kind: task.kind, chunkIndex: task.chunkIndex, attempt: task.attempt }, message, false);
-      return null;
-    }
+  /** What every lease of one job's tasks of one kind shares, as a lease carries it. */
+  type StageOfJob = Pick<TaskLease, 'jobId' | 'accountId' | 'component' | 'params' | 'timeoutMs'>;
+
+  /** What a worker needs to run a task of this job and kind; throws when it cannot run (job over, component gone). */
+  async function stageOf(jobId: string, kind: TaskKind): Promise<StageOfJob> {
+    const job = await jobOf(jobId);
+    if (!job || isFinal(job.state)) throw failedPrecondition(`job ${jobId} is no longer running`);
+    const component = await componentOf(job, kind);
+    return {
+      jobId: job.id,
+      accountId: job.accountId,
+      component: component ? { manifest: component.manifest, archive: component.archive } : null,
+      params: job.params[COMPONENT_KIND[kind]] ?? {},
+      timeoutMs: job.config.taskTimeout ? job.config.taskTimeout * 1000 : undefined,
+    };
   }
 
   async function recordFailure(lease: AttemptRef & { leaseToken: string }, error: string, retry: boolean, report: TaskReport = EMPTY_REPORT): Promise<void> {
@@ -220,14 +209,32 @@ export function createTaskFlow(deps: EngineDeps) {
       });
   }
 
+  /**
+   * Leases up to `max` tasks and builds what the worker needs to run each. A call's tasks are
+   * mostly one job's: what they share (account, component, params) is looked up once per job and
+   * kind, not once per task. A task that cannot run (its job ended meanwhile, its component is
+   * gone) fails at once instead of being handed out.
+   */
   async function leaseNow(owner: string, max: number, offer: WorkerOffer): Promise<TaskLease[]> {
     const leased = await leaseTasks(db, owner, max, config.leaseSeconds, offer);
+    const stages = new Map<string, Promise<StageOfJob>>();
     const leases: TaskLease[] = [];
     for (const task of leased) {
       metrics.tasksLeased.inc({ kind: task.kind });
       if (task.attempt === 1) metrics.leaseWait.observe({ kind: task.kind }, task.queuedSeconds);
-      const lease = await describeLease(task);
-      if (lease) leases.push(lease);
+      const key = `${task.jobId}\u0000${task.kind}`;
+      let stage = stages.get(key);
+      if (!stage) stages.set(key, (stage = stageOf(task.jobId, task.kind)));
+      try {
+        const { jobId, accountId, component, params, timeoutMs } = await stage;
+        leases.push({
+          taskId: task.id, leaseToken: task.leaseToken, jobId, accountId, kind: task.kind, chunkIndex: task.chunkIndex, attempt: task.attempt,
+          maxAttempts: task.maxAttempts, inputKey: task.inputKey, inputSize: task.inputSize, component, params, timeoutMs,
+        });
+      } catch (error) {
+        const message = error instanceof TesseraError ? error.message : String(error);
+        await recordFailure({ taskId: task.id, leaseToken: task.leaseToken, jobId: task.jobId, kind: task.kind, chunkIndex: task.chunkIndex, attempt: task.attempt }, message, false);
+      }
     }
     return leases;
   }
