@@ -217,24 +217,26 @@ export function createTaskFlow(deps: EngineDeps) {
    */
   async function leaseNow(owner: string, max: number, offer: WorkerOffer): Promise<TaskLease[]> {
     const leased = await leaseTasks(db, owner, max, config.leaseSeconds, offer);
-    const stages = new Map<string, Promise<StageOfJob>>();
+    const stages = new Map<string, StageOfJob | { failed: string }>();
     const leases: TaskLease[] = [];
     for (const task of leased) {
       metrics.tasksLeased.inc({ kind: task.kind });
       if (task.attempt === 1) metrics.leaseWait.observe({ kind: task.kind }, task.queuedSeconds);
       const key = `${task.jobId}\u0000${task.kind}`;
       let stage = stages.get(key);
-      if (!stage) stages.set(key, (stage = stageOf(task.jobId, task.kind)));
-      try {
-        const { jobId, accountId, component, params, timeoutMs } = await stage;
-        leases.push({
-          taskId: task.id, leaseToken: task.leaseToken, jobId, accountId, kind: task.kind, chunkIndex: task.chunkIndex, attempt: task.attempt,
-          maxAttempts: task.maxAttempts, inputKey: task.inputKey, inputSize: task.inputSize, component, params, timeoutMs,
-        });
-      } catch (error) {
-        const message = error instanceof TesseraError ? error.message : String(error);
-        await recordFailure({ taskId: task.id, leaseToken: task.leaseToken, jobId: task.jobId, kind: task.kind, chunkIndex: task.chunkIndex, attempt: task.attempt }, message, false);
+      if (!stage) {
+        stage = await stageOf(task.jobId, task.kind).catch((error: unknown) => ({ failed: error instanceof TesseraError ? error.message : String(error) }));
+        stages.set(key, stage);
       }
+      if ('failed' in stage) {
+        await recordFailure({ taskId: task.id, leaseToken: task.leaseToken, jobId: task.jobId, kind: task.kind, chunkIndex: task.chunkIndex, attempt: task.attempt }, stage.failed, false);
+        continue;
+      }
+      const { jobId, accountId, component, params, timeoutMs } = stage;
+      leases.push({
+        taskId: task.id, leaseToken: task.leaseToken, jobId, accountId, kind: task.kind, chunkIndex: task.chunkIndex, attempt: task.attempt,
+        maxAttempts: task.maxAttempts, inputKey: task.inputKey, inputSize: task.inputSize, component, params, timeoutMs,
+      });
     }
     return leases;
   }
