@@ -5,7 +5,7 @@ import type { Job, Template } from '../domain/types.js';
 import { priorityRank } from '../domain/types.js';
 import { getTemplate, getTemplates, listTemplates as listStoredTemplates } from '../store/catalog.js';
 import type { JobListQuery } from '../store/job-queries.js';
-import { listJobsFiltered } from '../store/job-queries.js';
+import { getJobView, listJobsFiltered } from '../store/job-queries.js';
 import { failJob, getJob, insertJob, softDeleteJob, transitionJob, updateNewJob } from '../store/jobs.js';
 import { cancelJobTasks, insertTasks, listTaskOutputs } from '../store/tasks.js';
 import { bucketRefOf, isBucketDescriptor, secretTypeOfBucket } from '../sources/buckets.js';
@@ -38,9 +38,13 @@ const JOB_ID = /^[\x21-\x7e]{1,128}$/;
 export function createCustomerJobs(deps: EngineDeps) {
   const { db } = deps;
 
+  // Ids are printable ASCII; anything else (NUL, control characters, huge strings) names no job and is not looked up.
   async function requireJob(accountId: string, jobId: string): Promise<Job> {
-    // Ids are printable ASCII; anything else (NUL, control characters, huge strings) names no job.
-    const job = JOB_ID.test(jobId) ? await getJob(db, accountId, jobId) : null;
+    return found(JOB_ID.test(jobId) ? await getJob(db, accountId, jobId) : null, jobId);
+  }
+
+  /** What was looked up for `jobId`, or NOT_FOUND (another account's job is not found either). */
+  function found<T>(job: T | null, jobId: string): T {
     if (!job) throw notFound('job', jobId, 'list your jobs with GET /v1/customer/jobs');
     return job;
   }
@@ -73,10 +77,6 @@ export function createCustomerJobs(deps: EngineDeps) {
     deps.signals.emit('job-stopped', jobId);
   }
 
-  async function view(job: Job): Promise<JobView> {
-    return { job, template: await getTemplate(db, job.accountId, job.templateId) };
-  }
-
   return {
     /** Creates a job, or updates the NEW job named by `jobId`. Template defaults fill what the request leaves out. */
     async createJob(accountId: string, input: JobInput & { jobId?: string }): Promise<JobView> {
@@ -93,7 +93,7 @@ export function createCustomerJobs(deps: EngineDeps) {
     },
 
     async getJob(accountId: string, jobId: string): Promise<JobView> {
-      return view(await requireJob(accountId, jobId));
+      return found(JOB_ID.test(jobId) ? await getJobView(db, accountId, jobId) : null, jobId);
     },
 
     async listJobs(accountId: string, query: JobListQuery): Promise<{ views: JobView[]; total: number }> {

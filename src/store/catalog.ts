@@ -130,7 +130,7 @@ export async function upsertTemplate(db: Queryable, template: Template): Promise
   );
 }
 
-interface TemplateRow {
+export interface TemplateRow {
   id: string;
   owner: string;
   description: string;
@@ -140,9 +140,9 @@ interface TemplateRow {
   defaults: Pick<Template, 'dataSource' | 'dataDestination' | 'params' | 'config' | 'jobType'>;
 }
 
-const TEMPLATE_COLUMNS = 'id, owner, description, app, partitioner, assembler, defaults';
+export const TEMPLATE_COLUMNS = 'id, owner, description, app, partitioner, assembler, defaults';
 
-function rowToTemplate(row: TemplateRow): Template {
+export function rowToTemplate(row: TemplateRow): Template {
   return {
     id: row.id,
     owner: row.owner,

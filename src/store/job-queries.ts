@@ -1,9 +1,12 @@
 import { invalidArgument, quote } from '../domain/errors.js';
 import { JOB_STATES } from '../domain/job-state.js';
-import type { Job } from '../domain/types.js';
+import type { Job, Template } from '../domain/types.js';
 import { PRIORITIES } from '../domain/types.js';
 import type { Queryable } from './db.js';
+import { BUILTIN_OWNER, TEMPLATE_COLUMNS, rowToTemplate } from './catalog.js';
+import type { TemplateRow } from './catalog.js';
 import { JOB_COLUMNS, rowToJob } from './jobs.js';
+import type { JobRow } from './jobs.js';
 
 // Listing and filtering a customer's jobs. Filters come from the request as data and are turned
 // into SQL here with bound parameters only: field names are looked up in a fixed table, values
@@ -218,4 +221,21 @@ export async function listJobsFiltered(db: Queryable, accountId: string, query: 
     sql.params,
   );
   return { jobs: rows.map(rowToJob), total };
+}
+
+/**
+ * A customer's job and the template it names (the account's own, else the built-in one) in one
+ * query: GET job is the call clients poll, and the template was a second round trip each time.
+ */
+export async function getJobView(db: Queryable, accountId: string, jobId: string): Promise<{ job: Job; template: Template | null } | null> {
+  const [row] = await db.query<JobRow & { template: TemplateRow | null }>(
+    `SELECT ${JOB_COLUMNS},
+            (SELECT row_to_json(chosen) FROM (
+               SELECT ${TEMPLATE_COLUMNS} FROM templates
+                WHERE templates.id = jobs.template_id AND templates.owner IN (jobs.account_id, '${BUILTIN_OWNER}')
+                ORDER BY templates.owner = jobs.account_id DESC LIMIT 1) AS chosen) AS template
+       FROM jobs WHERE id = $1 AND account_id = $2 AND deleted_at IS NULL`,
+    [jobId, accountId],
+  );
+  return row ? { job: rowToJob(row), template: row.template ? rowToTemplate(row.template) : null } : null;
 }

@@ -3,7 +3,7 @@ import { JOB_STATES, isFinal } from '../domain/job-state.js';
 import type { DataSource, Job, JobConfig, JobParams, Priority, Regions } from '../domain/types.js';
 import type { Queryable } from './db.js';
 
-interface JobRow {
+export interface JobRow {
   id: string;
   account_id: string;
   template_id: string;

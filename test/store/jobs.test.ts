@@ -3,7 +3,8 @@ import { TesseraError } from '../../src/domain/errors.js';
 import type { JobDraft } from '../../src/store/jobs.js';
 import { insertAccount } from '../../src/store/accounts.js';
 import type { Db } from '../../src/store/db.js';
-import { listJobsFiltered } from '../../src/store/job-queries.js';
+import { BUILTIN_OWNER, getTemplate, upsertTemplate } from '../../src/store/catalog.js';
+import { getJobView, listJobsFiltered } from '../../src/store/job-queries.js';
 import { failJob, getJob, insertJob, listJobEvents, softDeleteJob, transitionJob, updateNewJob } from '../../src/store/jobs.js';
 import { forEachEngine } from '../helpers/db.js';
 
@@ -125,4 +126,30 @@ forEachEngine('jobs are listed, ordered, paged and filtered per account', async 
   await refused([{ field: 'createdAt', condition: 'FILTER_CONDITION_LIKE', value: '%' }]);
   await refused([{ field: 'numChunks', condition: 'FILTER_CONDITION_GT', value: 'many' }]);
   await refused([], 'name; DROP TABLE jobs');
+}, { migrated: true });
+
+forEachEngine('a job is read with the template it names in one query: the account\'s own before the built-in, none once it is gone', async (db) => {
+  await setUp(db);
+  const template = { app: 'an-app', partitioner: 'a-partitioner', assembler: 'an-assembler', params: { app: { words: 3 } }, config: { taskTimeout: 9 }, jobType: 'jt' };
+  await upsertTemplate(db, { id: 'shared-t', owner: BUILTIN_OWNER, description: 'the built-in one', ...template });
+  await upsertTemplate(db, { id: 'shared-t', owner: 'alice01', description: 'alice\'s own', ...template, params: { app: { words: 5 } } });
+  await insertJob(db, { id: 'J1', accountId: 'alice01', ...draft({ templateId: 'shared-t', name: 'mine' }) });
+  await insertJob(db, { id: 'J2', accountId: 'bob0001', ...draft({ templateId: 'shared-t' }) });
+  await insertJob(db, { id: 'J3', accountId: 'alice01', ...draft({ templateId: 'gone-t' }) });
+
+  const mine = await getJobView(db, 'alice01', 'J1');
+  assert.deepEqual(mine?.job, await getJob(db, 'alice01', 'J1'), 'the job as getJob reads it');
+  assert.equal(mine?.template?.description, "alice's own");
+  assert.deepEqual(mine?.template, await getTemplate(db, 'alice01', 'shared-t'), 'the template as getTemplate reads it, defaults and all');
+  assert.deepEqual(mine?.template?.params, { app: { words: 5 } });
+  const bobs = await getJobView(db, 'bob0001', 'J2');
+  assert.equal(bobs?.template?.description, 'the built-in one', 'an account without its own template gets the built-in');
+  assert.deepEqual(bobs?.template, await getTemplate(db, 'bob0001', 'shared-t'));
+  const orphan = await getJobView(db, 'alice01', 'J3');
+  assert.equal(orphan?.job.id, 'J3');
+  assert.equal(orphan?.template, null, 'a template deleted since is no template, not a missing job');
+  assert.equal(await getJobView(db, 'bob0001', 'J1'), null, "another account's job does not exist for it");
+  assert.equal(await getJobView(db, 'alice01', 'nope'), null);
+  assert.equal(await softDeleteJob(db, 'alice01', 'J1'), true);
+  assert.equal(await getJobView(db, 'alice01', 'J1'), null, 'a deleted job is gone');
 }, { migrated: true });
