@@ -11,13 +11,13 @@ import { TesseraError, quote } from '../domain/errors.js';
 // "__proto__" key either spelled out or with an escape (\u005f…). A body with neither `\u` nor
 // `__proto__` in its text is parsed plainly; any other goes through the reviver.
 
-const PLAIN = /\\u|__proto__/;
+const NEEDS_REVIVER = /\\u|__proto__/;
 
 /** The parsed body; undefined for an empty one (POST …/run is often sent that way). */
 export function parseJsonBody(body: string): unknown {
   if (body.trim() === '') return undefined;
   try {
-    return PLAIN.test(body) ? JSON.parse(body, refuseHostile) : JSON.parse(body);
+    return NEEDS_REVIVER.test(body) ? JSON.parse(body, refuseHostile) : JSON.parse(body);
   } catch (error) {
     if (error instanceof TesseraError) throw error;
     throw new TesseraError('INVALID_ARGUMENT', `the request body is not valid JSON: ${(error as Error).message}`, { field: 'body' });
