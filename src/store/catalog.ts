@@ -140,7 +140,7 @@ export interface TemplateRow {
   defaults: Pick<Template, 'dataSource' | 'dataDestination' | 'params' | 'config' | 'jobType'>;
 }
 
-export const TEMPLATE_COLUMNS = 'id, owner, description, app, partitioner, assembler, defaults';
+const TEMPLATE_COLUMNS = 'id, owner, description, app, partitioner, assembler, defaults';
 
 export function rowToTemplate(row: TemplateRow): Template {
   return {
@@ -154,12 +154,17 @@ export function rowToTemplate(row: TemplateRow): Template {
   };
 }
 
+/**
+ * SQL for the template an account means by an id, both given as SQL expressions (parameters, or
+ * columns of an outer query): the account's own, else the built-in one.
+ */
+export function chosenTemplateSql(id: string, account: string): string {
+  return `SELECT ${TEMPLATE_COLUMNS} FROM templates WHERE templates.id = ${id} AND templates.owner IN (${account}, '${BUILTIN_OWNER}') ORDER BY templates.owner = ${account} DESC LIMIT 1`;
+}
+
 /** The template `account` means by this id: its own, else the built-in. */
 export async function getTemplate(db: Queryable, account: string, templateId: string): Promise<Template | null> {
-  const [row] = await db.query<TemplateRow>(
-    `SELECT ${TEMPLATE_COLUMNS} FROM templates WHERE id = $1 AND owner IN ($2, '${BUILTIN_OWNER}') ORDER BY owner = $2 DESC LIMIT 1`,
-    [templateId, account],
-  );
+  const [row] = await db.query<TemplateRow>(chosenTemplateSql('$1', '$2'), [templateId, account]);
   return row ? rowToTemplate(row) : null;
 }
 

@@ -3,7 +3,7 @@ import { JOB_STATES } from '../domain/job-state.js';
 import type { Job, Template } from '../domain/types.js';
 import { PRIORITIES } from '../domain/types.js';
 import type { Queryable } from './db.js';
-import { BUILTIN_OWNER, TEMPLATE_COLUMNS, rowToTemplate } from './catalog.js';
+import { chosenTemplateSql, rowToTemplate } from './catalog.js';
 import type { TemplateRow } from './catalog.js';
 import { JOB_COLUMNS, rowToJob } from './jobs.js';
 import type { JobRow } from './jobs.js';
@@ -230,10 +230,7 @@ export async function listJobsFiltered(db: Queryable, accountId: string, query: 
 export async function getJobView(db: Queryable, accountId: string, jobId: string): Promise<{ job: Job; template: Template | null } | null> {
   const [row] = await db.query<JobRow & { template: TemplateRow | null }>(
     `SELECT ${JOB_COLUMNS},
-            (SELECT row_to_json(chosen) FROM (
-               SELECT ${TEMPLATE_COLUMNS} FROM templates
-                WHERE templates.id = jobs.template_id AND templates.owner IN (jobs.account_id, '${BUILTIN_OWNER}')
-                ORDER BY templates.owner = jobs.account_id DESC LIMIT 1) AS chosen) AS template
+            (SELECT row_to_json(chosen) FROM (${chosenTemplateSql('jobs.template_id', 'jobs.account_id')}) AS chosen) AS template
        FROM jobs WHERE id = $1 AND account_id = $2 AND deleted_at IS NULL`,
     [jobId, accountId],
   );
