@@ -18,6 +18,19 @@ export interface ThroughputResult {
   tessera_pglite: number;
 }
 
+/**
+ * How long each system took to put its tasks in the queue, which none of the figures above
+ * includes: the peers' inserts before their clocks start, Tessera's fan-out (the first app task's
+ * row → PARTITIONED, stamped once every task is queued) before its own. Embedded: not measured
+ * (its database is inside the `tessera up` process).
+ */
+export type EnqueueTimes = Record<'tessera_pg' | 'graphile_worker' | 'graphile_worker_default' | 'pg_boss', number>;
+
+interface Measured {
+  tasksPerSecond: number;
+  enqueueMs: number;
+}
+
 /** Generous: the slowest system measured does a few hundred tasks a second. */
 function deadlineMs(tasks: number): number {
   return 120_000 + tasks * 20;
@@ -31,20 +44,25 @@ function deadlineMs(tasks: number): number {
  * peers' inserts do. Workers keep a local queue (`--prefetch`, BENCH_TESSERA_PREFETCH), the
  * counterpart of graphile-worker's localQueue; leases, heartbeats and fencing are as always.
  */
-export async function tesseraThroughput(options: BenchOptions, store: 'pg' | 'pglite', tasks = options.sizes.throughputJobs): Promise<number> {
+export async function tesseraThroughput(options: BenchOptions, store: 'pg' | 'pglite', tasks = options.sizes.throughputJobs): Promise<Measured> {
   const tessera = store === 'pg'
     ? await startCluster(options.databaseUrl, { workers: options.tesseraWorkers, slots: options.tesseraSlots, leaseSeconds: BIG_JOB_LEASE_SECONDS, prefetch: options.tesseraPrefetch })
     : await startEmbedded(options.tesseraSlots, BIG_JOB_LEASE_SECONDS, undefined, options.tesseraPrefetch);
   try {
     let queueMs = 0;
+    let enqueueMs = 0;
     for (let first = 0; first < tasks; first += options.tesseraChunksPerJob) {
       const chunks = Math.min(options.tesseraChunksPerJob, tasks - first);
       const jobId = await runJob(tessera.url, 'noop', { partitioner: { chunks } }, { jobTimeout: Math.ceil(deadlineMs(chunks) / 1000) });
       const job = await completedJob(tessera.url, jobId, deadlineMs(chunks), 200);
       // A floor of 1 ms: a tiny smoke-sized job can finish within one timestamp tick.
       queueMs += Math.max(1, between(job, 'PARTITIONED', 'TASKS_COMPLETED'));
+      if (tessera.db) {
+        const [first] = await tessera.db.query<{ at: Date }>(`SELECT min(created_at) AS at FROM tasks WHERE job_id = $1 AND kind = 'app'`, [jobId]);
+        enqueueMs += Date.parse(job.stateTimestamps.JOB_STATE_PARTITIONED) - first!.at.getTime();
+      }
     }
-    return round(tasks / (queueMs / 1000), 0);
+    return { tasksPerSecond: round(tasks / (queueMs / 1000), 0), enqueueMs: round(enqueueMs, 0) };
   } finally {
     await tessera.stop();
   }
@@ -65,16 +83,18 @@ async function countRows(databaseUrl: string, sql: string): Promise<number> {
  * empty (it deletes a job when it completes it). "fastest" is the issue's setting: a local queue
  * of 1,000 and completions batched with no delay, 24 jobs at once.
  */
-export async function graphileThroughput(options: BenchOptions, fastest: boolean, tasks = options.sizes.throughputJobs): Promise<number> {
+export async function graphileThroughput(options: BenchOptions, fastest: boolean, tasks = options.sizes.throughputJobs): Promise<Measured> {
   const schema = schemaName(fastest ? 'gw_fast' : 'gw_default');
   const connectionString = options.databaseUrl;
   const utils = await makeWorkerUtils({ connectionString, schema });
   try {
     await utils.migrate();
+    const enqueueStarted = performance.now();
     for (let first = 0; first < tasks; first += 1000) {
       await utils.addJobs(Array.from({ length: Math.min(1000, tasks - first) }, (_, index) => ({ identifier: 'noop', payload: { index: first + index } })));
     }
     const started = performance.now();
+    const enqueueMs = round(started - enqueueStarted, 0);
     const runner = await run({
       connectionString,
       schema,
@@ -85,7 +105,7 @@ export async function graphileThroughput(options: BenchOptions, fastest: boolean
     });
     try {
       await waitFor('graphile-worker to finish its jobs', async () => ((await countRows(connectionString, `SELECT count(*)::int AS count FROM ${schema}._private_jobs`)) === 0 ? true : undefined), deadlineMs(tasks), 10);
-      return round(tasks / ((performance.now() - started) / 1000), 0);
+      return { tasksPerSecond: round(tasks / ((performance.now() - started) / 1000), 0), enqueueMs };
     } finally {
       await runner.stop();
     }
@@ -103,32 +123,42 @@ export function quietLogger(): Logger {
 }
 
 /** pg-boss: `tasks` jobs inserted first, then 10 work() loops fetching 100 at a time; done when all are completed. */
-export async function pgBossThroughput(options: BenchOptions, tasks = options.sizes.throughputJobs): Promise<number> {
+export async function pgBossThroughput(options: BenchOptions, tasks = options.sizes.throughputJobs): Promise<Measured> {
   const schema = schemaName('pgboss');
   const boss = new PgBoss({ connectionString: options.databaseUrl, schema, supervise: false, schedule: false });
   boss.on('error', (error) => console.error(`pg-boss: ${error.message}`));
   await boss.start();
   try {
     await boss.createQueue('noop');
+    const enqueueStarted = performance.now();
     for (let first = 0; first < tasks; first += 1000) {
       await boss.insert(Array.from({ length: Math.min(1000, tasks - first) }, (_, index) => ({ name: 'noop', data: { index: first + index } })));
     }
     const started = performance.now();
+    const enqueueMs = round(started - enqueueStarted, 0);
     for (let loop = 0; loop < 10; loop++) await boss.work('noop', { batchSize: 100, pollingIntervalSeconds: 0.5 }, async () => {});
     await waitFor('pg-boss to complete its jobs', async () => ((await countRows(options.databaseUrl, `SELECT count(*)::int AS count FROM ${schema}.job WHERE state = 'completed'`)) >= tasks ? true : undefined), deadlineMs(tasks), 10);
-    return round(tasks / ((performance.now() - started) / 1000), 0);
+    return { tasksPerSecond: round(tasks / ((performance.now() - started) / 1000), 0), enqueueMs };
   } finally {
     await boss.stop({ graceful: false, wait: true });
     await dropSchema(options.databaseUrl, schema);
   }
 }
 
-export async function throughputBenchmark(options: BenchOptions): Promise<ThroughputResult> {
+export async function throughputBenchmark(options: BenchOptions): Promise<{ rates: ThroughputResult; enqueueMs: EnqueueTimes }> {
+  const tesseraPg = await tesseraThroughput(options, 'pg');
+  const graphileFastest = await graphileThroughput(options, true);
+  const graphileDefault = await graphileThroughput(options, false);
+  const pgBoss = await pgBossThroughput(options);
+  const tesseraPglite = await tesseraThroughput(options, 'pglite');
   return {
-    tessera_pg: await tesseraThroughput(options, 'pg'),
-    graphile_worker: await graphileThroughput(options, true),
-    graphile_worker_default: await graphileThroughput(options, false),
-    pg_boss: await pgBossThroughput(options),
-    tessera_pglite: await tesseraThroughput(options, 'pglite'),
+    rates: {
+      tessera_pg: tesseraPg.tasksPerSecond,
+      graphile_worker: graphileFastest.tasksPerSecond,
+      graphile_worker_default: graphileDefault.tasksPerSecond,
+      pg_boss: pgBoss.tasksPerSecond,
+      tessera_pglite: tesseraPglite.tasksPerSecond,
+    },
+    enqueueMs: { tessera_pg: tesseraPg.enqueueMs, graphile_worker: graphileFastest.enqueueMs, graphile_worker_default: graphileDefault.enqueueMs, pg_boss: pgBoss.enqueueMs },
   };
 }

@@ -255,10 +255,12 @@ export function createTaskFlow(deps: EngineDeps) {
     const advance = (from: JobState, to: JobState, message?: string) => advanceJob(tx, lease, from, to, message);
     switch (lease.kind) {
       case 'partition':
+        // The chunks' tasks first: PARTITIONED is then stamped when they are all queued (the
+        // transition reads the clock), and a failed transition rolls the inserts back with it.
+        await insertChunkTasks(tx, lease.jobId, outputs, await queueOptions(tx, job, 'app'));
         if (!(await transitionJob(tx, lease.jobId, 'JOB_STATE_PARTITIONING', 'JOB_STATE_PARTITIONED', { numChunks: outputs.length, message: `${outputs.length} chunks` }))) {
           throw failedPrecondition(`job ${lease.jobId} is ${shortState(job.state)}, not PARTITIONING`);
         }
-        await insertChunkTasks(tx, lease.jobId, outputs, await queueOptions(tx, job, 'app'));
         if (outputs.length === 0) {
           await advance('JOB_STATE_PARTITIONED', 'JOB_STATE_TASKS_COMPLETED', 'the partitioner made no chunks');
           await insertTasks(tx, lease.jobId, 'assemble', [{ chunkIndex: 0 }], await queueOptions(tx, job, 'assemble'));

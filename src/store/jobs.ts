@@ -148,14 +148,19 @@ export async function transitionJob(
   to: JobState,
   extra: { numChunks?: number; message?: string } = {},
 ): Promise<boolean> {
+  // The state's time is when this statement runs (clock_timestamp, read once), not when its
+  // transaction began: a partition's transaction queues every chunk's task before it records
+  // PARTITIONED, and a job's states are as far apart as the work between them.
   const rows = await db.query(
-    `UPDATE jobs
+    `WITH clock AS MATERIALIZED (SELECT clock_timestamp() AS at)
+     UPDATE jobs
         SET state = $3,
-            state_timestamps = state_timestamps || jsonb_build_object($3::text, now()),
-            submitted_at = CASE WHEN $3 = 'JOB_STATE_STARTED' THEN now() ELSE submitted_at END,
-            started_at = CASE WHEN $3 = 'JOB_STATE_UPLOADING' THEN now() ELSE started_at END,
-            ended_at = CASE WHEN $4 THEN now() ELSE ended_at END,
+            state_timestamps = state_timestamps || jsonb_build_object($3::text, clock.at),
+            submitted_at = CASE WHEN $3 = 'JOB_STATE_STARTED' THEN clock.at ELSE submitted_at END,
+            started_at = CASE WHEN $3 = 'JOB_STATE_UPLOADING' THEN clock.at ELSE started_at END,
+            ended_at = CASE WHEN $4 THEN clock.at ELSE ended_at END,
             num_chunks = COALESCE($5, num_chunks)
+       FROM clock
       WHERE id = $1 AND state = $2
       RETURNING id`,
     [jobId, from, to, isFinal(to), extra.numChunks ?? null],
@@ -168,11 +173,13 @@ export async function transitionJob(
 /** Fails a job from whatever non-final state it is in. Returns false if it had already ended. */
 export async function failJob(db: Queryable, jobId: string, errorMessage: string): Promise<boolean> {
   const rows = await db.query(
-    `UPDATE jobs
+    `WITH clock AS MATERIALIZED (SELECT clock_timestamp() AS at)
+     UPDATE jobs
         SET state = 'JOB_STATE_FAILED',
-            state_timestamps = state_timestamps || jsonb_build_object('JOB_STATE_FAILED', now()),
+            state_timestamps = state_timestamps || jsonb_build_object('JOB_STATE_FAILED', clock.at),
             error_message = $2,
-            ended_at = now()
+            ended_at = clock.at
+       FROM clock
       WHERE id = $1 AND state NOT IN ('JOB_STATE_COMPLETE', 'JOB_STATE_FAILED')
       RETURNING id`,
     [jobId, errorMessage],

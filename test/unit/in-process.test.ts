@@ -51,7 +51,7 @@ forEachEngine('the built-in noop template runs every chunk to COMPLETE; a pushed
   }
 });
 
-forEachEngine('a fan-out of 1000 chunks or more refreshes the tasks table statistics, so leases walk the queue index', async (db) => {
+forEachEngine('a fan-out of 1000 chunks or more refreshes the tasks table statistics, so leases walk the queue index; PARTITIONED is stamped once every task is queued', async (db) => {
   const tessera = await startTestTessera(db);
   try {
     const reltuples = async () => Number((await db.query<{ n: number }>(`SELECT reltuples AS n FROM pg_class WHERE oid = 'tasks'::regclass`))[0]!.n);
@@ -63,6 +63,20 @@ forEachEngine('a fan-out of 1000 chunks or more refreshes the tasks table statis
     // queue holds ~1200 rows (PGlite has no autovacuum; the server's would take a minute or more).
     const counted = await waitFor('the statistics to be refreshed', async () => ((await reltuples()) >= 1200 ? reltuples() : undefined));
     assert.ok(counted >= 1200 && counted <= 1300, `reltuples ${counted}`);
+    const [state] = await db.query<{ values: string }>(`SELECT most_common_vals::text AS values FROM pg_stats WHERE schemaname = current_schema() AND tablename = 'tasks' AND attname = 'state'`);
+    assert.match(state?.values ?? '', /queued|leased|succeeded/, 'the state column has statistics');
+
+    // The job's PARTITIONED time is when its tasks were all in the queue (the transition reads
+    // the clock after the fan-out), not when the partition's transaction began.
+    const job = await waitFor('the job to finish', async () => {
+      const { body } = await tessera.call('GET', `/v1/customer/jobs/${created.body.job.id}`);
+      return ['JOB_STATE_COMPLETE', 'JOB_STATE_FAILED'].includes(body.job.state) ? body.job : undefined;
+    });
+    assert.equal(job.state, 'JOB_STATE_COMPLETE', job.errorMessage);
+    const [queued] = await db.query<{ first: Date; last: Date }>(`SELECT min(created_at) AS first, max(created_at) AS last FROM tasks WHERE job_id = $1 AND kind = 'app'`, [job.id]);
+    const partitioned = Date.parse(job.stateTimestamps.JOB_STATE_PARTITIONED);
+    assert.ok(queued!.last.getTime() <= partitioned, `the last task was queued at ${queued!.last.toISOString()}, after PARTITIONED (${job.stateTimestamps.JOB_STATE_PARTITIONED})`);
+    assert.ok(Date.parse(job.stateTimestamps.JOB_STATE_PARTITIONING) <= queued!.first.getTime());
   } finally {
     await tessera.stop();
   }
