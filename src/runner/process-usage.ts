@@ -1,6 +1,5 @@
 import { createHash } from 'node:crypto';
-import { existsSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
-import { readFile, rm } from 'node:fs/promises';
+import { existsSync, readFileSync, renameSync, unlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 
@@ -65,13 +64,18 @@ if (usageFile) {
 }
 `;
 
-/** Writes a bootstrap once per content (named by its hash, so versions never mix) and returns its path. */
-const HASHES = new Map<string, string>();
+/** Each bootstrap's path: named by the hash of its content, so versions never mix. */
+const PATHS = new Map<string, string>();
 
+function bootstrapPath(name: string, source: string): string {
+  let file = PATHS.get(name);
+  if (!file) PATHS.set(name, (file = path.join(tmpdir(), `tessera-${createHash('sha256').update(source).digest('hex').slice(0, 16)}-${name}`)));
+  return file;
+}
+
+/** Writes a bootstrap if it is missing and returns its path. */
 function bootstrapFile(name: string, source: string): string {
-  let hash = HASHES.get(name);
-  if (!hash) HASHES.set(name, (hash = createHash('sha256').update(source).digest('hex').slice(0, 16)));
-  const file = path.join(tmpdir(), `tessera-${hash}-${name}`);
+  const file = bootstrapPath(name, source);
   if (!existsSync(file)) {
     const temporary = `${file}.${process.pid}.tmp`;
     writeFileSync(temporary, source, { mode: 0o644 });
@@ -90,11 +94,24 @@ export function nodeBootstrap(): string {
   return bootstrapFile('usage.cjs', NODE_BOOTSTRAP);
 }
 
-/** The report a bootstrap wrote ("cpuSeconds maxRssKiB"), or null when there is none. */
-export async function readUsageFile(file: string): Promise<ProcessUsage | null> {
-  const text = await readFile(file, 'utf8').catch(() => '');
-  // Not waited for: the task's slot should not wait on a file nobody reads again.
-  void rm(file, { force: true }).catch(() => undefined);
+/** Whether a command's argument is one of the bootstraps (no file system call: asked for every process). */
+export function isUsageBootstrap(arg: string): boolean {
+  return arg === bootstrapPath('usage.py', PYTHON_BOOTSTRAP) || arg === bootstrapPath('usage.cjs', NODE_BOOTSTRAP);
+}
+
+/**
+ * The report a bootstrap wrote ("cpuSeconds maxRssKiB"), or null when there is none. Read and
+ * removed with synchronous calls: a file of a few bytes, read between one process and the next
+ * (through node's thread pool, opening, reading, closing and removing it were four round trips).
+ */
+export function readUsageFile(file: string): ProcessUsage | null {
+  let text = '';
+  try {
+    text = readFileSync(file, 'utf8');
+    unlinkSync(file);
+  } catch {
+    // Not written (the process was killed first) or already gone.
+  }
   const match = /^([\d.]+) (\d+)$/.exec(text.trim());
   return match ? { cpuSeconds: Number(match[1]), peakMemoryBytes: Number(match[2]) * 1024 } : null;
 }
@@ -118,7 +135,8 @@ export function sampleProcess(pid: number, everyMs = 100) {
       // Gone already, or no /proc (not Linux): keep the last reading.
     }
   };
-  read();
+  // No reading at the start: a process just forked has used nothing yet, and until it has
+  // exec'd, its VmHWM is the worker's own size.
   const timer = setInterval(read, everyMs);
   timer.unref();
   return {

@@ -5,7 +5,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { TesseraError, quote } from '../domain/errors.js';
 import type { Manifest } from '../domain/manifest.js';
-import { USAGE_FILE_VARIABLE, nodeBootstrap, pythonBootstrap, readUsageFile, sampleProcess } from './process-usage.js';
+import { USAGE_FILE_VARIABLE, isUsageBootstrap, nodeBootstrap, pythonBootstrap, readUsageFile, sampleProcess } from './process-usage.js';
 
 // Runs one partitioner, app or assembler invocation as a child process in its own process group,
 // so a timeout or an abort kills everything it started, not just the first process.
@@ -63,7 +63,7 @@ export function runProcess(spec: RunSpec): Promise<RunResult> {
   const usageFile = path.join(tmpdir(), `tessera-usage-${randomUUID()}`);
   return new Promise((resolve, reject) => {
     // Only a bootstrap reads (and removes) the variable; other commands never see it.
-    const reports = spec.args.includes(pythonBootstrap()) || spec.args.includes(nodeBootstrap());
+    const reports = spec.args.some(isUsageBootstrap);
     const env = reports ? { ...spec.env, [USAGE_FILE_VARIABLE]: usageFile } : spec.env;
     const child = spawn(spec.command, spec.args, { cwd: spec.cwd, env, detached: true, stdio: ['ignore', 'pipe', 'pipe'] });
     // The fallback when the process cannot report itself (not python or node, or killed).
@@ -104,10 +104,8 @@ export function runProcess(spec: RunSpec): Promise<RunResult> {
       // Children the entrypoint left behind in its group go too.
       killGroup();
       const wallSeconds = Number(process.hrtime.bigint() - startedAt) / 1e9;
-      void (reports ? readUsageFile(usageFile) : Promise.resolve(null)).then((reported) => {
-        const measured = reported ?? sampler?.last() ?? { cpuSeconds: 0, peakMemoryBytes: 0 };
-        resolve({ exitCode, signal, timedOut, aborted, stdoutTail: stdout.text(), stderrTail: stderr.text(), wallMs: Date.now() - started, usage: { ...measured, wallSeconds } });
-      });
+      const measured = (reports ? readUsageFile(usageFile) : null) ?? sampler?.last() ?? { cpuSeconds: 0, peakMemoryBytes: 0 };
+      resolve({ exitCode, signal, timedOut, aborted, stdoutTail: stdout.text(), stderrTail: stderr.text(), wallMs: Date.now() - started, usage: { ...measured, wallSeconds } });
     });
   });
 }
@@ -122,8 +120,31 @@ export function resolvePython(python: string, env: Record<string, string>): stri
   return executable && path.isAbsolute(executable) && existsSync(executable) ? executable : python;
 }
 
+/**
+ * Entrypoints already checked, by component folder and entrypoint. A component's folder is named
+ * by its archive's hash and never changes once unpacked, so the answer does not either: three
+ * file system calls fewer before every process.
+ */
+const checkedEntrypoints = new Map<string, string>();
+const CHECKED_ENTRYPOINTS_KEPT = 256;
+
 /** How to start a component: `.py` with python3, `.js`/`.mjs`/`.cjs` with node, anything else executed directly. */
 export function entrypointCommand(folder: string, manifest: Manifest, python: string): { command: string; args: string[] } {
+  const key = `${folder}\0${manifest.entrypoint}`;
+  let real = checkedEntrypoints.get(key);
+  if (real === undefined) {
+    real = checkedEntrypoint(folder, manifest);
+    if (checkedEntrypoints.size >= CHECKED_ENTRYPOINTS_KEPT) checkedEntrypoints.clear();
+    checkedEntrypoints.set(key, real);
+  }
+  // Through the usage bootstraps: same interpreter, same script, and a resource report at exit.
+  if (/\.py$/i.test(real)) return { command: python, args: ['-u', pythonBootstrap(), real] };
+  if (/\.(m|c)?js$/i.test(real)) return { command: process.execPath, args: ['--require', nodeBootstrap(), real] };
+  return { command: real, args: [] };
+}
+
+/** The entrypoint's real path, once it is known to be a file inside the component's app/ folder. */
+function checkedEntrypoint(folder: string, manifest: Manifest): string {
   const appDir = path.join(folder, 'app');
   const script = path.resolve(appDir, manifest.entrypoint);
   if (!existsSync(script)) {
@@ -134,10 +155,7 @@ export function entrypointCommand(folder: string, manifest: Manifest, python: st
   if (!real.startsWith(realpathSync(appDir) + path.sep)) {
     throw new TesseraError('FAILED_PRECONDITION', `${manifest.name}@${manifest.version}: entrypoint ${quote(manifest.entrypoint)} is outside its app/ folder`, { hint: 'the entrypoint must be a file inside app/' });
   }
-  // Through the usage bootstraps: same interpreter, same script, and a resource report at exit.
-  if (/\.py$/i.test(real)) return { command: python, args: ['-u', pythonBootstrap(), real] };
-  if (/\.(m|c)?js$/i.test(real)) return { command: process.execPath, args: ['--require', nodeBootstrap(), real] };
-  return { command: real, args: [] };
+  return real;
 }
 
 /** The last lines of a failed run's stderr (or stdout), for an error message. */
