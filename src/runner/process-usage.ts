@@ -135,8 +135,8 @@ export function sampleProcess(pid: number, everyMs = 100) {
       // Gone already, or no /proc (not Linux): keep the last reading.
     }
   };
-  // No reading at the start: a process just forked has used nothing yet, and until it has
-  // exec'd, its VmHWM is the worker's own size.
+  // No reading at the start: a process just started has used nothing yet, and the reading was
+  // two /proc reads before every process.
   const timer = setInterval(read, everyMs);
   timer.unref();
   return {
