@@ -150,43 +150,46 @@ export async function transitionJob(
 ): Promise<boolean> {
   // The state's time is when this statement runs (clock_timestamp, read once), not when its
   // transaction began: a partition's transaction queues every chunk's task before it records
-  // PARTITIONED, and a job's states are as far apart as the work between them.
+  // PARTITIONED, and a job's states are as far apart as the work between them. The event is
+  // written by the same statement: one round trip, not two, in the transactions that queue tasks.
   const rows = await db.query(
-    `WITH clock AS MATERIALIZED (SELECT clock_timestamp() AS at)
-     UPDATE jobs
-        SET state = $3,
-            state_timestamps = state_timestamps || jsonb_build_object($3::text, clock.at),
-            submitted_at = CASE WHEN $3 = 'JOB_STATE_STARTED' THEN clock.at ELSE submitted_at END,
-            started_at = CASE WHEN $3 = 'JOB_STATE_UPLOADING' THEN clock.at ELSE started_at END,
-            ended_at = CASE WHEN $4 THEN clock.at ELSE ended_at END,
-            num_chunks = COALESCE($5, num_chunks)
-       FROM clock
-      WHERE id = $1 AND state = $2
-      RETURNING id`,
-    [jobId, from, to, isFinal(to), extra.numChunks ?? null],
+    `WITH clock AS MATERIALIZED (SELECT clock_timestamp() AS at),
+     moved AS (
+       UPDATE jobs
+          SET state = $3,
+              state_timestamps = state_timestamps || jsonb_build_object($3::text, clock.at),
+              submitted_at = CASE WHEN $3 = 'JOB_STATE_STARTED' THEN clock.at ELSE submitted_at END,
+              started_at = CASE WHEN $3 = 'JOB_STATE_UPLOADING' THEN clock.at ELSE started_at END,
+              ended_at = CASE WHEN $4 THEN clock.at ELSE ended_at END,
+              num_chunks = COALESCE($5, num_chunks)
+         FROM clock
+        WHERE id = $1 AND state = $2
+        RETURNING id),
+     logged AS (INSERT INTO job_events (job_id, kind, state, message) SELECT id, 'state', $3, $6 FROM moved)
+     SELECT id FROM moved`,
+    [jobId, from, to, isFinal(to), extra.numChunks ?? null, extra.message ?? ''],
   );
-  if (rows.length === 0) return false;
-  await appendJobEvent(db, jobId, 'state', to, extra.message ?? '');
-  return true;
+  return rows.length > 0;
 }
 
 /** Fails a job from whatever non-final state it is in. Returns false if it had already ended. */
 export async function failJob(db: Queryable, jobId: string, errorMessage: string): Promise<boolean> {
   const rows = await db.query(
-    `WITH clock AS MATERIALIZED (SELECT clock_timestamp() AS at)
-     UPDATE jobs
-        SET state = 'JOB_STATE_FAILED',
-            state_timestamps = state_timestamps || jsonb_build_object('JOB_STATE_FAILED', clock.at),
-            error_message = $2,
-            ended_at = clock.at
-       FROM clock
-      WHERE id = $1 AND state NOT IN ('JOB_STATE_COMPLETE', 'JOB_STATE_FAILED')
-      RETURNING id`,
+    `WITH clock AS MATERIALIZED (SELECT clock_timestamp() AS at),
+     failed AS (
+       UPDATE jobs
+          SET state = 'JOB_STATE_FAILED',
+              state_timestamps = state_timestamps || jsonb_build_object('JOB_STATE_FAILED', clock.at),
+              error_message = $2,
+              ended_at = clock.at
+         FROM clock
+        WHERE id = $1 AND state NOT IN ('JOB_STATE_COMPLETE', 'JOB_STATE_FAILED')
+        RETURNING id),
+     logged AS (INSERT INTO job_events (job_id, kind, state, message) SELECT id, 'state', 'JOB_STATE_FAILED', $2 FROM failed)
+     SELECT id FROM failed`,
     [jobId, errorMessage],
   );
-  if (rows.length === 0) return false;
-  await appendJobEvent(db, jobId, 'state', 'JOB_STATE_FAILED', errorMessage);
-  return true;
+  return rows.length > 0;
 }
 
 /** What a batch of a job's tasks used, added to the job's totals (the peak is a maximum). */
