@@ -18,9 +18,9 @@ const WARM_UP = 3;
 
 /**
  * Tessera: one-chunk noop jobs, one after the other, through a server and one worker agent.
- * Enqueue is the task's created_at (the start of the transaction that queues it) and start its
- * started_at (the lease statement), both on the database's clock: the worker gets the lease one
- * HTTP response later.
+ * Enqueue is the task's created_at (when its row was written, in the transaction that queues it;
+ * the job's transition to PARTITIONED and the commit follow) and start its started_at (the lease
+ * statement), both on the database's clock: the worker gets the lease one HTTP response later.
  */
 export async function tesseraLatency(options: BenchOptions, samples = options.sizes.latencySamples): Promise<Percentiles> {
   const tessera = await startCluster(options.databaseUrl, { workers: 1, slots: 2 });
