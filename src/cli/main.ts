@@ -106,7 +106,7 @@ async function keyCreate(options: CommonOptions & { newAccount?: boolean; accoun
   const config = loadConfig(flagsOf(options));
   const unlock = config.databaseUrl ? () => {} : lockHome(config.home);
   const [{ openDb }, { migrate }, { createKey }] = await Promise.all([import('../store/db.js'), import('../store/migrate.js'), import('../engine/accounts.js')]);
-  const db = await openDb({ databaseUrl: config.databaseUrl, schema: config.databaseSchema, preparedStatements: config.databasePreparedStatements, dataDir: path.join(config.home, 'db') });
+  const db = await openDb({ databaseUrl: config.databaseUrl, schema: config.databaseSchema, dataDir: path.join(config.home, 'db') });
   try {
     await migrate(db);
     const key = await createKey(db, { ...(options.account ? { accountId: options.account } : {}), ...(options.newAccount ? { newAccount: true } : {}), scope: options.worker ? 'worker' : 'customer' });

@@ -29,12 +29,6 @@ export interface Config {
   databaseUrl: string | undefined;
   /** PostgreSQL schema to keep Tessera's tables in (created if missing); default the connection's own. */
   databaseSchema: string | undefined;
-  /**
-   * PostgreSQL server only: run parameterised queries as named prepared statements (parsed once
-   * per connection). Off for a pooler that hands one session's statements to another connection
-   * (PgBouncer in transaction mode before 1.21).
-   */
-  databasePreparedStatements: boolean;
   /** Base URL used for links handed to clients; by default taken from each request's Host. */
   publicUrl: string | undefined;
   /**
@@ -113,7 +107,6 @@ export function loadConfig(flags: Flags = {}, env: Env = process.env): Config {
     port: integerSetting('--port / TESSERA_PORT', flags.port ?? env.TESSERA_PORT, 8080, 0, 65535, '8080'),
     databaseUrl: nonEmpty(flags.databaseUrl ?? env.DATABASE_URL, 'DATABASE_URL', /^postgres(ql)?:\/\//, 'postgres://user@127.0.0.1:5432/tessera'),
     databaseSchema: nonEmpty(env.TESSERA_DATABASE_SCHEMA, 'TESSERA_DATABASE_SCHEMA', /^[a-z_][a-z0-9_]{0,62}$/, 'tessera'),
-    databasePreparedStatements: booleanSetting('TESSERA_DATABASE_PREPARED_STATEMENTS', env.TESSERA_DATABASE_PREPARED_STATEMENTS, true),
     publicUrl: nonEmpty(flags.publicUrl ?? env.TESSERA_PUBLIC_URL, 'TESSERA_PUBLIC_URL', /^https?:\/\/[^/]+/, 'https://tessera.example.com')?.replace(/\/+$/, ''),
     workerSlots: integerSetting('--slots / TESSERA_WORKER_SLOTS', flags.slots ?? env.TESSERA_WORKER_SLOTS, availableParallelism(), 0, 256, '4'),
     workerPrefetch: integerSetting('--prefetch / TESSERA_WORKER_PREFETCH', flags.prefetch ?? env.TESSERA_WORKER_PREFETCH, 0, 0, 1000, '1000'),

@@ -80,7 +80,7 @@ export interface EngineOptions {
 
 export async function createEngine(options: EngineOptions): Promise<Engine> {
   const { config, log } = options;
-  const db = options.db ?? (await openDb({ databaseUrl: config.databaseUrl, schema: config.databaseSchema, preparedStatements: config.databasePreparedStatements, dataDir: path.join(config.home, 'db') }));
+  const db = options.db ?? (await openDb({ databaseUrl: config.databaseUrl, schema: config.databaseSchema, dataDir: path.join(config.home, 'db') }));
   const applied = await migrate(db);
   if (applied.length > 0) log.info({ migrations: applied }, 'database migrated');
   // One signing key for the whole deployment, kept in the database so every replica agrees.
