@@ -108,6 +108,7 @@ function figures(results: Results, options: BenchOptions): string[] {
   }
   if (api) {
     out.push(`### 5. GET /v1/customer/jobs/{jobId} at a fixed ${options.sizes.apiRate} req/s for ${options.sizes.apiSeconds} s (ms)\n\n${table(['driver', 'achieved req/s', 'p50', 'p99'], [
+      [`open loop, the first ${api.open_loop_cold_start.seconds} s of load on the fresh server (not counted)`, api.open_loop_cold_start.rate, api.open_loop_cold_start.p50, api.open_loop_cold_start.p99],
       ['open loop (node, latency from when each request was due)', api.open_loop.rate, api.open_loop.p50, api.open_loop.p99],
       ...(api.wrk ? [['wrk 4.1, paced by Lua delay() (10 connections × 10 ms)', api.wrk.rate, api.wrk.p50, api.wrk.p99] as (string | number)[]] : [['wrk (not installed)', '-', '-', '-']]),
     ])}`);
