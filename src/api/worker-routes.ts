@@ -3,11 +3,10 @@ import type { FastifyInstance } from 'fastify';
 import { invalidArgument, quote, unauthenticated } from '../domain/errors.js';
 import { isJobState } from '../domain/job-state.js';
 import { compactLeases } from '../domain/lease-wire.js';
-import type { LogLine, TaskReport, TaskUsage } from '../domain/worker-link.js';
+import type { LogLine, ReportedOutput, TaskReport, TaskUsage } from '../domain/worker-link.js';
 import { COMPLETION_BATCH, LOG_LEVELS, MAX_LEASE_BATCH } from '../domain/worker-link.js';
 import type { Engine } from '../engine/engine.js';
 import type { WorkerRegistration } from '../engine/remote-workers.js';
-import type { TaskOutput } from '../store/tasks.js';
 import type { TaskKind } from '../domain/types.js';
 import { accountOf, presentedKey } from './auth.js';
 import { baseUrlOf } from './links.js';
@@ -92,12 +91,12 @@ function taskKind(value: unknown, field: string): TaskKind {
   return value;
 }
 
-/** A completion's list of uploaded files; sizes are the server's to find out. */
-function outputsOf(raw: unknown, field: string): TaskOutput[] {
+/** A completion's list of uploaded files (blob key null: a partition's empty chunk); sizes are the server's to find out. */
+function outputsOf(raw: unknown, field: string): ReportedOutput[] {
   if (raw !== undefined && !Array.isArray(raw)) throw invalidArgument(field, `${field} must be a list of {name, blobKey}`);
-  return (raw ?? []).map((output: unknown, index: number): TaskOutput => {
+  return (raw ?? []).map((output: unknown, index: number): ReportedOutput => {
     const entry = object(output);
-    return { name: text(entry.name, `${field}[${index}].name`, 1024), blobKey: text(entry.blobKey, `${field}[${index}].blobKey`, 1024), size: 0 };
+    return { name: text(entry.name, `${field}[${index}].name`, 1024), blobKey: entry.blobKey === null ? null : text(entry.blobKey, `${field}[${index}].blobKey`, 1024) };
   });
 }
 

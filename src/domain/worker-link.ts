@@ -66,7 +66,21 @@ export const EMPTY_REPORT: TaskReport = { logs: [], usage: null };
 export interface OutputFile {
   /** The name the file goes by (result name, chunk name, output name). */
   name: string;
-  path: string;
+  /**
+   * Where the file is. Null for an empty chunk an in-process partitioner made without a file
+   * (empty-chunks): nothing to read, nothing to upload.
+   */
+  path: string | null;
+}
+
+/**
+ * A finished task's file as its completion names it over the worker protocol: the blob key it was
+ * uploaded under, or null for a partition's empty chunk, which is not uploaded (the worker of its
+ * app task makes the empty file itself).
+ */
+export interface ReportedOutput {
+  name: string;
+  blobKey: string | null;
 }
 
 export interface WorkerLink {

@@ -1,5 +1,5 @@
 import path from 'node:path';
-import { TesseraError } from '../domain/errors.js';
+import { TesseraError, quote } from '../domain/errors.js';
 import type { OutputFile, WorkerLink } from '../domain/worker-link.js';
 import { COMPLETION_BATCH, TRANSFER_CONCURRENCY } from '../domain/worker-link.js';
 import type { TaskOutput, WorkerOffer } from '../store/tasks.js';
@@ -66,7 +66,14 @@ export function createLocalLink(deps: EngineDeps, flow: TaskFlow, worker: { id: 
     async complete(lease, files: OutputFile[], report) {
       const outputs: TaskOutput[] = new Array(files.length);
       await eachAtMost(files, TRANSFER_CONCURRENCY, async (file, index) => {
-        const stored = await blobs.moveFile(taskFileKey(lease, index, file.name), file.path);
+        const key = taskFileKey(lease, index, file.name);
+        // An in-process partitioner's empty chunk has no file, and needs no blob (see insertChunkTasks).
+        if (file.path === null) {
+          if (lease.kind !== 'partition') throw new TesseraError('INTERNAL', `the ${lease.kind} task ${lease.taskId} produced ${quote(file.name)} without a file`);
+          outputs[index] = { name: file.name, blobKey: key, size: 0 };
+          return;
+        }
+        const stored = await blobs.moveFile(key, file.path);
         outputs[index] = { name: file.name, blobKey: stored.key, size: stored.size };
       });
       const completed = await recordCompletion(completionOf(lease, outputs, report));

@@ -6,7 +6,7 @@ import { Readable } from 'node:stream';
 import { TesseraError, failedPrecondition, invalidArgument, notFound, quote } from '../domain/errors.js';
 import type { JobState } from '../domain/job-state.js';
 import type { WireLease } from '../domain/lease-wire.js';
-import type { TaskLease, TaskReport } from '../domain/worker-link.js';
+import type { ReportedOutput, TaskLease, TaskReport } from '../domain/worker-link.js';
 import { TRANSFER_CONCURRENCY } from '../domain/worker-link.js';
 import { MAX_BUNDLE_BYTES, decodeBundle } from '../domain/file-bundle.js';
 import { eachAtMost } from '../domain/batch.js';
@@ -108,15 +108,28 @@ export function createRemoteWorkers(deps: EngineDeps, flow: TaskFlow) {
   }
 
   /** Every output must be a file uploaded under this very lease; fills in the sizes. */
-  async function checkOutputs(lease: TaskLease, outputs: TaskOutput[]): Promise<void> {
+  /**
+   * The outputs a completion names, each checked to be stored under the key its lease implies, with
+   * its size. A partition's empty chunk may come without a blob (blob key null): nothing was
+   * uploaded, and its app task's worker makes the empty file itself.
+   */
+  async function checkOutputs(lease: TaskLease, outputs: ReportedOutput[]): Promise<TaskOutput[]> {
+    const checked: TaskOutput[] = new Array(outputs.length);
     // Several looked up at once: a partition lists thousands of chunks, and one at a time each
     // is a round trip (a HEAD request with blobs in S3).
     await eachAtMost(outputs, CHECKS_AT_ONCE, async (output, index) => {
       const expected = taskFileKey(lease, index, output.name);
+      if (output.blobKey === null && lease.kind === 'partition') {
+        checked[index] = { name: output.name, blobKey: expected, size: 0 };
+        return;
+      }
+      const upload = 'upload each file first (PUT /v1/worker/tasks/{taskId}/files/{index})';
+      if (output.blobKey === null) throw invalidArgument(`outputs[${index}].blobKey`, `output ${quote(output.name)} has no blob key: only a partition's empty chunks may be left out of the upload`, upload);
       const stored = output.blobKey === expected ? await blobs.stat(expected) : null;
-      if (!stored) throw invalidArgument(`outputs[${index}]`, `output ${quote(output.name)} was not uploaded under this lease as file ${index}`, 'upload each file first (PUT /v1/worker/tasks/{taskId}/files/{index})');
-      output.size = stored.size;
+      if (!stored) throw invalidArgument(`outputs[${index}]`, `output ${quote(output.name)} was not uploaded under this lease as file ${index}`, upload);
+      checked[index] = { name: output.name, blobKey: expected, size: stored.size };
     });
+    return checked;
   }
 
   /** Where a worker reads a blob: a presigned bucket URL when blobs are in S3 (the bytes skip the API servers), else a signed link here. */
@@ -228,10 +241,9 @@ export function createRemoteWorkers(deps: EngineDeps, flow: TaskFlow) {
     },
 
     /** Fenced completion; every output must be a file uploaded under this very lease. */
-    async complete(taskId: number, leaseToken: unknown, outputs: TaskOutput[], report: TaskReport): Promise<boolean> {
+    async complete(taskId: number, leaseToken: unknown, outputs: ReportedOutput[], report: TaskReport): Promise<boolean> {
       const lease = await requireLease(taskId, leaseToken);
-      await checkOutputs(lease, outputs);
-      return flow.recordCompletion(lease, outputs, report);
+      return flow.recordCompletion(lease, await checkOutputs(lease, outputs), report);
     },
 
     /**
@@ -239,7 +251,7 @@ export function createRemoteWorkers(deps: EngineDeps, flow: TaskFlow) {
      * transaction. Each gets its own answer: completed, not (its lease is no longer current), or
      * an error for that completion alone (an output that was never uploaded).
      */
-    async completeMany(completions: { taskId: number; leaseToken: string; kind?: TaskKind; outputs: TaskOutput[]; report: TaskReport }[]): Promise<{ completed: boolean; error?: string }[]> {
+    async completeMany(completions: { taskId: number; leaseToken: string; kind?: TaskKind; outputs: ReportedOutput[]; report: TaskReport }[]): Promise<{ completed: boolean; error?: string }[]> {
       const answers: { completed: boolean; error?: string }[] = completions.map(() => ({ completed: false }));
       const accepted: { index: number; item: CompletionItem }[] = [];
       // App tasks without files, the many, need no lookup: the fenced update checks the lease
@@ -249,15 +261,14 @@ export function createRemoteWorkers(deps: EngineDeps, flow: TaskFlow) {
       for (const [index, completion] of completions.entries()) {
         const { taskId, leaseToken, outputs, report } = completion;
         if (completion.kind === 'app' && outputs.length === 0) {
-          accepted.push({ index, item: { kind: 'app', taskId, leaseToken, outputs, report } });
+          accepted.push({ index, item: { kind: 'app', taskId, leaseToken, outputs: [], report } });
           continue;
         }
         const task = current.get(taskId);
         if (!task || task.leaseToken !== leaseToken) continue;
         const lease = leaseOf(task);
         try {
-          await checkOutputs(lease, outputs);
-          accepted.push({ index, item: completionOf(lease, outputs, report) });
+          accepted.push({ index, item: completionOf(lease, await checkOutputs(lease, outputs), report) });
         } catch (error) {
           answers[index] = { completed: false, error: error instanceof Error ? error.message : String(error) };
         }

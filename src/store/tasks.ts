@@ -108,7 +108,8 @@ export async function insertTasks(db: Queryable, jobId: string, kind: TaskKind, 
 export async function insertChunkTasks(db: Queryable, jobId: string, chunks: TaskOutput[], options: QueueOptions): Promise<number> {
   return insertPages(db, jobId, 'app', chunks.length, options, (start, end) => {
     const page = chunks.slice(start, end);
-    return [page.map((_, offset) => start + offset), page.map((chunk) => chunk.blobKey), page.map((chunk) => chunk.size)];
+    // An empty chunk names no blob: its worker makes the empty file, and none may have been stored.
+    return [page.map((_, offset) => start + offset), page.map((chunk) => (chunk.size === 0 ? null : chunk.blobKey)), page.map((chunk) => chunk.size)];
   });
 }
 

@@ -6,7 +6,7 @@ import { pipeline } from 'node:stream/promises';
 import { TesseraError, quote } from '../domain/errors.js';
 import type { JobState } from '../domain/job-state.js';
 import type { Log } from '../domain/log.js';
-import type { OutputFile, TaskLease, TaskReport, WorkerLink } from '../domain/worker-link.js';
+import type { OutputFile, ReportedOutput, TaskLease, TaskReport, WorkerLink } from '../domain/worker-link.js';
 import { COMPLETION_BATCH, MAX_LEASE_BATCH, TRANSFER_CONCURRENCY } from '../domain/worker-link.js';
 import { createBatcher, eachAtMost } from '../domain/batch.js';
 import { encodeBundle } from '../domain/file-bundle.js';
@@ -51,6 +51,13 @@ export async function transferError(response: Response, doing: string, url: stri
     return new TesseraError('DEADLINE_EXCEEDED', `${doing} ${where}: the link expired${said}`, { hint: 'the task took longer than its links last; it is retried with fresh links' });
   }
   return new TesseraError('UNAVAILABLE', `${doing} ${where} answered HTTP ${response.status}${said}`);
+}
+
+/** An output file on the disk, with its place in the task's list. */
+interface DiskFile {
+  name: string;
+  path: string;
+  index: number;
 }
 
 /** A plain file name from the server: never a path, never empty. */
@@ -122,7 +129,7 @@ export function createHttpLink(options: HttpLinkOptions): HttpLink {
   }
 
   // Slots finishing while a completion call is out are completed together in the next call.
-  type Completion = { taskId: number; leaseToken: string; kind: TaskLease['kind']; outputs: { name: string; blobKey: string }[]; report: TaskReport };
+  type Completion = { taskId: number; leaseToken: string; kind: TaskLease['kind']; outputs: ReportedOutput[]; report: TaskReport };
   const completeBatched = createBatcher<Completion, { completed: boolean; error?: string }>(async (completions) => {
     const { results } = await json<{ results: { completed: boolean; error?: string }[] }>('POST', '/v1/worker/complete', { completions });
     return results;
@@ -135,16 +142,23 @@ export function createHttpLink(options: HttpLinkOptions): HttpLink {
   /**
    * Stores a finished task's files: straight to the bucket when blobs are in S3, else through the
    * server, small ones many to a request. Their names and blob keys in order, or null once an
-   * upload finds the lease lost.
+   * upload finds the lease lost. A partition's empty chunks are not uploaded (blob key null): the
+   * worker of each app task makes its empty file itself.
    */
-  async function uploadOutputs(lease: TaskLease, files: OutputFile[]): Promise<{ name: string; blobKey: string }[] | null> {
-    const outputs: { name: string; blobKey: string }[] = new Array(files.length);
+  async function uploadOutputs(lease: TaskLease, files: OutputFile[]): Promise<ReportedOutput[] | null> {
+    const outputs: ReportedOutput[] = new Array(files.length);
     let lost = false;
+    const onDisk: DiskFile[] = [];
+    for (const [index, file] of files.entries()) {
+      if (file.path !== null) onDisk.push({ name: file.name, path: file.path, index });
+      else if (lease.kind === 'partition') outputs[index] = { name: file.name, blobKey: null };
+      else throw new TesseraError('INTERNAL', `the ${lease.kind} task ${lease.taskId} produced ${quote(file.name)} without a file`);
+    }
     // With blobs in S3 the server hands out presigned URLs and the bytes go straight to the bucket
     // (asked for a page of files at a time: a partitioner may write a hundred thousand chunks).
     const direct = new Map<number, { index: number; blobKey: string; url: string }>();
-    for (let first = 0; first < files.length; first += UPLOAD_LINKS_PER_REQUEST) {
-      const page = files.slice(first, first + UPLOAD_LINKS_PER_REQUEST).map((file, offset) => ({ index: first + offset, name: file.name }));
+    for (let first = 0; first < onDisk.length; first += UPLOAD_LINKS_PER_REQUEST) {
+      const page = onDisk.slice(first, first + UPLOAD_LINKS_PER_REQUEST).map(({ index, name }) => ({ index, name }));
       const linkResponse = await call('POST', `${task(lease)}/uploads`, { leaseToken: lease.leaseToken, files: page });
       const linkPayload = (await linkResponse.json().catch(() => ({}))) as { uploads?: { index: number; blobKey: string; url: string }[] | null; message?: string };
       if (linkResponse.status === 400 && /not current/.test(linkPayload.message ?? '')) return null;
@@ -154,13 +168,13 @@ export function createHttpLink(options: HttpLinkOptions): HttpLink {
       for (const upload of linkPayload.uploads) direct.set(upload.index, upload);
     }
     /** Uploads one file (straight to the bucket when it may); its blob key, or null once the lease is found lost. */
-    const store = async (file: OutputFile, index: number, size: number): Promise<string | null> => {
-      const presigned = direct.get(index);
+    const store = async (file: DiskFile, size: number): Promise<string | null> => {
+      const presigned = direct.get(file.index);
       if (presigned && size <= MAX_DIRECT_PUT_BYTES) {
         await uploadDirect(presigned.url, file.path, size);
         return presigned.blobKey;
       }
-      const response = await call('PUT', `${task(lease)}/files/${index}?${tokenQuery(lease)}&name=${encodeURIComponent(file.name)}`, undefined, { raw: createReadStream(file.path) });
+      const response = await call('PUT', `${task(lease)}/files/${file.index}?${tokenQuery(lease)}&name=${encodeURIComponent(file.name)}`, undefined, { raw: createReadStream(file.path) });
       const payload = (await response.json().catch(() => ({}))) as { blobKey?: string; message?: string };
       // A lost lease shows here first; the task is someone else's now.
       if (response.status === 400 && /not current/.test(payload.message ?? '')) return null;
@@ -168,31 +182,33 @@ export function createHttpLink(options: HttpLinkOptions): HttpLink {
       return payload.blobKey;
     };
     /** Uploads several small files in one request; their blob keys by index, or null once the lease is found lost. */
-    const storeBundle = async (entries: { file: OutputFile; index: number }[]): Promise<Map<number, string> | null> => {
-      const bundle = encodeBundle(await Promise.all(entries.map(async ({ file, index }) => ({ index, name: file.name, bytes: await readFile(file.path) }))));
+    const storeBundle = async (entries: DiskFile[]): Promise<Map<number, string> | null> => {
+      const bundle = encodeBundle(await Promise.all(entries.map(async ({ path: filePath, index, name }) => ({ index, name, bytes: await readFile(filePath) }))));
       const response = await call('POST', `${task(lease)}/files?${tokenQuery(lease)}`, undefined, { raw: Readable.from([bundle]) });
       const payload = (await response.json().catch(() => ({}))) as { stored?: { index: number; blobKey: string }[]; message?: string };
       if (response.status === 400 && /not current/.test(payload.message ?? '')) return null;
       if (!response.ok || !payload.stored) throw new TesseraError('UNAVAILABLE', `uploading ${entries.length} files of task ${lease.taskId} answered HTTP ${response.status}: ${payload.message ?? ''}`);
       return new Map(payload.stored.map((file) => [file.index, file.blobKey]));
     };
-    /** Records a stored file (removing the local copy); null: the lease was found lost. */
-    const done = async (file: OutputFile, index: number, blobKey: string | null): Promise<void> => {
-      if (blobKey === null) {
+    /** Records a stored (or, blob key null, an empty chunk's unneeded) file, removing the local copy; lost: the lease was found lost. */
+    const done = async (file: DiskFile, blobKey: string | null | 'lost'): Promise<void> => {
+      if (blobKey === 'lost') {
         lost = true;
         return;
       }
       await unlink(file.path);
-      outputs[index] = { name: file.name, blobKey };
+      outputs[file.index] = { name: file.name, blobKey };
     };
     // A page of consecutive files at a time. Its small files without a bucket link go up
     // together (a partitioner's thousands of small chunks: one request each took about 1.5 ms
     // a chunk), the others one by one.
-    const pageStarts = Array.from({ length: Math.ceil(files.length / BUNDLE_FILES) }, (_, page) => page * BUNDLE_FILES);
+    const pageStarts = Array.from({ length: Math.ceil(onDisk.length / BUNDLE_FILES) }, (_, page) => page * BUNDLE_FILES);
     await eachAtMost(pageStarts, TRANSFER_CONCURRENCY / 2, async (first) => {
-      const page = files.slice(first, first + BUNDLE_FILES).map((file, offset) => ({ file, index: first + offset, size: 0 }));
+      const page = onDisk.slice(first, first + BUNDLE_FILES).map((file) => ({ file, size: 0 }));
       await eachAtMost(page, TRANSFER_CONCURRENCY, async (entry) => void (entry.size = (await stat(entry.file.path)).size));
-      const small = page.filter((entry) => !direct.has(entry.index) && entry.size <= BUNDLE_FILE_BYTES);
+      const toStore = page.filter((entry) => !(lease.kind === 'partition' && entry.size === 0));
+      if (toStore.length < page.length) for (const { file, size } of page) if (size === 0) await done(file, null);
+      const small = toStore.filter((entry) => !direct.has(entry.file.index) && entry.size <= BUNDLE_FILE_BYTES);
       // Up to BUNDLE_BYTES each (a page holds at most BUNDLE_FILES files); a lone small file goes up alone.
       const bundles: (typeof page)[] = [];
       if (small.length >= 2) {
@@ -209,17 +225,17 @@ export function createHttpLink(options: HttpLinkOptions): HttpLink {
       for (const bundle of bundles) {
         // Once one upload finds the lease lost, the rest are not sent.
         if (lost) return;
-        const keys = await storeBundle(bundle);
-        for (const { file, index } of bundle) {
-          const blobKey = keys === null ? null : keys.get(index);
-          if (blobKey === undefined) throw new TesseraError('UNAVAILABLE', `the server stored the files of task ${lease.taskId} without file ${index}`);
-          await done(file, index, blobKey);
+        const keys = await storeBundle(bundle.map((entry) => entry.file));
+        for (const { file } of bundle) {
+          const blobKey = keys === null ? 'lost' : keys.get(file.index);
+          if (blobKey === undefined) throw new TesseraError('UNAVAILABLE', `the server stored the files of task ${lease.taskId} without file ${file.index}`);
+          await done(file, blobKey);
         }
       }
       const bundled = new Set(bundles.flat());
-      await eachAtMost(page.filter((entry) => !bundled.has(entry)), 2, async ({ file, index, size }) => {
+      await eachAtMost(toStore.filter((entry) => !bundled.has(entry)), 2, async ({ file, size }) => {
         if (lost) return;
-        await done(file, index, await store(file, index, size));
+        await done(file, (await store(file, size)) ?? 'lost');
       });
     });
     return lost ? null : outputs;

@@ -196,8 +196,9 @@ async function produce(link: WorkerLink, lease: TaskLease, env: TaskEnvironment,
         const inputs = await listFiles(sourceDir);
         return inputs.slice(0, 1).map((input) => ({ name: 'data_0.bin', path: input.path }));
       }
-      await execute(lease, env, scratch, stop, attempt, { SOURCE_DIR: sourceDir, CHUNKS_DIR: chunksDir, PARTITIONER_PARAMS: params });
-      return orderChunks(await listFiles(chunksDir));
+      // A built-in partitioner hands its chunks over without writing them.
+      const made = await execute(lease, env, scratch, stop, attempt, { SOURCE_DIR: sourceDir, CHUNKS_DIR: chunksDir, PARTITIONER_PARAMS: params });
+      return made ?? orderChunks(await listFiles(chunksDir));
     }
     case 'app': {
       const inProcess = lease.component ? inProcessName(lease.component.manifest.entrypoint) : undefined;
@@ -238,7 +239,8 @@ async function produce(link: WorkerLink, lease: TaskLease, env: TaskEnvironment,
   }
 }
 
-async function execute(lease: TaskLease, env: TaskEnvironment, scratch: Scratch, stop: TaskStop, attempt: Attempt, stageEnv: Record<string, string>): Promise<void> {
+/** Runs the component; an in-process one may answer with the files it made without writing them. */
+async function execute(lease: TaskLease, env: TaskEnvironment, scratch: Scratch, stop: TaskStop, attempt: Attempt, stageEnv: Record<string, string>): Promise<OutputFile[] | undefined> {
   const component = lease.component!;
   // A built-in whose code is part of the worker: no archive to fetch, no process to start.
   const inProcess = inProcessName(component.manifest.entrypoint);
@@ -257,7 +259,7 @@ async function execute(lease: TaskLease, env: TaskEnvironment, scratch: Scratch,
     onOutput: (stream, chunk) => attempt.logs.write(stream, chunk),
   });
   attempt.usage = result.usage;
-  if (result.exitCode === 0 && !result.timedOut && !result.aborted) return;
+  if (result.exitCode === 0 && !result.timedOut && !result.aborted) return undefined;
   // A timeout may be bad luck on a busy machine; a non-zero exit of a partitioner or assembler is
   // the code's own verdict on this input and would say the same again.
   throw new ComponentFailure(failureSummary(result, what, lease.timeoutMs), result.timedOut || lease.kind === 'app');

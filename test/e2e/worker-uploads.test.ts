@@ -43,7 +43,7 @@ forEachEngine('a partition of 600 files of mixed sizes is uploaded in bundles an
       return { name: `data_${index}.bin`, path: file };
     });
     assert.equal(await link.complete(partition!, files, EMPTY_REPORT), true);
-    assert.ok(files.every((file) => !existsSync(file.path)), 'each uploaded file is removed from the task folder');
+    assert.ok(files.every((file) => !existsSync(file.path!)), 'each uploaded file is removed from the task folder');
     // Three pages of up to 256 files: the small ones of each in one bundle, the seven larger ones alone.
     const metrics = (await tessera.call('GET', '/metrics', undefined, null)).body as string;
     const requests = (method: string, route: string) => Number(new RegExp(`tessera_http_request_duration_seconds_count\\{method="${method}",route="${route}",status="200"\\} (\\d+)`).exec(metrics)?.[1] ?? 0);
@@ -55,6 +55,13 @@ forEachEngine('a partition of 600 files of mixed sizes is uploaded in bundles an
     const chunks = await db.query<{ chunk_index: number; input_key: string; input_size: string }>(`SELECT chunk_index, input_key, input_size::text FROM tasks WHERE job_id = $1 AND kind = 'app' ORDER BY chunk_index`, [jobId]);
     assert.equal(chunks.length, 600);
     for (const chunk of chunks) {
+      // An empty chunk is not uploaded and names no blob; the app task's worker makes the empty file.
+      if (contents[chunk.chunk_index]!.length === 0) {
+        assert.equal(chunk.input_key, null, `empty chunk ${chunk.chunk_index} has no blob`);
+        assert.equal(await tessera.engine.deps.blobs.stat(`jobs/${jobId}/chunks/a1/data_${chunk.chunk_index}.bin`), null, `empty chunk ${chunk.chunk_index} was not stored`);
+        assert.equal(Number(chunk.input_size), 0);
+        continue;
+      }
       const stored = await tessera.engine.deps.blobs.openRead(chunk.input_key);
       const parts: Buffer[] = [];
       for await (const part of stored.stream) parts.push(part as Buffer);
@@ -84,13 +91,17 @@ forEachEngine('a partition of 600 files of mixed sizes is uploaded in bundles an
     assert.deepEqual(await accepted.json(), { stored: [{ index: 0, blobKey: `${resultsPrefix}/a1/0-a.txt` }, { index: 1, blobKey: `${resultsPrefix}/a1/1-b.txt` }] });
 
     // The completion checks every output is stored under this lease: one that is not names itself.
-    const complete = async (outputs: { name: string; blobKey: string }[]) => {
+    const complete = async (outputs: { name: string; blobKey: string | null }[]) => {
       const response = await fetch(`${tessera.url}/v1/worker/complete`, { method: 'POST', headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' }, body: JSON.stringify({ completions: [{ taskId: app.taskId, leaseToken: app.leaseToken, kind: 'app', outputs }] }) });
       return ((await response.json()) as { results: { completed: boolean; error?: string }[] }).results[0]!;
     };
     const missing = await complete([{ name: 'a.txt', blobKey: `${resultsPrefix}/a1/0-a.txt` }, { name: 'c.txt', blobKey: `${resultsPrefix}/a1/1-c.txt` }]);
     assert.equal(missing.completed, false);
     assert.match(missing.error ?? '', /output "c.txt" was not uploaded under this lease as file 1/);
+    // Only a partition's empty chunks may come without a blob.
+    const unnamed = await complete([{ name: 'a.txt', blobKey: `${resultsPrefix}/a1/0-a.txt` }, { name: 'b.txt', blobKey: null }]);
+    assert.equal(unnamed.completed, false);
+    assert.match(unnamed.error ?? '', /output "b.txt" has no blob key: only a partition's empty chunks may be left out of the upload/);
     assert.deepEqual(await complete([{ name: 'a.txt', blobKey: `${resultsPrefix}/a1/0-a.txt` }, { name: 'b.txt', blobKey: `${resultsPrefix}/a1/1-b.txt` }]), { completed: true });
   } finally {
     rmSync(scratch, { recursive: true, force: true });

@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { mkdtempSync, readdirSync, rmSync, statSync } from 'node:fs';
+import { mkdtempSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { test } from 'node:test';
@@ -12,14 +12,14 @@ import { startTestTessera, waitFor } from '../helpers/tessera.js';
 // The in-process built-ins behind the `noop` template (what the benchmarks run): they keep the
 // engine contract, run the whole task path, and cannot be claimed by a pushed component.
 
-test('empty-chunks writes N empty chunk files and refuses a bad count', async () => {
+test('empty-chunks makes N empty chunks without files and refuses a bad count', async () => {
   const chunksDir = mkdtempSync(path.join(tmpdir(), 'in-process-'));
   try {
-    await runInProcess('empty-chunks', { CHUNKS_DIR: chunksDir, PARTITIONER_PARAMS: '{"chunks": 12}' });
-    const names = readdirSync(chunksDir).sort((left, right) => Number(/\d+/.exec(left)![0]) - Number(/\d+/.exec(right)![0]));
-    assert.deepEqual(names, Array.from({ length: 12 }, (_, index) => `data_${index}.bin`));
-    assert.ok(names.every((name) => statSync(path.join(chunksDir, name)).size === 0));
+    const chunks = await runInProcess('empty-chunks', { CHUNKS_DIR: chunksDir, PARTITIONER_PARAMS: '{"chunks": 12}' });
+    assert.deepEqual(chunks, Array.from({ length: 12 }, (_, index) => ({ name: `data_${index}.bin`, path: null })));
+    assert.deepEqual(readdirSync(chunksDir), [], 'nothing is written');
     await assert.rejects(runInProcess('empty-chunks', { CHUNKS_DIR: chunksDir, PARTITIONER_PARAMS: '{"chunks": 0}' }), /chunks 0 must be a whole number from 1 to 1000000/);
+    assert.equal(await runInProcess('noop', {}), undefined);
     assert.equal(inProcessName('tessera:noop'), 'noop');
     assert.equal(inProcessName('tessera:nothing'), undefined);
     assert.equal(inProcessName('main.py'), undefined);
