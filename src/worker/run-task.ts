@@ -1,4 +1,4 @@
-import { mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readdirSync, rmdirSync, unlinkSync, writeFileSync } from 'node:fs';
 import { opendir, readdir, rm, rmdir, unlink } from 'node:fs/promises';
 import path from 'node:path';
 import { TesseraError, assertNever, quote } from '../domain/errors.js';
@@ -121,9 +121,37 @@ class Scratch {
   async remove(): Promise<void> {
     const root = this.root;
     if (!root) return;
+    try {
+      if (removeSmallTree(root, { left: SMALL_TREE_ENTRIES })) return;
+    } catch {
+      // Left to the removals below, which say nothing either.
+    }
     // What removeTree could not remove (a folder the component made read-only, say) gets fs.rm's go.
     await removeTree(root).catch(() => rm(root, { recursive: true, force: true }));
   }
+}
+
+/** Entries a task folder may hold for it to be removed without yielding to the event loop. */
+const SMALL_TREE_ENTRIES = 64;
+
+/**
+ * Removes a folder of at most `budget.left` entries in all with synchronous calls; false, with part
+ * of it perhaps removed, when it holds more. An app task's folder holds a handful (its chunk and
+ * three empty folders): removed through the thread pool, an opendir, a read and a close per
+ * folder, that was 1.9 ms of the worker agent's main thread per task here; this is a few calls.
+ * A symbolic link is removed, never followed.
+ */
+function removeSmallTree(dir: string, budget: { left: number }): boolean {
+  const entries = readdirSync(dir, { withFileTypes: true });
+  budget.left -= entries.length;
+  if (budget.left < 0) return false;
+  for (const entry of entries) {
+    const full = `${dir}/${entry.name}`;
+    if (!entry.isDirectory()) unlinkSync(full);
+    else if (!removeSmallTree(full, budget)) return false;
+  }
+  rmdirSync(dir);
+  return true;
 }
 
 /** Files removed at once by removeTree. */

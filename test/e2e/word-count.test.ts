@@ -1,10 +1,13 @@
 import assert from 'node:assert/strict';
-import { existsSync, readdirSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { JOB_STATES } from '../../src/domain/job-state.js';
 import { listJobEvents } from '../../src/store/jobs.js';
 import { forEachEngine } from '../helpers/db.js';
+import { installComponents, installTemplate } from '../helpers/components.js';
 import { checkResponse } from '../helpers/responses.js';
 import { startTestTessera, waitFor } from '../helpers/tessera.js';
 
@@ -118,5 +121,42 @@ forEachEngine('word-count runs NEW → … → COMPLETE and its result has the r
   } finally {
     await source.close();
     await tessera.stop();
+  }
+});
+
+// Leaves a tree in its work folder (its cwd): a few entries in odd chunks, 150 files and nested
+// folders in even ones, and in both a symbolic link to a folder outside, which must survive.
+const LITTERING_APP = `import json, os
+n = int(os.environ["CHUNK_NUMBER"])
+canary = json.loads(os.environ["APP_PARAMS"])["canary"]
+os.makedirs("deep/er/still", exist_ok=True)
+for i in range(150 if n % 2 == 0 else 2):
+    with open("deep/er/file_%d.txt" % i if i % 2 else "file_%d.txt" % i, "w") as f:
+        f.write("x" * i)
+os.symlink(canary, "outside")
+os.symlink(os.path.join(canary, "keep.txt"), "deep/keep-link")
+`;
+
+forEachEngine('task folders are removed however much an app leaves in them; symbolic links in them are removed, not followed', async (db) => {
+  const canary = mkdtempSync(path.join(tmpdir(), 'tessera-canary-'));
+  writeFileSync(path.join(canary, 'keep.txt'), 'still here');
+  const tessera = await startTestTessera(db);
+  try {
+    await installComponents(tessera, [{ name: 'litter', type: 'app', entrypoint: 'main.py', code: LITTERING_APP }]);
+    await installTemplate(tessera, { id: 'litter', description: '', app: 'litter', partitioner: 'empty-chunks', assembler: 'passthrough', params: { partitioner: { chunks: 6 }, app: { canary } } });
+    const created = await tessera.call('POST', '/v1/customer/jobs', { templateId: 'litter' });
+    const jobId = created.body.job.id;
+    assert.equal((await tessera.call('POST', `/v1/customer/jobs/${jobId}/run`)).status, 200);
+    const job = await waitFor('the job to end', async () => {
+      const got = await tessera.call('GET', `/v1/customer/jobs/${jobId}`);
+      return ['JOB_STATE_COMPLETE', 'JOB_STATE_FAILED'].includes(got.body.job.state) ? got.body.job : undefined;
+    });
+    assert.equal(job.state, 'JOB_STATE_COMPLETE', job.errorMessage);
+    await waitFor('the task folders to be removed', async () => !existsSync(tessera.config.workDir) || readdirSync(tessera.config.workDir).length === 0, 5_000);
+    assert.deepEqual(readdirSync(canary), ['keep.txt']);
+    assert.equal(readFileSync(path.join(canary, 'keep.txt'), 'utf8'), 'still here');
+  } finally {
+    await tessera.stop();
+    rmSync(canary, { recursive: true, force: true });
   }
 });
