@@ -1,4 +1,4 @@
-import { cancelJobTasks, expireCancellations } from '../store/tasks.js';
+import { cancelJobTasks, expireCancellations, listCountedJobs } from '../store/tasks.js';
 import { failJob, listTimedOutJobs } from '../store/jobs.js';
 import type { UnservedTask } from '../store/workers.js';
 import { listUnservedTasks } from '../store/workers.js';
@@ -6,8 +6,8 @@ import type { EngineDeps } from './deps.js';
 import type { TaskFlow } from './task-flow.js';
 import type { Deliveries } from './deliveries.js';
 
-// The periodic sweep: leases whose worker went silent, jobs past their jobTimeout, and a kick for
-// deliveries and retention. Every
+// The periodic sweep: leases whose worker went silent, jobs whose chunks are all done but whose app
+// phase was left open, jobs past their jobTimeout, and a kick for deliveries and retention. Every
 // replica may run it; each step is a guarded update, so two sweeps at once do no harm.
 
 const SWEEP_INTERVAL_MS = 1000;
@@ -56,9 +56,18 @@ export function createScheduler(deps: EngineDeps, flow: TaskFlow, deliveries: De
     }
   }
 
+  /** Jobs whose last chunk was counted but whose app phase was never closed (a server stopped in between). */
+  async function finishCountedJobs(): Promise<void> {
+    for (const jobId of await listCountedJobs(deps.db)) {
+      deps.log.warn({ jobId }, 'every chunk of the job is done but its app phase was left open; closing it');
+      await flow.finishAppPhase(jobId);
+    }
+  }
+
   async function sweep(): Promise<void> {
     try {
       await flow.expireLeases();
+      await finishCountedJobs();
       await expireCancellations(deps.db);
       await failTimedOutJobs();
       await failUnservedJobs();

@@ -10,13 +10,12 @@ import type { TaskLease, TaskReport } from '../domain/worker-link.js';
 import { EMPTY_REPORT } from '../domain/worker-link.js';
 import { getTemplate } from '../store/catalog.js';
 import type { Queryable } from '../store/db.js';
-import { NO_USAGE, appendJobEvent, failJob, getJobForEngine, incrementChunksDone, transitionJob } from '../store/jobs.js';
-import type { JobUsageDelta } from '../store/jobs.js';
+import { appendJobEvent, failJob, getJobForEngine, transitionJob } from '../store/jobs.js';
 import type { StoredComponent } from '../store/catalog.js';
 import type { FailedAttempt, TaskOutput, WorkerOffer } from '../store/tasks.js';
 import { countFailedAttempts, recordTaskLogs, recordTaskReport, usageUnits } from '../store/task-reports.js';
 import type { AttemptRef } from '../store/task-reports.js';
-import { analyzeTasks, cancelJobTasks, completeTask, completeTasks, expireLeases, failTaskAttempt, insertChunkTasks, insertTasks, isTaskLeaseCurrent, leaseTasks, vacuumTasks } from '../store/tasks.js';
+import { analyzeTasks, cancelJobTasks, completeAppTasks, completeTask, expireLeases, failTaskAttempt, insertChunkTasks, insertTasks, isTaskLeaseCurrent, leaseTasks, vacuumTasks } from '../store/tasks.js';
 import { findComponent } from './catalog.js';
 import type { EngineDeps } from './deps.js';
 import { COMPONENT_KIND, needsFor } from './task-needs.js';
@@ -317,46 +316,46 @@ export function createTaskFlow(deps: EngineDeps) {
   }
 
   /**
-   * App completions, many in one transaction: one fenced UPDATE for the tasks (with each one's
-   * usage), one UPDATE per job for the count and the usage (jobs locked in id order, so two
-   * batches never wait on each other in a circle), the log lines, and for a job whose last chunk
-   * this was, TASKS_COMPLETED and its assemble task.
+   * App completions, many at a time: one statement completes the tasks (fenced, each with its
+   * usage) and counts them into their jobs. A quiet batch commits on its own; one with log lines
+   * stores them in the same transaction. A job whose last chunk this was then moves to
+   * TASKS_COMPLETED and gets its assemble task (finishAppPhase); should that not happen (the
+   * server stopped in between, the database failed), the sweep finds the job and does it.
    */
-  async function recordAppCompletions(tx: Queryable, items: CompletionItem[]): Promise<Set<number>> {
+  async function recordAppCompletions(items: CompletionItem[]): Promise<Set<number>> {
     // A task listed twice in one batch completes (and reports) once.
     const byTask = new Map(items.map((item) => [item.taskId, item]));
-    const done = await completeTasks(tx, [...byTask.values()].map(({ taskId, leaseToken, outputs, report }) => ({ taskId, leaseToken, outputs, usage: report.usage })), 'app');
-    // Per job, the count and what the processes used go into one UPDATE of the job's row.
-    const perJob = new Map<string, { count: number; usage: JobUsageDelta }>();
-    for (const task of done) {
-      const entry = perJob.get(task.jobId) ?? { count: 0, usage: { ...NO_USAGE } };
-      const usage = byTask.get(task.id)!.report.usage;
-      entry.count++;
-      if (usage) {
-        entry.usage.cpuSeconds += usage.cpuSeconds;
-        entry.usage.wallSeconds += usage.wallSeconds;
-        entry.usage.peakMemoryBytes = Math.max(entry.usage.peakMemoryBytes, usage.peakMemoryBytes);
-        entry.usage.units += usageUnits(usage);
-      }
-      perJob.set(task.jobId, entry);
+    const completions = [...byTask.values()].map(({ taskId, leaseToken, outputs, report }) => ({ taskId, leaseToken, outputs, usage: report.usage, units: report.usage ? usageUnits(report.usage) : 0 }));
+    const quiet = completions.every((completion) => byTask.get(completion.taskId)!.report.logs.length === 0);
+    const done = await retryDeadlock(() => quiet
+      ? completeAppTasks(db, completions)
+      : db.transaction(async (tx) => {
+        const completed = await completeAppTasks(tx, completions);
+        for (const task of completed.tasks) {
+          const { logs } = byTask.get(task.id)!.report;
+          if (logs.length > 0) await recordTaskLogs(tx, { ...task, kind: 'app', taskId: task.id }, logs);
+        }
+        return completed;
+      }));
+    for (const job of done.jobs) {
+      if (job.numChunks === null || job.chunksDone < job.numChunks) continue;
+      await finishAppPhase(job.jobId).catch((error: unknown) => deps.log.error({ err: error, jobId: job.jobId }, 'could not close the app phase of a job; the sweep will'));
     }
-    const finished: { jobId: string; numChunks: number }[] = [];
-    for (const jobId of [...perJob.keys()].sort()) {
-      const { count, usage } = perJob.get(jobId)!;
-      const counted = await incrementChunksDone(tx, jobId, count, usage);
-      if (counted && counted.chunksDone === counted.numChunks) finished.push({ jobId, numChunks: counted.numChunks });
-    }
-    for (const task of done) {
-      const { logs } = byTask.get(task.id)!.report;
-      if (logs.length > 0) await recordTaskLogs(tx, { ...task, taskId: task.id }, logs);
-    }
-    for (const { jobId, numChunks } of finished) {
+    return new Set(done.tasks.map((task) => task.id));
+  }
+
+  /**
+   * A job whose every chunk is done: TASKS_COMPLETED and its assemble task, in one transaction.
+   * Nothing when the job has moved on already (a twin call or the sweep did it, or the job
+   * failed or was cancelled meanwhile).
+   */
+  async function finishAppPhase(jobId: string): Promise<void> {
+    await db.transaction(async (tx) => {
       const job = await getJobForEngine(tx, jobId, { lock: true });
-      if (!job) continue;
-      await advanceJob(tx, { jobId, kind: 'app' }, 'JOB_STATE_PARTITIONED', 'JOB_STATE_TASKS_COMPLETED', `all ${numChunks} chunks done`);
+      if (!job || job.state !== 'JOB_STATE_PARTITIONED' || job.numChunks === null || job.chunksDone < job.numChunks) return;
+      await advanceJob(tx, { jobId, kind: 'app' }, 'JOB_STATE_PARTITIONED', 'JOB_STATE_TASKS_COMPLETED', `all ${job.numChunks} chunks done`);
       await insertTasks(tx, jobId, 'assemble', [{ chunkIndex: 0 }], await queueOptions(tx, job, 'assemble'));
-    }
-    return new Set(done.map((task) => task.id));
+    });
   }
 
   /**
@@ -369,7 +368,7 @@ export function createTaskFlow(deps: EngineDeps) {
     let deliveryDue = false;
     const apps = items.filter((item) => item.kind === 'app');
     if (apps.length > 0) {
-      const completed = await retryDeadlock(() => db.transaction((tx) => recordAppCompletions(tx, apps)));
+      const completed = await recordAppCompletions(apps);
       countTaskUpdates(completed.size);
       for (const item of apps) results.set(item.taskId, completed.has(item.taskId));
     }
@@ -390,6 +389,8 @@ export function createTaskFlow(deps: EngineDeps) {
 
   return {
     recordFailure,
+
+    finishAppPhase,
 
     lease: leaseNow,
 

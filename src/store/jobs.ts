@@ -192,30 +192,6 @@ export async function failJob(db: Queryable, jobId: string, errorMessage: string
   return rows.length > 0;
 }
 
-/** What a batch of a job's tasks used, added to the job's totals (the peak is a maximum). */
-export interface JobUsageDelta {
-  cpuSeconds: number;
-  wallSeconds: number;
-  peakMemoryBytes: number;
-  units: number;
-}
-
-export const NO_USAGE: JobUsageDelta = { cpuSeconds: 0, wallSeconds: 0, peakMemoryBytes: 0, units: 0 };
-
-/**
- * Counts `by` more finished chunks and adds what they used, locking the job's row (the lock
- * serialises concurrent completions: fan-in); null when the job is gone.
- */
-export async function incrementChunksDone(db: Queryable, jobId: string, by = 1, usage: JobUsageDelta = NO_USAGE): Promise<{ chunksDone: number; numChunks: number | null } | null> {
-  const [row] = await db.query<{ chunks_done: number; num_chunks: number | null }>(
-    `UPDATE jobs SET chunks_done = chunks_done + $2, cpu_seconds = cpu_seconds + $3, wall_seconds = wall_seconds + $4,
-                     peak_memory_bytes = GREATEST(peak_memory_bytes, $5), units = units + $6
-      WHERE id = $1 RETURNING chunks_done, num_chunks`,
-    [jobId, by, usage.cpuSeconds, usage.wallSeconds, Math.round(usage.peakMemoryBytes), usage.units],
-  );
-  return row ? { chunksDone: row.chunks_done, numChunks: row.num_chunks } : null;
-}
-
 export async function softDeleteJob(db: Queryable, accountId: string, jobId: string): Promise<boolean> {
   const rows = await db.query(
     'UPDATE jobs SET deleted_at = now() WHERE id = $1 AND account_id = $2 AND deleted_at IS NULL RETURNING id',

@@ -305,29 +305,67 @@ export interface Completion {
   leaseToken: string;
   outputs: TaskOutput[];
   usage?: TaskUsage | null;
+  /** vCPU·GiB·hours of the usage (usageUnits), added to the job's. */
+  units?: number;
+}
+
+/** What a batch of app completions did: the tasks completed, and each of their jobs' count after it. */
+export interface AppCompletions {
+  tasks: { id: number; jobId: string; chunkIndex: number; attempt: number }[];
+  jobs: { jobId: string; chunksDone: number; numChunks: number | null }[];
 }
 
 /**
- * Fenced completion of many tasks of one kind in one statement; the ones whose lease is no longer
- * current (or that are of another kind) are left alone. Returns the tasks completed.
+ * Fenced completion of many app tasks in one statement, which also counts them into their jobs:
+ * the tasks whose lease is no longer current (or that are not app tasks) are left alone; each
+ * job's chunks_done and usage grow by what its completed tasks brought. One statement, so a quiet
+ * batch (no log lines) is one round trip and commits alone: on this machine each statement sent
+ * cost the server about 0.36 ms in the socket write, and BEGIN, two statements and COMMIT were
+ * four. The job rows are locked by the statement; a deadlock with a twin batch is retried whole.
+ * `units` per task are the vCPU·GiB·hours of its usage (usageUnits).
  */
-export async function completeTasks(db: Queryable, completions: Completion[], kind: TaskKind): Promise<{ id: number; jobId: string; kind: TaskKind; chunkIndex: number; attempt: number }[]> {
-  if (completions.length === 0) return [];
+export async function completeAppTasks(db: Queryable, completions: Completion[]): Promise<AppCompletions> {
+  if (completions.length === 0) return { tasks: [], jobs: [] };
   // One JSON array back, not a row per task: see leaseTasks. The usage goes into the same row
   // version (no second UPDATE of each task); a task without one keeps what it had.
-  const [completed] = await db.query<{ tasks: [id: number, jobId: string, chunkIndex: number, attempt: number][] }>(
-    `WITH completed AS (
+  const [answer] = await db.query<{ tasks: [id: number, jobId: string, chunkIndex: number, attempt: number][]; jobs: [jobId: string, chunksDone: number, numChunks: number | null][] }>(
+    `WITH c AS (
+       SELECT * FROM unnest($1::bigint[], $2::text[], $3::text[], $4::float8[], $5::float8[], $6::bigint[], $7::float8[]) AS c (id, token, outputs, cpu, wall, peak, units)),
+     completed AS (
        UPDATE tasks SET state = 'succeeded', outputs = c.outputs::jsonb, finished_at = now(), lease_expires_at = NULL,
                         cpu_seconds = coalesce(c.cpu, tasks.cpu_seconds), wall_seconds = coalesce(c.wall, tasks.wall_seconds),
                         peak_memory_bytes = coalesce(c.peak, tasks.peak_memory_bytes)
-         FROM unnest($1::bigint[], $2::text[], $3::text[], $5::float8[], $6::float8[], $7::bigint[]) AS c (id, token, outputs, cpu, wall, peak)
-        WHERE tasks.id = c.id AND tasks.lease_token = c.token AND tasks.state = 'leased' AND tasks.kind = $4
-        RETURNING tasks.id, tasks.job_id, tasks.chunk_index, tasks.attempt)
-     SELECT coalesce(json_agg(json_build_array(id, job_id, chunk_index, attempt)), '[]') AS tasks FROM completed`,
-    [completions.map((c) => c.taskId), completions.map((c) => c.leaseToken), completions.map((c) => JSON.stringify(c.outputs)), kind,
-     completions.map((c) => c.usage?.cpuSeconds ?? null), completions.map((c) => c.usage?.wallSeconds ?? null), completions.map((c) => (c.usage ? Math.round(c.usage.peakMemoryBytes) : null))],
+         FROM c
+        WHERE tasks.id = c.id AND tasks.lease_token = c.token AND tasks.state = 'leased' AND tasks.kind = 'app'
+        RETURNING tasks.id, tasks.job_id, tasks.chunk_index, tasks.attempt, c.cpu, c.wall, c.peak, c.units),
+     per_job AS (
+       SELECT job_id, count(*)::int AS n, coalesce(sum(cpu), 0) AS cpu, coalesce(sum(wall), 0) AS wall,
+              coalesce(max(peak), 0) AS peak, coalesce(sum(units), 0) AS units
+         FROM completed GROUP BY job_id),
+     counted AS (
+       UPDATE jobs SET chunks_done = chunks_done + p.n, cpu_seconds = cpu_seconds + p.cpu, wall_seconds = wall_seconds + p.wall,
+                       peak_memory_bytes = GREATEST(jobs.peak_memory_bytes, p.peak), units = jobs.units + p.units
+         FROM per_job p
+        WHERE jobs.id = p.job_id
+        RETURNING jobs.id, jobs.chunks_done, jobs.num_chunks)
+     SELECT (SELECT coalesce(json_agg(json_build_array(id, job_id, chunk_index, attempt)), '[]') FROM completed) AS tasks,
+            (SELECT coalesce(json_agg(json_build_array(id, chunks_done, num_chunks)), '[]') FROM counted) AS jobs`,
+    [completions.map((c) => c.taskId), completions.map((c) => c.leaseToken), completions.map((c) => JSON.stringify(c.outputs)),
+     completions.map((c) => c.usage?.cpuSeconds ?? null), completions.map((c) => c.usage?.wallSeconds ?? null), completions.map((c) => (c.usage ? Math.round(c.usage.peakMemoryBytes) : null)),
+     completions.map((c) => c.units ?? null)],
   );
-  return (completed?.tasks ?? []).map(([id, jobId, chunkIndex, attempt]) => ({ id: Number(id), jobId, kind, chunkIndex, attempt }));
+  return {
+    tasks: (answer?.tasks ?? []).map(([id, jobId, chunkIndex, attempt]) => ({ id: Number(id), jobId, chunkIndex, attempt })),
+    jobs: (answer?.jobs ?? []).map(([jobId, chunksDone, numChunks]) => ({ jobId, chunksDone: Number(chunksDone), numChunks: numChunks === null ? null : Number(numChunks) })),
+  };
+}
+
+/** Jobs whose every chunk is counted done but which still wait in PARTITIONED: their app phase ended with no one to close it (a server stopped between the two). */
+export async function listCountedJobs(db: Queryable): Promise<string[]> {
+  const rows = await db.query<{ id: string }>(
+    `SELECT id FROM jobs WHERE state = 'JOB_STATE_PARTITIONED' AND num_chunks IS NOT NULL AND chunks_done >= num_chunks ORDER BY id`,
+  );
+  return rows.map((row) => row.id);
 }
 
 export interface FailedAttempt {

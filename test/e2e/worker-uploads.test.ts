@@ -9,6 +9,8 @@ import { silentLog } from '../../src/domain/log.js';
 import { EMPTY_REPORT } from '../../src/domain/worker-link.js';
 import type { OutputFile } from '../../src/domain/worker-link.js';
 import { createHttpLink } from '../../src/worker/http-link.js';
+import { listJobEvents } from '../../src/store/jobs.js';
+import { completeAppTasks } from '../../src/store/tasks.js';
 import { forEachEngine } from '../helpers/db.js';
 import { startTestTessera, testWorker, waitFor } from '../helpers/tessera.js';
 
@@ -108,3 +110,40 @@ forEachEngine('a partition of 600 files of mixed sizes is uploaded in bundles an
     await tessera.stop();
   }
 }, { timeout: 120_000 });
+
+forEachEngine('a job whose chunks were all counted done but whose app phase was left open (its server stopped in between) is closed by the sweep, once', async (db) => {
+  const tessera = await startTestTessera(db, { workerSlots: 0 });
+  try {
+    const token = (await createKey(db, { scope: 'worker' })).apiKey;
+    const link = createHttpLink({ servers: [tessera.url], token, worker: testWorker('left-open'), log: silentLog });
+    const created = await tessera.call('POST', '/v1/customer/jobs', { templateId: 'noop', params: { partitioner: { chunks: 3 } } });
+    const jobId = created.body.job.id as string;
+    assert.equal((await tessera.call('POST', `/v1/customer/jobs/${jobId}/run`)).status, 200);
+    const [partition] = await waitFor('the partition task', async () => {
+      const leases = await link.lease(1, 1000);
+      return leases.length > 0 ? leases : undefined;
+    });
+    await link.enterStage(partition!, 'JOB_STATE_UPLOADING');
+    await link.enterStage(partition!, 'JOB_STATE_PARTITIONING');
+    // Empty chunks without files, over HTTP: nothing is uploaded, nothing is stored.
+    assert.equal(await link.complete(partition!, [0, 1, 2].map((index) => ({ name: `data_${index}.bin`, path: null })), EMPTY_REPORT), true);
+    const apps = await link.lease(3, 1000);
+    assert.deepEqual(apps.map((lease) => [lease.kind, lease.inputKey, lease.inputSize]), [['app', null, 0], ['app', null, 0], ['app', null, 0]]);
+
+    // The completions commit and count, and nothing closes the phase (as if the server stopped there).
+    const counted = await completeAppTasks(db, apps.map((lease) => ({ taskId: lease.taskId, leaseToken: lease.leaseToken, outputs: [] })));
+    assert.deepEqual(counted.jobs, [{ jobId, chunksDone: 3, numChunks: 3 }]);
+    assert.equal((await tessera.call('GET', `/v1/customer/jobs/${jobId}`)).body.job.state, 'JOB_STATE_PARTITIONED');
+
+    await tessera.engine.scheduler.sweep();
+    assert.equal((await tessera.call('GET', `/v1/customer/jobs/${jobId}`)).body.job.state, 'JOB_STATE_TASKS_COMPLETED');
+    await tessera.engine.scheduler.sweep();
+    await tessera.engine.flow.finishAppPhase(jobId);
+    const assemble = await db.query<{ n: number }>(`SELECT count(*)::int AS n FROM tasks WHERE job_id = $1 AND kind = 'assemble'`, [jobId]);
+    assert.equal(assemble[0]!.n, 1, 'one assemble task, however many times the phase is closed');
+    const events = (await listJobEvents(db, jobId)).filter((event) => event.state === 'JOB_STATE_TASKS_COMPLETED');
+    assert.equal(events.length, 1);
+  } finally {
+    await tessera.stop();
+  }
+});

@@ -6,7 +6,7 @@ import {
   analyzeTasks,
   cancelJobTasks,
   completeTask,
-  completeTasks,
+  completeAppTasks,
   confirmTaskStopped,
   countTasksByState,
   expireCancellations,
@@ -233,20 +233,29 @@ forEachEngine('a batch of completions is fenced task by task; released leases go
   assert.deepEqual([chunk(0).inputSize, chunk(10).inputSize, chunk(11).inputSize], [null, 0, 5_000_000_000], 'the chunk size comes with the lease (null when unknown)');
 
   // One batch: a good lease, a wrong token, the same task twice, and a task of another lease.
-  const done = await completeTasks(db, [
-    { taskId: chunk(0).id, leaseToken: chunk(0).leaseToken, outputs: [{ name: 'r0', blobKey: 'k/r0', size: 3 }], usage: { cpuSeconds: 1.5, wallSeconds: 2.25, peakMemoryBytes: 52_428_800 } },
+  await db.query(`UPDATE jobs SET num_chunks = 6 WHERE id = 'J'`);
+  const done = await completeAppTasks(db, [
+    { taskId: chunk(0).id, leaseToken: chunk(0).leaseToken, outputs: [{ name: 'r0', blobKey: 'k/r0', size: 3 }], usage: { cpuSeconds: 1.5, wallSeconds: 2.25, peakMemoryBytes: 52_428_800 }, units: 0.25 },
     { taskId: chunk(1).id, leaseToken: 'not-the-token', outputs: [] },
     { taskId: chunk(2).id, leaseToken: chunk(2).leaseToken, outputs: [] },
     { taskId: chunk(2).id, leaseToken: chunk(2).leaseToken, outputs: [] },
-  ], 'app');
-  assert.deepEqual(done.map((task) => [task.chunkIndex, task.attempt]).sort(), [[0, 1], [2, 1]], 'only current leases complete, each once');
+  ]);
+  assert.deepEqual(done.tasks.map((task) => [task.chunkIndex, task.attempt]).sort(), [[0, 1], [2, 1]], 'only current leases complete, each once');
+  // The same statement counted them into the job, with what they used.
+  assert.deepEqual(done.jobs, [{ jobId: 'J', chunksDone: 2, numChunks: 6 }]);
+  const [counted] = await db.query<{ chunks_done: number; cpu_seconds: number; wall_seconds: number; peak_memory_bytes: string; units: number }>(`SELECT chunks_done, cpu_seconds, wall_seconds, peak_memory_bytes::text, units FROM jobs WHERE id = 'J'`);
+  assert.deepEqual({ ...counted, peak_memory_bytes: Number(counted!.peak_memory_bytes) }, { chunks_done: 2, cpu_seconds: 1.5, wall_seconds: 2.25, peak_memory_bytes: 52_428_800, units: 0.25 });
   const usage = await db.query<{ chunk_index: number; cpu_seconds: number | null; wall_seconds: number | null; peak_memory_bytes: string | null }>(
     `SELECT chunk_index, cpu_seconds, wall_seconds, peak_memory_bytes FROM tasks WHERE job_id = 'J' AND chunk_index IN (0, 2) ORDER BY chunk_index`,
   );
   assert.deepEqual(usage.map((row) => [row.chunk_index, row.cpu_seconds, row.wall_seconds, row.peak_memory_bytes === null ? null : Number(row.peak_memory_bytes)]), [[0, 1.5, 2.25, 52_428_800], [2, null, null, null]], 'the usage is stored with the completion; none given, none stored');
-  assert.deepEqual(await completeTasks(db, [{ taskId: chunk(0).id, leaseToken: chunk(0).leaseToken, outputs: [] }], 'app'), [], 'a task completes once');
-  assert.deepEqual(await completeTasks(db, [{ taskId: chunk(3).id, leaseToken: chunk(3).leaseToken, outputs: [] }], 'partition'), [], 'a task of another kind is not completed');
-  assert.deepEqual(await completeTasks(db, [], 'app'), []);
+  assert.deepEqual(await completeAppTasks(db, [{ taskId: chunk(0).id, leaseToken: chunk(0).leaseToken, outputs: [] }]), { tasks: [], jobs: [] }, 'a task completes once, and counts once');
+  await insertTasks(db, 'J', 'assemble', [{ chunkIndex: 0 }], { maxAttempts: 2, priority: 0 });
+  const [assemble] = await leaseTasks(db, 'w9', 1, 30);
+  assert.equal(assemble?.kind, 'assemble');
+  assert.deepEqual(await completeAppTasks(db, [{ taskId: assemble!.id, leaseToken: assemble!.leaseToken, outputs: [] }]), { tasks: [], jobs: [] }, 'a task of another kind is not completed');
+  assert.deepEqual(await completeAppTasks(db, []), { tasks: [], jobs: [] });
+  assert.equal((await db.query<{ chunks_done: number }>(`SELECT chunks_done FROM jobs WHERE id = 'J'`))[0]!.chunks_done, 2);
   assert.deepEqual((await listTaskOutputs(db, 'J', 'app')).find((task) => task.chunkIndex === 0)?.outputs, [{ name: 'r0', blobKey: 'k/r0', size: 3 }]);
 
   // findLeases: the current ones only, by id.
