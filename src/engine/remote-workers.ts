@@ -107,7 +107,6 @@ export function createRemoteWorkers(deps: EngineDeps, flow: TaskFlow) {
     return { taskId: task.id, leaseToken: task.leaseToken, jobId: task.jobId, accountId: '', kind: task.kind, chunkIndex: task.chunkIndex, attempt: task.attempt, maxAttempts: task.maxAttempts, inputKey: task.inputKey, inputSize: task.inputSize, component: null, params: {}, timeoutMs: undefined };
   }
 
-  /** Every output must be a file uploaded under this very lease; fills in the sizes. */
   /**
    * The outputs a completion names, each checked to be stored under the key its lease implies, with
    * its size. A partition's empty chunk may come without a blob (blob key null): nothing was

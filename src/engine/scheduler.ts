@@ -56,11 +56,17 @@ export function createScheduler(deps: EngineDeps, flow: TaskFlow, deliveries: De
     }
   }
 
-  /** Jobs whose last chunk was counted but whose app phase was never closed (a server stopped in between). */
+  /**
+   * Jobs whose last chunk was counted but whose app phase was never closed (a server stopped in
+   * between). One that cannot be closed is said, and the sweep goes on to its other steps.
+   */
   async function finishCountedJobs(): Promise<void> {
     for (const jobId of await listCountedJobs(deps.db)) {
-      deps.log.warn({ jobId }, 'every chunk of the job is done but its app phase was left open; closing it');
-      await flow.finishAppPhase(jobId);
+      try {
+        if (await flow.finishAppPhase(jobId)) deps.log.info({ jobId }, 'closed the app phase of a job whose chunks were all done');
+      } catch (error) {
+        deps.log.error({ err: error, jobId }, 'could not close the app phase of a job whose chunks are all done; trying again at the next sweep');
+      }
     }
   }
 

@@ -345,16 +345,17 @@ export function createTaskFlow(deps: EngineDeps) {
   }
 
   /**
-   * A job whose every chunk is done: TASKS_COMPLETED and its assemble task, in one transaction.
-   * Nothing when the job has moved on already (a twin call or the sweep did it, or the job
-   * failed or was cancelled meanwhile).
+   * A job whose every chunk is done: TASKS_COMPLETED and its assemble task, in one transaction;
+   * true when this call did it. Nothing when the job has moved on already (a twin call or the
+   * sweep did it, or the job failed or was cancelled meanwhile).
    */
-  async function finishAppPhase(jobId: string): Promise<void> {
-    await db.transaction(async (tx) => {
+  async function finishAppPhase(jobId: string): Promise<boolean> {
+    return db.transaction(async (tx) => {
       const job = await getJobForEngine(tx, jobId, { lock: true });
-      if (!job || job.state !== 'JOB_STATE_PARTITIONED' || job.numChunks === null || job.chunksDone < job.numChunks) return;
+      if (!job || job.state !== 'JOB_STATE_PARTITIONED' || job.numChunks === null || job.chunksDone < job.numChunks) return false;
       await advanceJob(tx, { jobId, kind: 'app' }, 'JOB_STATE_PARTITIONED', 'JOB_STATE_TASKS_COMPLETED', `all ${job.numChunks} chunks done`);
       await insertTasks(tx, jobId, 'assemble', [{ chunkIndex: 0 }], await queueOptions(tx, job, 'assemble'));
+      return true;
     });
   }
 

@@ -138,7 +138,7 @@ forEachEngine('a job whose chunks were all counted done but whose app phase was 
     await tessera.engine.scheduler.sweep();
     assert.equal((await tessera.call('GET', `/v1/customer/jobs/${jobId}`)).body.job.state, 'JOB_STATE_TASKS_COMPLETED');
     await tessera.engine.scheduler.sweep();
-    await tessera.engine.flow.finishAppPhase(jobId);
+    assert.equal(await tessera.engine.flow.finishAppPhase(jobId), false, 'closed already: nothing to do');
     const assemble = await db.query<{ n: number }>(`SELECT count(*)::int AS n FROM tasks WHERE job_id = $1 AND kind = 'assemble'`, [jobId]);
     assert.equal(assemble[0]!.n, 1, 'one assemble task, however many times the phase is closed');
     const events = (await listJobEvents(db, jobId)).filter((event) => event.state === 'JOB_STATE_TASKS_COMPLETED');
