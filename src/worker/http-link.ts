@@ -259,8 +259,9 @@ export function createHttpLink(options: HttpLinkOptions): HttpLink {
     await eachAtMost(pageStarts, TRANSFER_CONCURRENCY / 2, async (first) => {
       const page = onDisk.slice(first, first + BUNDLE_FILES).map((file) => ({ file, size: 0 }));
       await eachAtMost(page, TRANSFER_CONCURRENCY, async (entry) => void (entry.size = (await stat(entry.file.path)).size));
-      const toStore = page.filter((entry) => !(lease.kind === 'partition' && entry.size === 0));
-      if (toStore.length < page.length) for (const { file, size } of page) if (size === 0) await done(file, null);
+      const emptyChunk = (entry: (typeof page)[number]) => lease.kind === 'partition' && entry.size === 0;
+      for (const entry of page) if (emptyChunk(entry)) await done(entry.file, null);
+      const toStore = page.filter((entry) => !emptyChunk(entry));
       const small = toStore.filter((entry) => !direct.has(entry.file.index) && entry.size <= BUNDLE_FILE_BYTES);
       // Up to BUNDLE_BYTES each (a page holds at most BUNDLE_FILES files); a lone small file goes up alone.
       const bundles: (typeof page)[] = [];
