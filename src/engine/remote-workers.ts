@@ -117,11 +117,12 @@ export function createRemoteWorkers(deps: EngineDeps, flow: TaskFlow) {
     // Several looked up at once: a partition lists thousands of chunks, and one at a time each
     // is a round trip (a HEAD request with blobs in S3).
     await eachAtMost(outputs, CHECKS_AT_ONCE, async (output, index) => {
-      const expected = taskFileKey(lease, index, output.name);
+      // No key is made for it: a partition of 100,000 empty chunks would hold 100,000 of them.
       if (output.blobKey === null && lease.kind === 'partition') {
-        checked[index] = { name: output.name, blobKey: expected, size: 0 };
+        checked[index] = { name: output.name, blobKey: null, size: 0 };
         return;
       }
+      const expected = taskFileKey(lease, index, output.name);
       const upload = 'upload each file first (PUT /v1/worker/tasks/{taskId}/files/{index})';
       if (output.blobKey === null) throw invalidArgument(`outputs[${index}].blobKey`, `output ${quote(output.name)} has no blob key: only a partition's empty chunks may be left out of the upload`, upload);
       const stored = output.blobKey === expected ? await blobs.stat(expected) : null;

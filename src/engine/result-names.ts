@@ -1,7 +1,7 @@
 import { assertNever } from '../domain/errors.js';
 import { plainFileName } from '../domain/file-names.js';
 import type { TaskLease } from '../domain/worker-link.js';
-import type { TaskOutput } from '../store/tasks.js';
+import type { StoredOutput } from '../store/tasks.js';
 
 // Names and keys of the files tasks produce. Apps usually write the same file name in every task
 // (output.png in each chunk); the assembler gets one flat folder, so names must be made unique.
@@ -11,7 +11,7 @@ import type { TaskOutput } from '../store/tasks.js';
  * chunk number (`3_output.png`). Nested paths are flattened with `_`. Anything still clashing
  * (an app that itself wrote `3_output.png`) gets a counter.
  */
-export function uniqueResultNames(tasks: { chunkIndex: number; outputs: TaskOutput[] }[]): { name: string; blobKey: string }[] {
+export function uniqueResultNames(tasks: { chunkIndex: number; outputs: StoredOutput[] }[]): { name: string; blobKey: string }[] {
   const flat = tasks.flatMap((task) => task.outputs.map((output) => ({ chunkIndex: task.chunkIndex, name: output.name.replaceAll('/', '_'), blobKey: output.blobKey })));
   const uses = new Map<string, number>();
   for (const file of flat) uses.set(file.name, (uses.get(file.name) ?? 0) + 1);

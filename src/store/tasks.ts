@@ -6,11 +6,19 @@ import type { Queryable } from './db.js';
 // The task queue. A task is leased with one UPDATE over a SKIP LOCKED sub-select, so any number
 // of workers and replicas can lease at once without waiting on each other or getting the same row.
 
+/**
+ * A file a finished task produced: where it is stored and its size. Only a partition's completion
+ * may name a chunk with no blob (blobKey null): an empty chunk, never stored (its app task's
+ * worker makes the empty file). Partitions' outputs are not kept on their rows, so every output
+ * read back from the database has a key (StoredOutput).
+ */
 export interface TaskOutput {
   name: string;
-  blobKey: string;
+  blobKey: string | null;
   size: number;
 }
+
+export type StoredOutput = TaskOutput & { blobKey: string };
 
 export interface LeasedTask {
   id: number;
@@ -464,10 +472,10 @@ export async function expireCancellations(db: Queryable): Promise<number> {
 }
 
 /** Outputs of a job's succeeded tasks of one kind, in chunk order. */
-export async function listTaskOutputs(db: Queryable, jobId: string, kind: TaskKind): Promise<{ chunkIndex: number; outputs: TaskOutput[] }[]> {
+export async function listTaskOutputs(db: Queryable, jobId: string, kind: TaskKind): Promise<{ chunkIndex: number; outputs: StoredOutput[] }[]> {
   // Only the tasks that wrote something: a 100,000-chunk job whose app writes nothing made the
   // assembler's lease read and hold 100,000 rows of `[]` (the server's peak memory, 146 → 219 MB).
-  const rows = await db.query<{ chunk_index: number; outputs: TaskOutput[] }>(
+  const rows = await db.query<{ chunk_index: number; outputs: StoredOutput[] }>(
     `SELECT chunk_index, outputs FROM tasks
       WHERE job_id = $1 AND kind = $2 AND state = 'succeeded' AND outputs IS NOT NULL AND outputs <> '[]'::jsonb
       ORDER BY chunk_index`,
