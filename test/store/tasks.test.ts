@@ -183,6 +183,29 @@ forEachEngine('leasing matches regions, cores, memory and GPUs', async (db) => {
   assert.deepEqual(await chunks({ region: 'us', cpus: 16, memoryGb: 128, gpus: ['h100'] }), [2, 3, 4]);
 }, migrated);
 
+forEachEngine('a heartbeat looks its leases up by id, however many tasks are leased or done', async (db) => {
+  await jobWithTasks(db, 'H', 20_000);
+  // The statistics of a fresh fan-out: nothing leased, nothing done. As a plain join the planner
+  // then expected one leased-or-done row and compared every such row with every lease.
+  await analyzeTasks(db);
+  const leased = await leaseTasks(db, 'w1', 1000, 30);
+  const done = leased.slice(0, 370);
+  await completeAppTasks(db, done.map((task) => ({ taskId: task.id, leaseToken: task.leaseToken, outputs: [] })));
+  const beating = leased.slice(370);
+  const { lost, reads } = await db.transaction(async (tx) => {
+    const counters = async () => (await tx.query<{ seq_scan: string; seq_tup_read: string; idx_tup_fetch: string }>(
+      `SELECT seq_scan, seq_tup_read, idx_tup_fetch FROM pg_stat_xact_user_tables WHERE relname = 'tasks'`))[0]!;
+    const before = await counters();
+    const lost = await heartbeatTasks(tx, [...beating, done[0]!].map((task) => ({ id: task.id, leaseToken: task.leaseToken })), 30);
+    const after = await counters();
+    return { lost, reads: { seqScans: Number(after.seq_scan) - Number(before.seq_scan), rows: Number(after.seq_tup_read) + Number(after.idx_tup_fetch) - Number(before.seq_tup_read) - Number(before.idx_tup_fetch) } };
+  });
+  assert.deepEqual(lost, [], 'every lease is held (the done one finished under it)');
+  assert.equal(reads.seqScans, 0, 'no sequential scan of the tasks table');
+  // 631 leases: one read each to find them, and the extension reads only those due (none here).
+  assert.ok(reads.rows <= 631 + 10, `a heartbeat of 631 leases read ${reads.rows} task rows`);
+}, migrated);
+
 forEachEngine('a lease that is not renewed runs out on its own; a heartbeat keeps one alive', async (db) => {
   await jobWithTasks(db, 'J', 2);
   const [kept, abandoned] = await leaseTasks(db, 'w1', 2, 1);
