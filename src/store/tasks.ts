@@ -172,11 +172,13 @@ const ANALYZED_COLUMNS = ['state', 'job_id', 'kind', 'priority', 'min_cpu', 'min
 
 /**
  * Removes the tasks table's dead row versions and index entries (see VACUUM_AFTER_TASK_UPDATES in
- * task-flow.ts). Plain VACUUM: reads and writes go on meanwhile; SKIP_LOCKED: if another replica
- * or autovacuum is already at it, this one does nothing rather than wait.
+ * task-flow.ts), and the jobs table's: every batch of completions rewrites its jobs' rows (their
+ * counts), so a 100,000-chunk job leaves hundreds of dead versions of its row. Plain VACUUM:
+ * reads and writes go on meanwhile; SKIP_LOCKED: if another replica or autovacuum is already at
+ * a table, this one leaves it rather than wait.
  */
 export async function vacuumTasks(db: Queryable): Promise<void> {
-  await db.exec('VACUUM (SKIP_LOCKED) tasks');
+  await db.exec('VACUUM (SKIP_LOCKED) tasks, jobs');
 }
 
 export const TASKS_CHANNEL = 'tessera_tasks';

@@ -21,6 +21,7 @@ import {
   NO_NEEDS,
   releaseOwnedTasks,
   releaseTasks,
+  vacuumTasks,
 } from '../../src/store/tasks.js';
 import type { LeasedTask, TaskNeeds, WorkerOffer } from '../../src/store/tasks.js';
 import { forEachEngine } from '../helpers/db.js';
@@ -204,6 +205,19 @@ forEachEngine('a heartbeat looks its leases up by id, however many tasks are lea
   assert.equal(reads.seqScans, 0, 'no sequential scan of the tasks table');
   // 631 leases: one read each to find them, and the extension reads only those due (none here).
   assert.ok(reads.rows <= 631 + 10, `a heartbeat of 631 leases read ${reads.rows} task rows`);
+}, migrated);
+
+forEachEngine('the queue\'s vacuum takes in the jobs table too, whose rows every batch of completions rewrites', async (db) => {
+  await jobWithTasks(db, 'V', 200);
+  for (let round = 0; round < 20; round++) {
+    const leased = await leaseTasks(db, 'w1', 10, 30);
+    await completeAppTasks(db, leased.map((task) => ({ taskId: task.id, leaseToken: task.leaseToken, outputs: [] })));
+  }
+  const vacuums = async () => Number((await db.query<{ n: string }>(`SELECT vacuum_count::text AS n FROM pg_stat_user_tables WHERE relname = 'jobs' AND schemaname = current_schema()`))[0]!.n);
+  const before = await vacuums();
+  await vacuumTasks(db);
+  assert.equal(await vacuums(), before + 1, 'the jobs table was vacuumed');
+  assert.equal((await db.query<{ chunks_done: number }>(`SELECT chunks_done FROM jobs WHERE id = 'V'`))[0]!.chunks_done, 200);
 }, migrated);
 
 forEachEngine('a lease that is not renewed runs out on its own; a heartbeat keeps one alive', async (db) => {
