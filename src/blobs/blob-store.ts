@@ -1,3 +1,4 @@
+import { randomUUID } from 'node:crypto';
 import type { Readable } from 'node:stream';
 import { invalidArgument, quote } from '../domain/errors.js';
 
@@ -29,7 +30,27 @@ export interface BlobStore {
    * agents move bytes to and from the bucket without passing them through an API server.
    */
   presign?(key: string, method: 'GET' | 'PUT', ttlSeconds: number): Promise<string>;
+  /**
+   * Removes what uploads cut off by a crash left behind (a killed server's unfinished multipart
+   * uploads in S3, its temporary files in the blob folder), when begun more than `olderThanMs`
+   * ago; returns how many. An upload still under way is younger than that (see ABANDONED_UPLOAD_MS).
+   */
+  sweepAbandonedUploads(olderThanMs: number): Promise<number>;
 }
+
+/** How old an unfinished upload must be to count as abandoned: a day, as S3's usual lifecycle rule. */
+export const ABANDONED_UPLOAD_MS = 24 * 60 * 60 * 1000;
+
+/**
+ * The name an upload writes to before renaming it to its blob: beside it, with a character no
+ * blob key may hold ("~"), so that a sweep can never take a blob for one (a result named
+ * `x.<uuid>.part` is a valid key).
+ */
+export function temporaryBlobPath(target: string): string {
+  return `${target}~${randomUUID()}.part`;
+}
+
+export const TEMPORARY_BLOB_NAME = /~[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}\.part$/;
 
 const KEY_PATTERN = /^[A-Za-z0-9._-]+(\/[A-Za-z0-9._-]+)*$/;
 

@@ -1,12 +1,11 @@
 import { createReadStream, createWriteStream } from 'node:fs';
 import { Transform } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import { copyFile, lstat, mkdir, rename, rm, stat, unlink } from 'node:fs/promises';
+import { copyFile, lstat, mkdir, opendir, rename, rm, stat, unlink } from 'node:fs/promises';
 import path from 'node:path';
-import { randomUUID } from 'node:crypto';
 import { TesseraError, notFound } from '../domain/errors.js';
 import type { BlobInfo, BlobStore } from './blob-store.js';
-import { checkBlobKey } from './blob-store.js';
+import { TEMPORARY_BLOB_NAME, checkBlobKey, temporaryBlobPath } from './blob-store.js';
 
 /** Renames, making the target's folder first when it is missing (the common case has it already: one call). */
 async function renameMaking(from: string, to: string): Promise<void> {
@@ -37,7 +36,7 @@ export function createLocalBlobStore(root: string): BlobStore {
       const target = resolve(key);
       await mkdir(path.dirname(target), { recursive: true });
       // Copy beside the target, then rename: a reader sees the old blob or the new one, never a part.
-      const temporary = `${target}.${randomUUID()}.part`;
+      const temporary = temporaryBlobPath(target);
       try {
         await copyFile(filePath, temporary);
         await rename(temporary, target);
@@ -69,7 +68,7 @@ export function createLocalBlobStore(root: string): BlobStore {
     async putStream(key, stream, maxBytes) {
       const target = resolve(key);
       await mkdir(path.dirname(target), { recursive: true });
-      const temporary = `${target}.${randomUUID()}.part`;
+      const temporary = temporaryBlobPath(target);
       let size = 0;
       const limit = new Transform({
         transform(chunk: Buffer, _encoding, done) {
@@ -101,6 +100,30 @@ export function createLocalBlobStore(root: string): BlobStore {
       const trimmed = prefix.replace(/\/+$/, '');
       await rm(resolve(trimmed), { recursive: true, force: true });
     },
+    async sweepAbandonedUploads(olderThanMs) {
+      return removeTemporaryFiles(root, Date.now() - olderThanMs);
+    },
   };
   return store;
+}
+
+/** Temporary upload files under `dir` last written before `before` (ms), removed; one folder at a time. */
+async function removeTemporaryFiles(dir: string, before: number): Promise<number> {
+  let removed = 0;
+  let entries;
+  try {
+    entries = await opendir(dir);
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === 'ENOENT') return 0;
+    throw error;
+  }
+  for await (const entry of entries) {
+    const full = path.join(dir, entry.name);
+    if (entry.isDirectory()) removed += await removeTemporaryFiles(full, before);
+    else if (entry.isFile() && TEMPORARY_BLOB_NAME.test(entry.name)) {
+      const info = await stat(full).catch(() => null);
+      if (info && info.mtimeMs < before && (await rm(full, { force: true }).then(() => true, () => false))) removed++;
+    }
+  }
+  return removed;
 }

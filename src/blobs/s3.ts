@@ -1,7 +1,6 @@
 import { createReadStream, createWriteStream } from 'node:fs';
 import { mkdir, rename, rm, stat as statFile, unlink } from 'node:fs/promises';
 import path from 'node:path';
-import { randomUUID } from 'node:crypto';
 import type { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import {
@@ -11,6 +10,7 @@ import {
   DeleteObjectCommand,
   GetObjectCommand,
   HeadObjectCommand,
+  ListMultipartUploadsCommand,
   ListObjectsV2Command,
   PutObjectCommand,
   S3Client,
@@ -20,7 +20,7 @@ import { getSignedUrl } from '@aws-sdk/s3-request-presigner';
 import { TesseraError, notFound, quote } from '../domain/errors.js';
 import type { S3Settings } from '../config/config.js';
 import type { BlobInfo, BlobStore } from './blob-store.js';
-import { checkBlobKey } from './blob-store.js';
+import { checkBlobKey, temporaryBlobPath } from './blob-store.js';
 
 // Blobs in an S3-compatible bucket (AWS, or any server that speaks the protocol: MinIO, Ceph,
 // Swift's s3api). Memory stays bounded whatever the size: files go up in parts read from disk,
@@ -193,7 +193,7 @@ export function createS3BlobStore(settings: S3Settings, client: S3Client = creat
       const { stream } = await store.openRead(key);
       await mkdir(path.dirname(filePath), { recursive: true });
       // Downloaded beside the target, then renamed: a reader sees the whole file or none.
-      const temporary = `${filePath}.${randomUUID()}.part`;
+      const temporary = temporaryBlobPath(filePath);
       try {
         await pipeline(stream, createWriteStream(temporary));
         await rename(temporary, filePath);
@@ -241,6 +241,27 @@ export function createS3BlobStore(settings: S3Settings, client: S3Client = creat
         }
         token = page.IsTruncated ? page.NextContinuationToken : undefined;
       } while (token);
+    },
+
+    async sweepAbandonedUploads(olderThanMs) {
+      const before = Date.now() - olderThanMs;
+      let aborted = 0;
+      let marker: { KeyMarker?: string; UploadIdMarker?: string } = {};
+      do {
+        const page = await client.send(new ListMultipartUploadsCommand({ Bucket: bucket, Prefix: settings.prefix, ...marker })).catch(fail('listing unfinished uploads'));
+        for (const upload of page.Uploads ?? []) {
+          if (!upload.Key || !upload.UploadId || !upload.Initiated || upload.Initiated.getTime() >= before) continue;
+          try {
+            await client.send(new AbortMultipartUploadCommand({ Bucket: bucket, Key: upload.Key, UploadId: upload.UploadId }));
+            aborted++;
+          } catch (error) {
+            // Finished or aborted meanwhile (another replica sweeps too): nothing left to do.
+            if ((error as { name?: string }).name !== 'NoSuchUpload') throw s3Error(error, settings, `aborting the unfinished upload of ${upload.Key}`);
+          }
+        }
+        marker = page.IsTruncated && page.NextKeyMarker ? { KeyMarker: page.NextKeyMarker, ...(page.NextUploadIdMarker ? { UploadIdMarker: page.NextUploadIdMarker } : {}) } : {};
+      } while (marker.KeyMarker);
+      return aborted;
     },
   };
   return store;

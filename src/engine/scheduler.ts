@@ -5,12 +5,17 @@ import { listUnservedTasks } from '../store/workers.js';
 import type { EngineDeps } from './deps.js';
 import type { TaskFlow } from './task-flow.js';
 import type { Deliveries } from './deliveries.js';
+import { ABANDONED_UPLOAD_MS } from '../blobs/blob-store.js';
 
 // The periodic sweep: leases whose worker went silent, jobs whose chunks are all done but whose app
 // phase was left open, jobs past their jobTimeout, and a kick for deliveries and retention. Every
-// replica may run it; each step is a guarded update, so two sweeps at once do no harm.
+// replica may run it; each step is a guarded update, so two sweeps at once do no harm. Less often,
+// the blob store is cleared of uploads a crash cut off.
 
 const SWEEP_INTERVAL_MS = 1000;
+/** How often the blob store is swept of abandoned uploads (and once, a minute after start). */
+const BLOB_SWEEP_INTERVAL_MS = 6 * 60 * 60 * 1000;
+const FIRST_BLOB_SWEEP_MS = 60 * 1000;
 
 function describeNeeds(task: UnservedTask): string {
   const needs = [
@@ -26,6 +31,8 @@ function describeNeeds(task: UnservedTask): string {
 export function createScheduler(deps: EngineDeps, flow: TaskFlow, deliveries: Deliveries) {
   let timer: NodeJS.Timeout | undefined;
   let running: Promise<void> | undefined;
+  let blobTimer: NodeJS.Timeout | undefined;
+  let blobSweep: Promise<void> | undefined;
 
   async function failTimedOutJobs(): Promise<void> {
     for (const job of await listTimedOutJobs(deps.db)) {
@@ -85,19 +92,42 @@ export function createScheduler(deps: EngineDeps, flow: TaskFlow, deliveries: De
     }
   }
 
+  /** A killed server's unfinished uploads (S3 keeps, and bills, their parts) and temporary files. */
+  async function sweepBlobs(): Promise<void> {
+    try {
+      const removed = await deps.blobs.sweepAbandonedUploads(ABANDONED_UPLOAD_MS);
+      if (removed > 0) deps.log.info({ removed }, 'removed uploads abandoned more than a day ago (a server stopped during them)');
+    } catch (error) {
+      deps.log.warn({ err: error }, 'could not sweep the blob store of abandoned uploads; trying again later');
+    }
+  }
+
   return {
     sweep,
+    sweepBlobs,
     start(): void {
       if (timer) return;
       timer = setInterval(() => {
         if (!running) running = sweep().finally(() => (running = undefined));
       }, SWEEP_INTERVAL_MS);
       timer.unref();
+      const blobsNow = () => {
+        if (!blobSweep) blobSweep = sweepBlobs().finally(() => (blobSweep = undefined));
+      };
+      blobTimer = setTimeout(() => {
+        blobsNow();
+        blobTimer = setInterval(blobsNow, BLOB_SWEEP_INTERVAL_MS);
+        blobTimer.unref();
+      }, FIRST_BLOB_SWEEP_MS);
+      blobTimer.unref();
     },
     async stop(): Promise<void> {
       clearInterval(timer);
+      clearTimeout(blobTimer);
       timer = undefined;
+      blobTimer = undefined;
       await running;
+      await blobSweep;
       await deliveries.stop();
     },
   };

@@ -1,13 +1,15 @@
 import assert from 'node:assert/strict';
-import { randomBytes } from 'node:crypto';
-import { existsSync, linkSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { randomBytes, randomUUID } from 'node:crypto';
+import { existsSync, linkSync, mkdtempSync, readFileSync, rmSync, statSync, utimesSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { Readable } from 'node:stream';
 import { test } from 'node:test';
+import { AbortMultipartUploadCommand, CreateMultipartUploadCommand, ListMultipartUploadsCommand, UploadPartCommand } from '@aws-sdk/client-s3';
 import type { BlobStore } from '../../src/blobs/blob-store.js';
+import { ABANDONED_UPLOAD_MS, temporaryBlobPath } from '../../src/blobs/blob-store.js';
 import { createLocalBlobStore } from '../../src/blobs/local.js';
-import { PART_BYTES, createS3BlobStore } from '../../src/blobs/s3.js';
+import { PART_BYTES, createS3BlobStore, createS3Client } from '../../src/blobs/s3.js';
 import type { S3Settings } from '../../src/config/config.js';
 import { TesseraError } from '../../src/domain/errors.js';
 import { S3_ACCESS_KEY_ID, S3_ENDPOINT, S3_REGION, S3_SECRET_ACCESS_KEY, newBucket as newTestBucket } from '../helpers/s3.js';
@@ -175,5 +177,62 @@ test('S3: wrong credentials and a missing bucket give clear errors', { timeout: 
     });
   } finally {
     rmSync(scratch, { recursive: true, force: true });
+  }
+});
+
+test('local: the sweep removes temporary upload files a crash left, once old enough, and never a blob', async () => {
+  const root = mkdtempSync(path.join(tmpdir(), 'tessera-blobs-sweep-'));
+  try {
+    const store = createLocalBlobStore(root);
+    const scratch = mkdtempSync(path.join(tmpdir(), 'tessera-blob-files-'));
+    writeFileSync(path.join(scratch, 'in.txt'), 'kept');
+    // A valid key that looks like the old temporary names: a blob, whatever its age.
+    const lookalike = `jobs/j1/results/0/a1/0-video.${randomUUID()}.part`;
+    await store.putFile(lookalike, path.join(scratch, 'in.txt'));
+    rmSync(scratch, { recursive: true, force: true });
+    const folder = path.join(root, 'jobs', 'j1', 'results', '0', 'a1');
+    const abandoned = temporaryBlobPath(path.join(folder, '1-out.bin'));
+    const young = temporaryBlobPath(path.join(folder, '2-out.bin'));
+    writeFileSync(abandoned, 'half an upload');
+    writeFileSync(young, 'an upload under way');
+    const twoDaysAgo = new Date(Date.now() - 2 * 24 * 3600 * 1000);
+    utimesSync(abandoned, twoDaysAgo, twoDaysAgo);
+    utimesSync(path.join(root, ...lookalike.split('/')), twoDaysAgo, twoDaysAgo);
+
+    assert.equal(await store.sweepAbandonedUploads(ABANDONED_UPLOAD_MS), 1);
+    assert.equal(existsSync(abandoned), false, 'the abandoned temporary file is gone');
+    assert.equal(existsSync(young), true, 'an upload younger than the threshold is left alone');
+    assert.equal(await text(store, lookalike), 'kept', 'a blob is never taken for a temporary file');
+    assert.equal(await store.sweepAbandonedUploads(ABANDONED_UPLOAD_MS), 0, 'a second sweep finds nothing');
+  } finally {
+    rmSync(root, { recursive: true, force: true });
+  }
+});
+
+test('S3: the sweep aborts unfinished multipart uploads under the prefix, once old enough', { timeout: 60_000, ...(s3Missing && !REQUIRED ? { skip: s3Missing } : {}) }, async () => {
+  assert.ok(!s3Missing, `${s3Missing}, and REQUIRE_SERVICES=1 requires the S3 server`);
+  const settings = s3Settings({ bucket: await newBucket() });
+  const store = createS3BlobStore(settings);
+  const client = createS3Client(settings);
+  // What a server killed during a large upload leaves: an upload begun, a part sent, never completed.
+  const begin = async (key: string) => {
+    const { UploadId } = await client.send(new CreateMultipartUploadCommand({ Bucket: settings.bucket, Key: key }));
+    await client.send(new UploadPartCommand({ Bucket: settings.bucket, Key: key, UploadId, PartNumber: 1, Body: Buffer.from('half') }));
+    return UploadId!;
+  };
+  const ours = await begin('tessera/jobs/j1/output/a1/0-big.bin');
+  const outside = await begin('someone-else/big.bin');
+  const unfinished = async () => ((await client.send(new ListMultipartUploadsCommand({ Bucket: settings.bucket }))).Uploads ?? []).map((upload) => upload.UploadId).sort();
+  try {
+    assert.deepEqual(await unfinished(), [ours, outside].sort());
+    assert.equal(await store.sweepAbandonedUploads(ABANDONED_UPLOAD_MS), 0, 'an upload begun a moment ago may still be under way');
+    // A threshold of zero stands in for a day passing.
+    await new Promise((resolve) => setTimeout(resolve, 1100));
+    assert.equal(await store.sweepAbandonedUploads(0), 1);
+    assert.deepEqual(await unfinished(), [outside], 'only the upload under Tessera\'s prefix is aborted');
+    assert.equal(await store.sweepAbandonedUploads(0), 0, 'a second sweep finds nothing');
+  } finally {
+    await client.send(new AbortMultipartUploadCommand({ Bucket: settings.bucket, Key: 'someone-else/big.bin', UploadId: outside })).catch(() => {});
+    client.destroy();
   }
 });
