@@ -38,6 +38,13 @@ export interface BlobStore {
   sweepAbandonedUploads(olderThanMs: number): Promise<number>;
 }
 
+/**
+ * The top folders of every key Tessera writes (jobs/<id>/… for chunks, results, outputs and
+ * uploads; components/<sha256>.tgz for archives). A sweep of a bucket shared without a prefix
+ * looks only under these.
+ */
+export const BLOB_KEY_ROOTS = ['jobs/', 'components/'] as const;
+
 /** How old an unfinished upload must be to count as abandoned: a day, as S3's usual lifecycle rule. */
 export const ABANDONED_UPLOAD_MS = 24 * 60 * 60 * 1000;
 

@@ -20,7 +20,7 @@ import { getSignedUrl } from '@aws-sdk/s3-request-presigner';
 import { TesseraError, notFound, quote } from '../domain/errors.js';
 import type { S3Settings } from '../config/config.js';
 import type { BlobInfo, BlobStore } from './blob-store.js';
-import { checkBlobKey, temporaryBlobPath } from './blob-store.js';
+import { BLOB_KEY_ROOTS, checkBlobKey, temporaryBlobPath } from './blob-store.js';
 
 // Blobs in an S3-compatible bucket (AWS, or any server that speaks the protocol: MinIO, Ceph,
 // Swift's s3api). Memory stays bounded whatever the size: files go up in parts read from disk,
@@ -246,21 +246,24 @@ export function createS3BlobStore(settings: S3Settings, client: S3Client = creat
     async sweepAbandonedUploads(olderThanMs) {
       const before = Date.now() - olderThanMs;
       let aborted = 0;
-      let marker: { KeyMarker?: string; UploadIdMarker?: string } = {};
-      do {
-        const page = await client.send(new ListMultipartUploadsCommand({ Bucket: bucket, Prefix: settings.prefix, ...marker })).catch(fail('listing unfinished uploads'));
-        for (const upload of page.Uploads ?? []) {
-          if (!upload.Key || !upload.UploadId || !upload.Initiated || upload.Initiated.getTime() >= before) continue;
-          try {
-            await client.send(new AbortMultipartUploadCommand({ Bucket: bucket, Key: upload.Key, UploadId: upload.UploadId }));
-            aborted++;
-          } catch (error) {
-            // Finished or aborted meanwhile (another replica sweeps too): nothing left to do.
-            if ((error as { name?: string }).name !== 'NoSuchUpload') throw s3Error(error, settings, `aborting the unfinished upload of ${upload.Key}`);
+      // Only under Tessera's own folders: a bucket shared without a prefix holds others' uploads too.
+      for (const root of BLOB_KEY_ROOTS) {
+        let marker: { KeyMarker?: string; UploadIdMarker?: string } = {};
+        do {
+          const page = await client.send(new ListMultipartUploadsCommand({ Bucket: bucket, Prefix: `${settings.prefix}${root}`, ...marker })).catch(fail('listing unfinished uploads'));
+          for (const upload of page.Uploads ?? []) {
+            if (!upload.Key || !upload.UploadId || !upload.Initiated || upload.Initiated.getTime() >= before) continue;
+            try {
+              await client.send(new AbortMultipartUploadCommand({ Bucket: bucket, Key: upload.Key, UploadId: upload.UploadId }));
+              aborted++;
+            } catch (error) {
+              // Finished or aborted meanwhile (another replica sweeps too): nothing left to do.
+              if ((error as { name?: string }).name !== 'NoSuchUpload') throw s3Error(error, settings, `aborting the unfinished upload of ${upload.Key}`);
+            }
           }
-        }
-        marker = page.IsTruncated && page.NextKeyMarker ? { KeyMarker: page.NextKeyMarker, ...(page.NextUploadIdMarker ? { UploadIdMarker: page.NextUploadIdMarker } : {}) } : {};
-      } while (marker.KeyMarker);
+          marker = page.IsTruncated && page.NextKeyMarker ? { KeyMarker: page.NextKeyMarker, ...(page.NextUploadIdMarker ? { UploadIdMarker: page.NextUploadIdMarker } : {}) } : {};
+        } while (marker.KeyMarker);
+      }
       return aborted;
     },
   };

@@ -104,7 +104,6 @@ export function createScheduler(deps: EngineDeps, flow: TaskFlow, deliveries: De
 
   return {
     sweep,
-    sweepBlobs,
     start(): void {
       if (timer) return;
       timer = setInterval(() => {

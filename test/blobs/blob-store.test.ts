@@ -221,16 +221,21 @@ test('S3: the sweep aborts unfinished multipart uploads under the prefix, once o
     return UploadId!;
   };
   const ours = await begin('tessera/jobs/j1/output/a1/0-big.bin');
+  const archive = await begin('tessera/components/abc.tgz');
   const outside = await begin('someone-else/big.bin');
+  const unprefixed = await begin('jobs/j2/output/a1/0-big.bin');
   const unfinished = async () => ((await client.send(new ListMultipartUploadsCommand({ Bucket: settings.bucket }))).Uploads ?? []).map((upload) => upload.UploadId).sort();
   try {
-    assert.deepEqual(await unfinished(), [ours, outside].sort());
+    assert.deepEqual(await unfinished(), [ours, archive, outside, unprefixed].sort());
     assert.equal(await store.sweepAbandonedUploads(ABANDONED_UPLOAD_MS), 0, 'an upload begun a moment ago may still be under way');
     // A threshold of zero stands in for a day passing.
     await new Promise((resolve) => setTimeout(resolve, 1100));
-    assert.equal(await store.sweepAbandonedUploads(0), 1);
-    assert.deepEqual(await unfinished(), [outside], 'only the upload under Tessera\'s prefix is aborted');
+    assert.equal(await store.sweepAbandonedUploads(0), 2);
+    assert.deepEqual(await unfinished(), [outside, unprefixed].sort(), 'only the uploads under Tessera\'s prefix are aborted');
     assert.equal(await store.sweepAbandonedUploads(0), 0, 'a second sweep finds nothing');
+    // A store without a prefix shares the bucket's root: it sweeps its own folders only.
+    assert.equal(await createS3BlobStore({ ...settings, prefix: '' }).sweepAbandonedUploads(0), 1);
+    assert.deepEqual(await unfinished(), [outside], 'someone else\'s upload is never aborted');
   } finally {
     await client.send(new AbortMultipartUploadCommand({ Bucket: settings.bucket, Key: 'someone-else/big.bin', UploadId: outside })).catch(() => {});
     client.destroy();

@@ -4,7 +4,8 @@ import { createLinkSigner } from '../../src/blobs/signed-links.js';
 import { TesseraError } from '../../src/domain/errors.js';
 import { parseManifest, parseTag } from '../../src/domain/manifest.js';
 import { downloadName, taskFileKey, uniqueResultNames } from '../../src/engine/result-names.js';
-import { checkBlobKey } from '../../src/blobs/blob-store.js';
+import { BLOB_KEY_ROOTS, checkBlobKey } from '../../src/blobs/blob-store.js';
+import { archiveKey } from '../../src/engine/catalog.js';
 
 // Pure pieces of the engine contract: manifests as ByteNite wrote them, tags, result names,
 // blob keys and signed links.
@@ -50,6 +51,14 @@ test('task file keys never carry a raw file name and are scoped by attempt', () 
   assert.equal(downloadName(key), 'pass_wd');
   assert.equal(taskFileKey({ jobId: 'J', kind: 'assemble', chunkIndex: 0, attempt: 1 }, 4, '.hidden'), 'jobs/J/output/a1/4-hidden');
   for (const bad of ['../x', 'a/../b', '/abs', 'a//b', 'a/./b', 'a\\b']) assert.throws(() => checkBlobKey(bad), /plain relative path/);
+});
+
+test('every kind of key Tessera writes is under one of the roots the blob sweep looks in', () => {
+  const keys = [
+    ...(['partition', 'app', 'assemble'] as const).map((kind) => taskFileKey({ jobId: 'J', kind, chunkIndex: 0, attempt: 1 }, 0, 'x.bin')),
+    archiveKey('ab'.repeat(32)),
+  ];
+  for (const key of keys) assert.ok(BLOB_KEY_ROOTS.some((root) => key.startsWith(root)), `${key} is under none of ${BLOB_KEY_ROOTS.join(', ')}`);
 });
 
 test('signed links verify, and refuse tampering and expiry', () => {
