@@ -52,7 +52,7 @@ interface PlanNode {
 /**
  * What the statements `call` makes read of the tasks table, from their plans as they ran
  * (EXPLAIN ANALYZE, in a transaction rolled back afterwards): its sequential scans, and the rows
- * its scans produced or filtered out. The same on both engines, and about this statement only
+ * its scans produced or filtered out. The same on both engines, and about these statements only
  * (counters read by table name found another test schema's `tasks` on the PostgreSQL server).
  */
 async function tasksRead(db: Db, call: (explaining: Queryable) => Promise<unknown>): Promise<{ seqScans: number; rows: number }> {
