@@ -98,6 +98,7 @@ function figures(results: Results, options: BenchOptions): string[] {
     out.push(`### 3. Process-task overhead (${options.sizes.xargsChunks} chunks, python3 burning ${options.sizes.burnMs} ms CPU each)\n\n${table(['runner', 'seconds', 'ratio'], [
       ['xargs -P2', xargs.xargs_seconds, 1],
       ['Tessera (server + 1 worker agent × 2 slots), create → COMPLETE (database clock)', xargs.tessera_seconds, xargs.overhead_vs_xargs],
+      ['the same, every python process started from scratch (TESSERA_PYTHON_FORKSERVER=false)', xargs.tessera_cold_seconds, xargs.overhead_vs_xargs_cold],
     ])}`);
   }
   if (scale) {

@@ -9,14 +9,19 @@ import { round } from './lib/stats.js';
 import { api, between, completedJob, runJob, startCluster } from './lib/tessera.js';
 
 // Figure 3: what Tessera adds to real per-chunk processes. The same python3 script burns the
-// same CPU on each of the same empty chunk files, once under `xargs -P2` and once as a Tessera
-// job (server + one worker agent with 2 slots, end to end: create → COMPLETE as the database
-// recorded them).
+// same CPU on each of the same empty chunk files, once under `xargs -P2` and as a Tessera job
+// (server + one worker agent with 2 slots, end to end: create → COMPLETE as the database
+// recorded them): as it runs by default, python processes forked from the worker's warm
+// interpreter (runner/python-forkserver.ts), and with every process started from scratch as
+// xargs starts them, which is what Tessera adds around the processes alone.
 
 export interface XargsResult {
   overhead_vs_xargs: number;
   xargs_seconds: number;
   tessera_seconds: number;
+  /** TESSERA_PYTHON_FORKSERVER=false. */
+  overhead_vs_xargs_cold: number;
+  tessera_cold_seconds: number;
 }
 
 /** Reads its chunk (argv[1], or TASK_DIR/data.bin under Tessera), then burns `burnMs` of CPU. */
@@ -45,14 +50,12 @@ async function timed(command: string, args: string[], cwd: string): Promise<numb
 export async function xargsBenchmark(options: BenchOptions): Promise<XargsResult> {
   const { xargsChunks: chunks, burnMs } = options.sizes;
   const scratch = mkdtempSync(path.join(tmpdir(), 'tessera-bench-xargs-'));
-  const tessera = await startCluster(options.databaseUrl, { workers: 1, slots: 2 });
   try {
     const component = path.join(scratch, 'component');
     mkdirSync(path.join(component, 'app'), { recursive: true });
     writeFileSync(path.join(component, 'app', 'main.py'), burnScript(burnMs));
     writeFileSync(path.join(component, 'manifest.json'), JSON.stringify({ name: 'bench-burn', version: '1.0', type: 'app', entrypoint: 'main.py' }));
-    await api(tessera.url, 'POST', '/v1/dev/apps', { data: (await packFolder(component)).toString('base64') });
-    await api(tessera.url, 'POST', '/v1/dev/templates', { id: 'bench-burn', app: 'bench-burn', partitioner: 'empty-chunks', assembler: 'passthrough', dataSource: { dataSourceDescriptor: 'bypass' } });
+    const archive = (await packFolder(component)).toString('base64');
 
     // The same interpreter Tessera's worker resolves, not a wrapper script in front of it.
     const python = resolvePython('python3', { PATH: process.env.PATH ?? '' });
@@ -60,16 +63,33 @@ export async function xargsBenchmark(options: BenchOptions): Promise<XargsResult
     mkdirSync(chunksDir);
     for (let chunkIndex = 0; chunkIndex < chunks; chunkIndex++) writeFileSync(path.join(chunksDir, `data_${chunkIndex}.bin`), '');
     const xargsSeconds = await timed('sh', ['-c', `ls chunks/data_*.bin | xargs -P2 -n1 ${python} component/app/main.py`], scratch);
+    const tesseraSeconds = await tesseraJob(options, archive, chunks, {});
+    const coldSeconds = await tesseraJob(options, archive, chunks, { TESSERA_PYTHON_FORKSERVER: 'false' });
+    return {
+      overhead_vs_xargs: round(tesseraSeconds / xargsSeconds, 3),
+      xargs_seconds: round(xargsSeconds, 2),
+      tessera_seconds: round(tesseraSeconds, 2),
+      overhead_vs_xargs_cold: round(coldSeconds / xargsSeconds, 3),
+      tessera_cold_seconds: round(coldSeconds, 2),
+    };
+  } finally {
+    rmSync(scratch, { recursive: true, force: true });
+  }
+}
 
+/** Seconds from create to COMPLETE of the job on a new cluster with these settings. */
+async function tesseraJob(options: BenchOptions, archive: string, chunks: number, env: Record<string, string>): Promise<number> {
+  const tessera = await startCluster(options.databaseUrl, { workers: 1, slots: 2, env });
+  try {
+    await api(tessera.url, 'POST', '/v1/dev/apps', { data: archive });
+    await api(tessera.url, 'POST', '/v1/dev/templates', { id: 'bench-burn', app: 'bench-burn', partitioner: 'empty-chunks', assembler: 'passthrough', dataSource: { dataSourceDescriptor: 'bypass' } });
     // Create → COMPLETE on the database's clock (two timestamps its transactions wrote), so the
     // client can look rarely: asking every 20 ms cost the server and PostgreSQL about a second
     // of CPU in a 9 s run, taken from the same two cores as the python processes.
     const jobId = await runJob(tessera.url, 'bench-burn', { partitioner: { chunks } });
     const job = await completedJob(tessera.url, jobId, 60_000 + chunks * 1_000, 250);
-    const tesseraSeconds = between(job, 'NEW', 'COMPLETE') / 1000;
-    return { overhead_vs_xargs: round(tesseraSeconds / xargsSeconds, 3), xargs_seconds: round(xargsSeconds, 2), tessera_seconds: round(tesseraSeconds, 2) };
+    return between(job, 'NEW', 'COMPLETE') / 1000;
   } finally {
     await tessera.stop();
-    rmSync(scratch, { recursive: true, force: true });
   }
 }

@@ -68,8 +68,10 @@ export interface ClusterShape {
   workerNodeArgs?: string[];
   /** TESSERA_LEASE_SECONDS, when not the default 30 (see BIG_JOB_LEASE_SECONDS). */
   leaseSeconds?: number;
-  /** The workers' local queue (--prefetch), when not the default 0. */
-  prefetch?: number;
+  /** The workers' local queue (--prefetch), when not the default (auto). */
+  prefetch?: number | 'auto';
+  /** More settings for every process (TESSERA_PYTHON_FORKSERVER=false, say). */
+  env?: Record<string, string>;
 }
 
 /**
@@ -100,9 +102,9 @@ export async function startCluster(databaseUrl: string, shape: ClusterShape): Pr
     await migrate(db);
     await ensureFirstAccount(db, BENCH_KEY);
     const token = (await createKey(db, { scope: 'worker' })).apiKey;
-    const env: Record<string, string> = { DATABASE_URL: databaseUrl, TESSERA_DATABASE_SCHEMA: schema, TESSERA_HOME: home };
+    const env: Record<string, string> = { ...shape.env, DATABASE_URL: databaseUrl, TESSERA_DATABASE_SCHEMA: schema, TESSERA_HOME: home };
     if (shape.leaseSeconds) env.TESSERA_LEASE_SECONDS = String(shape.leaseSeconds);
-    if (shape.prefetch) env.TESSERA_WORKER_PREFETCH = String(shape.prefetch);
+    if (shape.prefetch !== undefined) env.TESSERA_WORKER_PREFETCH = String(shape.prefetch);
     const server = await startTesseraProcess(['server', '--port', '0', '--json'], env, shape.serverNodeArgs);
     processes.push(server);
     for (let index = 0; index < shape.workers; index++) {

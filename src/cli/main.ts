@@ -140,7 +140,7 @@ export async function main(argv: string[]): Promise<void> {
     .option('--port <port>', 'HTTP port (TESSERA_PORT, default 8080; 0 picks a free one)')
     .option('--host <host>', 'address to listen on (TESSERA_HOST, default 127.0.0.1)')
     .option('--slots <n>', 'in-process worker slots (default: one per core)')
-    .option('--prefetch <n>', 'tasks leased ahead of free slots, for many short tasks (TESSERA_WORKER_PREFETCH, default 0, at most 1000)')
+    .option('--prefetch <n>', 'tasks leased ahead of free slots: auto (one per slot while tasks are short) or 0 to 1000 (TESSERA_WORKER_PREFETCH, default auto)')
     .addOption(new Option('--log-level <level>', 'log level').choices(['fatal', 'error', 'warn', 'info', 'debug', 'trace']))
     .action(up);
 
@@ -164,7 +164,7 @@ export async function main(argv: string[]): Promise<void> {
     .option('--server <urls>', 'server URL, or several comma-separated (TESSERA_URL)')
     .option('--token <token>', 'worker token (TESSERA_WORKER_TOKEN; make one with `tessera key create --worker`)')
     .option('--slots <n>', 'tasks run at once (default: one per core)')
-    .option('--prefetch <n>', 'tasks leased ahead of free slots, for many short tasks (TESSERA_WORKER_PREFETCH, default 0, at most 1000)')
+    .option('--prefetch <n>', 'tasks leased ahead of free slots: auto (one per slot while tasks are short) or 0 to 1000 (TESSERA_WORKER_PREFETCH, default auto)')
     .option('--region <region>', 'the region this worker is in, matched against jobs\' regions (TESSERA_WORKER_REGION)')
     .option('--home <dir>', 'scratch folder for running tasks (default: the system temp folder)')
     .addOption(new Option('--log-level <level>', 'log level').choices(['fatal', 'error', 'warn', 'info', 'debug', 'trace']))

@@ -34,13 +34,19 @@ export interface Config {
   /**
    * Tasks a worker leases ahead of its free slots (a local queue), so many short tasks share a
    * round trip. 0: lease only for idle slots, which spreads long tasks best over many workers.
+   * 'auto' (the default): one per slot while the worker's recent tasks were short, else none.
    */
-  workerPrefetch: number;
+  workerPrefetch: number | 'auto';
   /** In-process worker slots (embedded mode). */
   workerSlots: number;
   /** Key to create for the first account on an empty database (scripts set it; otherwise one is generated). */
   initialApiKey: string | undefined;
   allowPrivateUrls: boolean;
+  /**
+   * Python entrypoints run in processes forked from a warm interpreter, one per worker
+   * (runner/python-forkserver.ts), rather than each started from scratch.
+   */
+  pythonForkServer: boolean;
   maxSourceBytes: number;
   urlTimeoutMs: number;
   leaseSeconds: number;
@@ -93,6 +99,9 @@ export type Flags = Partial<Record<'home' | 'host' | 'port' | 'databaseUrl' | 'p
 
 type Env = Record<string, string | undefined>;
 
+/** The most tasks --prefetch may keep leased ahead (a lease call's limit). */
+const MAX_PREFETCH = 1000;
+
 const PACKAGE_ROOT = path.resolve(new URL('.', import.meta.url).pathname, '../../..');
 
 export function packageRoot(): string {
@@ -109,9 +118,10 @@ export function loadConfig(flags: Flags = {}, env: Env = process.env): Config {
     databaseSchema: nonEmpty(env.TESSERA_DATABASE_SCHEMA, 'TESSERA_DATABASE_SCHEMA', /^[a-z_][a-z0-9_]{0,62}$/, 'tessera'),
     publicUrl: nonEmpty(flags.publicUrl ?? env.TESSERA_PUBLIC_URL, 'TESSERA_PUBLIC_URL', /^https?:\/\/[^/]+/, 'https://tessera.example.com')?.replace(/\/+$/, ''),
     workerSlots: integerSetting('--slots / TESSERA_WORKER_SLOTS', flags.slots ?? env.TESSERA_WORKER_SLOTS, availableParallelism(), 0, 256, '4'),
-    workerPrefetch: integerSetting('--prefetch / TESSERA_WORKER_PREFETCH', flags.prefetch ?? env.TESSERA_WORKER_PREFETCH, 0, 0, 1000, '1000'),
+    workerPrefetch: prefetchSetting(flags.prefetch ?? env.TESSERA_WORKER_PREFETCH),
     initialApiKey: nonEmpty(env.TESSERA_API_KEY, 'TESSERA_API_KEY', /^\S{16,512}$/, 'a random string of at least 16 characters'),
     allowPrivateUrls: booleanSetting('TESSERA_ALLOW_PRIVATE_URLS', env.TESSERA_ALLOW_PRIVATE_URLS, false),
+    pythonForkServer: booleanSetting('TESSERA_PYTHON_FORKSERVER', env.TESSERA_PYTHON_FORKSERVER, true),
     maxSourceBytes: integerSetting('TESSERA_MAX_SOURCE_BYTES', env.TESSERA_MAX_SOURCE_BYTES, 10 * 1024 ** 3, 1, Number.MAX_SAFE_INTEGER, '1073741824'),
     urlTimeoutMs: integerSetting('TESSERA_URL_TIMEOUT_MS', env.TESSERA_URL_TIMEOUT_MS, 5 * 60_000, 100, 24 * 3_600_000, '300000'),
     leaseSeconds: integerSetting('TESSERA_LEASE_SECONDS', env.TESSERA_LEASE_SECONDS, 30, 2, 3600, '30'),
@@ -156,6 +166,17 @@ function integerSetting(name: string, raw: string | number | undefined, fallback
     throw settingError(name, raw, `expected a whole number from ${min} to ${max}`, example);
   }
   return value;
+}
+
+/** --prefetch: "auto" (the default) or a fixed number of tasks from 0 to 1000. */
+function prefetchSetting(raw: string | number | undefined): number | 'auto' {
+  if (raw === undefined || raw === '' || (typeof raw === 'string' && raw.trim() === 'auto')) return 'auto';
+  const name = '--prefetch / TESSERA_WORKER_PREFETCH';
+  try {
+    return integerSetting(name, raw, 0, 0, MAX_PREFETCH, '1000');
+  } catch {
+    throw settingError(name, raw, `expected auto or a whole number from 0 to ${MAX_PREFETCH}`, 'auto');
+  }
 }
 
 function decimalSetting(name: string, raw: string | undefined, fallback: number, example: string): number {

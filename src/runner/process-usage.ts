@@ -90,8 +90,8 @@ function bootstrapPath(name: string, source: string): string {
   return file;
 }
 
-/** Writes a bootstrap if it is missing and returns its path. */
-function bootstrapFile(name: string, source: string): string {
+/** Writes a bootstrap (or the python fork server) if it is missing and returns its path. */
+export function bootstrapFile(name: string, source: string): string {
   const file = bootstrapPath(name, source);
   if (!existsSync(file)) {
     const temporary = `${file}.${process.pid}.tmp`;

@@ -41,7 +41,8 @@ export interface RunResult {
   usage: RunUsage;
 }
 
-class Tail {
+/** The last `limit` bytes of a process's output stream. */
+export class OutputTail {
   private chunks: Buffer[] = [];
   private size = 0;
   constructor(private readonly limit: number) {}
@@ -53,6 +54,15 @@ class Tail {
   text(): string {
     const all = Buffer.concat(this.chunks);
     return all.subarray(Math.max(0, all.length - this.limit)).toString('utf8');
+  }
+}
+
+/** Kills a process group (a task's process and everything it started); nothing if it is gone. */
+export function killGroup(pid: number): void {
+  try {
+    process.kill(-pid, 'SIGKILL');
+  } catch {
+    // Already gone.
   }
 }
 
@@ -68,19 +78,15 @@ export function runProcess(spec: RunSpec): Promise<RunResult> {
     const child = spawn(spec.command, spec.args, { cwd: spec.cwd, env, detached: true, stdio: ['ignore', 'pipe', 'pipe'] });
     // The fallback when the process cannot report itself (not python or node, or killed).
     const sampler = child.pid ? sampleProcess(child.pid) : null;
-    const stdout = new Tail(limit);
-    const stderr = new Tail(limit);
+    const stdout = new OutputTail(limit);
+    const stderr = new OutputTail(limit);
     let timedOut = false;
     let aborted = false;
-    const killGroup = () => {
-      try {
-        if (child.pid) process.kill(-child.pid, 'SIGKILL');
-      } catch {
-        // Already gone.
-      }
+    const stop = () => {
+      if (child.pid) killGroup(child.pid);
     };
-    const timer = spec.timeoutMs ? setTimeout(() => ((timedOut = true), killGroup()), spec.timeoutMs) : undefined;
-    const onAbort = () => ((aborted = true), killGroup());
+    const timer = spec.timeoutMs ? setTimeout(() => ((timedOut = true), stop()), spec.timeoutMs) : undefined;
+    const onAbort = () => ((aborted = true), stop());
     if (spec.signal?.aborted) onAbort();
     spec.signal?.addEventListener('abort', onAbort, { once: true });
     child.stdout.on('data', (chunk: Buffer) => {
@@ -102,7 +108,7 @@ export function runProcess(spec: RunSpec): Promise<RunResult> {
       sampler?.stop();
       spec.signal?.removeEventListener('abort', onAbort);
       // Children the entrypoint left behind in its group go too.
-      killGroup();
+      stop();
       const wallSeconds = Number(process.hrtime.bigint() - startedAt) / 1e9;
       const measured = (reports ? readUsageFile(usageFile) : null) ?? sampler?.last() ?? { cpuSeconds: 0, peakMemoryBytes: 0 };
       resolve({ exitCode, signal, timedOut, aborted, stdoutTail: stdout.text(), stderrTail: stderr.text(), wallMs: Date.now() - started, usage: { ...measured, wallSeconds } });
@@ -129,7 +135,7 @@ const checkedEntrypoints = new Map<string, string>();
 const CHECKED_ENTRYPOINTS_KEPT = 256;
 
 /** How to start a component: `.py` with python3, `.js`/`.mjs`/`.cjs` with node, anything else executed directly. */
-export function entrypointCommand(folder: string, manifest: Manifest, python: string): { command: string; args: string[] } {
+export function entrypointCommand(folder: string, manifest: Manifest, python: string): { command: string; args: string[]; pythonScript?: string } {
   const key = `${folder}\0${manifest.entrypoint}`;
   let real = checkedEntrypoints.get(key);
   if (real === undefined) {
@@ -138,7 +144,7 @@ export function entrypointCommand(folder: string, manifest: Manifest, python: st
     checkedEntrypoints.set(key, real);
   }
   // Through the usage bootstraps: same interpreter, same script, and a resource report at exit.
-  if (/\.py$/i.test(real)) return { command: python, args: ['-u', pythonBootstrap(), real] };
+  if (/\.py$/i.test(real)) return { command: python, args: ['-u', pythonBootstrap(), real], pythonScript: real };
   if (/\.(m|c)?js$/i.test(real)) return { command: process.execPath, args: ['--require', nodeBootstrap(), real] };
   return { command: real, args: [] };
 }

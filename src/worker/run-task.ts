@@ -5,6 +5,7 @@ import { TesseraError, assertNever, quote } from '../domain/errors.js';
 import { inProcessName, usesFiles } from '../domain/in-process.js';
 import type { OutputFile, TaskLease, TaskReport, WorkerLink } from '../domain/worker-link.js';
 import { entrypointCommand, failureSummary, runProcess } from '../runner/runner.js';
+import type { ForkServer } from '../runner/python-forkserver.js';
 import type { Config } from '../config/config.js';
 import type { ComponentCache } from './component-cache.js';
 import { createComponentCache } from './component-cache.js';
@@ -26,6 +27,10 @@ export interface TaskEnvironment {
   components: ComponentCache;
   /** Log lines kept per attempt. */
   maxLogLines: number;
+  /** Whether python entrypoints start from a warm interpreter (TESSERA_PYTHON_FORKSERVER). */
+  pythonForkServer: boolean;
+  /** The worker's fork server for python entrypoints, when it has one (made by createWorker). */
+  forkServer?: ForkServer | undefined;
 }
 
 /** What one attempt's process wrote and used, filled in by `execute`. */
@@ -45,6 +50,7 @@ export function taskEnvironment(config: Config, link: Pick<WorkerLink, 'fetchCom
     userCacheRoot: path.join(config.home, 'cache', 'accounts'),
     components: createComponentCache(path.join(config.home, 'cache', 'components'), link, { maxBytes: config.maxUnpackedBytes, maxEntries: config.maxArchiveEntries }),
     maxLogLines: config.maxLogLinesPerTask,
+    pythonForkServer: config.pythonForkServer,
   };
 }
 
@@ -275,17 +281,16 @@ async function execute(lease: TaskLease, env: TaskEnvironment, scratch: Scratch,
   if (inProcess) return runInProcess(inProcess, stageEnv);
   const what = `${lease.kind === 'app' ? 'app' : lease.kind === 'partition' ? 'partitioner' : 'assembler'} ${component.manifest.name}@${component.manifest.version}`;
   const folder = await env.components.folder(component.archive.sha256);
-  const { command, args } = entrypointCommand(folder, component.manifest, env.python);
+  const { command, args, pythonScript } = entrypointCommand(folder, component.manifest, env.python);
   const cwd = scratch.folder('work');
-  const result = await runProcess({
-    command,
-    args,
+  const spec = {
     cwd,
     env: { ...env.childEnv, HOME: cwd, TMPDIR: cwd, PYTHONUNBUFFERED: '1', ...stageEnv },
     timeoutMs: lease.timeoutMs,
     signal: stop.signal,
-    onOutput: (stream, chunk) => attempt.logs.write(stream, chunk),
-  });
+    onOutput: (stream: 'stdout' | 'stderr', chunk: Buffer) => attempt.logs.write(stream, chunk),
+  };
+  const result = pythonScript && env.forkServer ? await env.forkServer.run({ ...spec, script: pythonScript }) : await runProcess({ command, args, ...spec });
   attempt.usage = result.usage;
   if (result.exitCode === 0 && !result.timedOut && !result.aborted) return undefined;
   // A timeout may be bad luck on a busy machine; a non-zero exit of a partitioner or assembler is

@@ -4,6 +4,7 @@ import { COMPLETION_BATCH, EMPTY_REPORT, MAX_LEASE_BATCH } from '../domain/worke
 import type { TaskEnvironment, TaskOutcome } from './run-task.js';
 import { isInProcess } from '../domain/in-process.js';
 import { resolvePython } from '../runner/runner.js';
+import { createForkServer } from '../runner/python-forkserver.js';
 import { TaskStop, runTask } from './run-task.js';
 
 // A worker: N slots, each leasing one task at a time through the link and running it, plus one
@@ -12,6 +13,14 @@ import { TaskStop, runTask } from './run-task.js';
 
 /** Finished tasks whose reports may be under way at once before slots wait for them. */
 const MAX_REPORTING = 2 * COMPLETION_BATCH;
+
+/**
+ * Tasks that took less than this (the last few, see ran) make an 'auto' worker lease one
+ * task ahead per slot. Next to them the lease round trip a slot waits for between tasks matters
+ * (1–3 ms of a 30 ms process task here, with the server's and the database's CPU for it), while a
+ * task queued behind them waits about this long at most.
+ */
+export const SHORT_TASK_MS = 500;
 
 export interface WorkerOptions {
   link: WorkerLink;
@@ -23,11 +32,14 @@ export interface WorkerOptions {
   /** How long one lease call may wait for work. */
   leaseWaitMs?: number;
   /**
-   * Tasks leased ahead of free slots and kept in a local queue (default 0: lease only for idle
-   * slots). Many small tasks then share a round trip; the queued leases are heartbeated like
-   * running ones and handed back when the worker stops.
+   * Tasks leased ahead of free slots and kept in a local queue. Many small tasks then share a
+   * round trip, and a slot starts its next task without waiting for one; the queued leases are
+   * heartbeated like running ones and handed back when the worker stops. 0 leases only for idle
+   * slots. 'auto' (the default) keeps one per slot while the worker's recent tasks were short
+   * (under SHORT_TASK_MS) and none otherwise, so a queue never holds long tasks back from idle
+   * workers elsewhere.
    */
-  prefetch?: number;
+  prefetch?: number | 'auto';
 }
 
 export interface Worker {
@@ -40,7 +52,9 @@ export interface Worker {
 
 export function createWorker(options: WorkerOptions): Worker {
   const { link, log } = options;
-  const env = { ...options.env, python: resolvePython(options.env.python, options.env.childEnv) };
+  const python = resolvePython(options.env.python, options.env.childEnv);
+  const forkServer = options.env.pythonForkServer ? createForkServer(python, options.env.childEnv, log) : undefined;
+  const env = { ...options.env, python, forkServer };
   const held = new Map<number, { lease: TaskLease; stop: TaskStop }>();
   const stopping = new AbortController();
   let slots: Promise<void>[] = [];
@@ -67,13 +81,25 @@ export function createWorker(options: WorkerOptions): Worker {
   // Slots waiting for work share lease calls: one call asks for as many tasks as slots wait (plus
   // the local queue's room), so a busy worker makes one round trip (one lease statement) per
   // batch of tasks, not per task.
-  const prefetch = options.prefetch ?? 0;
   const waiting: ((lease: TaskLease | null) => void)[] = [];
   const queued: TaskLease[] = [];
   let leasing = false;
+  /** How long recent tasks took in their slot; unknown until one has run. */
+  let recentTaskMs = Number.POSITIVE_INFINITY;
+
+  /** The local queue's size now: fixed, or for 'auto' one per slot while tasks are short. */
+  const prefetch = (): number => {
+    if (options.prefetch !== undefined && options.prefetch !== 'auto') return options.prefetch;
+    return recentTaskMs < SHORT_TASK_MS ? options.slots : 0;
+  };
+
+  /** A longer task counts at once (a queue must not hold tasks behind it), shorter ones by degrees. */
+  function ran(ms: number): void {
+    recentTaskMs = Number.isFinite(recentTaskMs) && ms < recentTaskMs ? 0.8 * recentTaskMs + 0.2 * ms : ms;
+  }
 
   /** Keeps leasing while slots wait, or while the local queue is under half full. */
-  const wanted = () => waiting.length > 0 || (prefetch > 0 && queued.length <= prefetch / 2);
+  const wanted = () => waiting.length > 0 || (prefetch() > 0 && queued.length <= prefetch() / 2);
 
   let pumping: Promise<void> | undefined;
 
@@ -89,7 +115,7 @@ export function createWorker(options: WorkerOptions): Worker {
       while (wanted() && !stopping.signal.aborted) {
         let leases: TaskLease[];
         try {
-          const max = Math.min(MAX_LEASE_BATCH, Math.max(1, waiting.length + prefetch - queued.length));
+          const max = Math.min(MAX_LEASE_BATCH, Math.max(1, waiting.length + prefetch() - queued.length));
           leases = await link.lease(max, options.leaseWaitMs ?? 5000, stopping.signal);
         } catch (error) {
           if (stopping.signal.aborted) break;
@@ -152,6 +178,7 @@ export function createWorker(options: WorkerOptions): Worker {
   async function slot(): Promise<void> {
     for (let lease = await nextLease(); lease; lease = await nextLease()) {
       const { stop } = held.get(lease.taskId)!;
+      const started = performance.now();
       let produced!: () => void;
       const workDone = new Promise<void>((resolve) => (produced = resolve));
       // Lost while it waited in the local queue (its job was aborted, say): never started.
@@ -160,6 +187,7 @@ export function createWorker(options: WorkerOptions): Worker {
       reporting.add(settled);
       void settled.finally(() => reporting.delete(settled));
       await Promise.race([workDone, settled]);
+      ran(performance.now() - started);
       while (reporting.size >= MAX_REPORTING) await Promise.race(reporting);
     }
   }
@@ -173,7 +201,7 @@ export function createWorker(options: WorkerOptions): Worker {
       heartbeat = setInterval(() => void beat(), options.heartbeatMs);
       heartbeat.unref();
       slots = Array.from({ length: options.slots }, () => slot());
-      if (prefetch > 0) void pump();
+      if (prefetch() > 0) void pump();
     },
     async stop() {
       stopping.abort();
@@ -196,6 +224,7 @@ export function createWorker(options: WorkerOptions): Worker {
       // stop may have leased tasks whose answer never arrived.
       const stranded = queued.splice(0);
       await link.release(stranded, true).catch((error: unknown) => log.warn({ err: error }, 'could not hand back this worker\'s remaining leases; they run elsewhere when they expire'));
+      forkServer?.close();
     },
     running: () => held.size,
   };
