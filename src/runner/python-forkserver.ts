@@ -86,7 +86,13 @@ def _serve():
                 continue
             chunk = os.read(0, 1 << 16)
             if not chunk:
-                # The worker went away; its tasks' processes go on, as spawned ones would.
+                # The worker stopped or went away (its tasks' processes go on, as spawned ones
+                # would). The folder of its socket goes: the worker may be gone before it could.
+                for remove, target in ((os.unlink, os.path.join(sys.argv[1], "output.sock")), (os.rmdir, sys.argv[1])):
+                    try:
+                        remove(target)
+                    except OSError:
+                        pass
                 os._exit(0)
             pending += chunk
             while b"\\n" in pending:
@@ -233,7 +239,7 @@ export function createForkServer(python: string, env: Record<string, string>, lo
     listener.listen(socket);
     listener.unref();
     // Its folder is its home and temporary folder, as a task's work folder is for a task's process.
-    const child = spawn(python, ['-u', forkServerScript()], { cwd: folder, env: { ...env, HOME: folder, TMPDIR: folder, PYTHONUNBUFFERED: '1' }, stdio: ['pipe', 'pipe', 'pipe'], detached: true });
+    const child = spawn(python, ['-u', forkServerScript(), folder], { cwd: folder, env: { ...env, HOME: folder, TMPDIR: folder, PYTHONUNBUFFERED: '1' }, stdio: ['pipe', 'pipe', 'pipe'], detached: true });
     const started = { child, listener, socket, folder };
     let stderr = '';
     child.stderr!.on('data', (chunk: Buffer) => (stderr = (stderr + chunk.toString('utf8')).slice(-4000)));

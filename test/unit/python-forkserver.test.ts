@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict';
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { after, before, test } from 'node:test';
@@ -207,6 +208,22 @@ test('a fork server killed under a running process fails the run, kills it, and 
   } finally {
     server.close();
   }
+});
+
+test('a worker that exits at once after stopping leaves no socket folder behind', async () => {
+  // The worker process ends before it could see the server exit: the server clears its folder.
+  const module = new URL('../../src/runner/python-forkserver.js', import.meta.url).href;
+  const worker = [
+    `const { createForkServer } = await import(${JSON.stringify(module)});`,
+    `const server = createForkServer(${JSON.stringify(python)}, { PATH: process.env.PATH }, { warn() {}, info() {}, error() {}, debug() {} });`,
+    `const result = await server.run({ script: ${JSON.stringify(script('where.py', 'import os\nprint(os.readlink("/proc/%d/cwd" % os.getppid()))\n'))}, cwd: ${JSON.stringify(scratch)}, env: { PATH: process.env.PATH } });`,
+    'console.log(result.stdoutTail.trim());',
+    'server.close();',
+    'process.exit(0);',
+  ].join('\n');
+  const folder = execFileSync(process.execPath, ['--input-type=module', '-e', worker], { encoding: 'utf8' }).trim();
+  assert.match(folder, /tessera-forkserver-/);
+  await waitUntil('the socket folder to be removed', () => !existsSync(folder));
 });
 
 test('an interpreter that cannot start is a clear error', async () => {
