@@ -46,10 +46,23 @@ def _connect(path, token, name):
         raise
     return stream
 
+def _gone():
+    # The worker stopped or went away (its tasks' processes go on, as spawned ones would). The
+    # folder of its socket goes: the worker may have ended before it could remove it.
+    for remove, target in ((os.unlink, os.path.join(sys.argv[1], "output.sock")), (os.rmdir, sys.argv[1])):
+        try:
+            remove(target)
+        except OSError:
+            pass
+    os._exit(0)
+
 def _send(message):
     data = (dumps(message) + "\\n").encode()
-    while data:
-        data = data[os.write(1, data):]
+    try:
+        while data:
+            data = data[os.write(1, data):]
+    except BrokenPipeError:
+        _gone()
 
 def _added_at_start():
     # What this interpreter added to its own environment as it started (PEP 538 sets LC_CTYPE
@@ -86,14 +99,7 @@ def _serve():
                 continue
             chunk = os.read(0, 1 << 16)
             if not chunk:
-                # The worker stopped or went away (its tasks' processes go on, as spawned ones
-                # would). The folder of its socket goes: the worker may be gone before it could.
-                for remove, target in ((os.unlink, os.path.join(sys.argv[1], "output.sock")), (os.rmdir, sys.argv[1])):
-                    try:
-                        remove(target)
-                    except OSError:
-                        pass
-                os._exit(0)
+                _gone()
             pending += chunk
             while b"\\n" in pending:
                 line, pending = pending.split(b"\\n", 1)
@@ -163,7 +169,7 @@ for _key, _value in _ADDED.items():
 os.chdir(_request["cwd"])
 sys.argv = [_request["script"]]
 sys.path[0] = os.path.dirname(os.path.abspath(sys.argv[0]))
-del _request, _streams, _null, _stream, _serve, _connect, _send, _added_at_start, _ADDED
+del _request, _streams, _null, _stream, _serve, _connect, _send, _gone, _added_at_start, _ADDED
 _main = type(sys)("__main__")
 _main.__file__ = sys.argv[0]
 _main.__builtins__ = __builtins__

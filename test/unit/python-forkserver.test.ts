@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { execFileSync } from 'node:child_process';
+import { spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -210,20 +210,25 @@ test('a fork server killed under a running process fails the run, kills it, and 
   }
 });
 
-test('a worker that exits at once after stopping leaves no socket folder behind', async () => {
+test('a worker that exits at once after stopping, or is killed mid-task, leaves no socket folder behind', async () => {
   // The worker process ends before it could see the server exit: the server clears its folder.
   const module = new URL('../../src/runner/python-forkserver.js', import.meta.url).href;
-  const worker = [
+  const where = script('where.py', 'import os, sys, time\nprint(os.readlink("/proc/%d/cwd" % os.getppid()), flush=True)\ntime.sleep(float(os.environ["NAP"]))\n');
+  const worker = (ending: string) => [
     `const { createForkServer } = await import(${JSON.stringify(module)});`,
     `const server = createForkServer(${JSON.stringify(python)}, { PATH: process.env.PATH }, { warn() {}, info() {}, error() {}, debug() {} });`,
-    `const result = await server.run({ script: ${JSON.stringify(script('where.py', 'import os\nprint(os.readlink("/proc/%d/cwd" % os.getppid()))\n'))}, cwd: ${JSON.stringify(scratch)}, env: { PATH: process.env.PATH } });`,
-    'console.log(result.stdoutTail.trim());',
-    'server.close();',
-    'process.exit(0);',
+    `const run = server.run({ script: ${JSON.stringify(where)}, cwd: ${JSON.stringify(scratch)}, env: { PATH: process.env.PATH, NAP: process.env.NAP }, onOutput: (stream, chunk) => process.stdout.write(chunk) });`,
+    ending,
   ].join('\n');
-  const folder = execFileSync(process.execPath, ['--input-type=module', '-e', worker], { encoding: 'utf8' }).trim();
-  assert.match(folder, /tessera-forkserver-/);
-  await waitUntil('the socket folder to be removed', () => !existsSync(folder));
+  const stopped = spawnSync(process.execPath, ['--input-type=module', '-e', worker('await run; server.close(); process.exit(0);')], { encoding: 'utf8', env: { ...process.env, NAP: '0' } });
+  assert.equal(stopped.status, 0, stopped.stderr);
+  // Killed while its task runs: the task ends on its own later, the server exits at once.
+  const killed = spawnSync(process.execPath, ['--input-type=module', '-e', worker('await new Promise((resolve) => setTimeout(resolve, 200)); process.kill(process.pid, "SIGKILL");')], { encoding: 'utf8', env: { ...process.env, NAP: '1' } });
+  assert.equal(killed.signal, 'SIGKILL', killed.stderr);
+  for (const folder of [stopped.stdout.trim(), killed.stdout.trim()]) {
+    assert.match(folder, /tessera-forkserver-/);
+    await waitUntil(`the socket folder ${folder} to be removed`, () => !existsSync(folder));
+  }
 });
 
 test('an interpreter that cannot start is a clear error', async () => {
