@@ -312,6 +312,7 @@ export function createForkServer(python: string, env: Record<string, string>, lo
     if (!exited || run.streamsOpen > 0) return;
     // Children the script left behind in its group go too, as with a spawned process.
     if (run.pid) killGroup(run.pid);
+    const wallNs = process.hrtime.bigint() - run.startedAt;
     run.finish({
       exitCode: exited.exit ?? null,
       signal: exited.signal ? SIGNAL_NAMES.get(exited.signal) ?? null : null,
@@ -319,21 +320,19 @@ export function createForkServer(python: string, env: Record<string, string>, lo
       aborted: run.aborted,
       stdoutTail: run.stdout.text(),
       stderrTail: run.stderr.text(),
-      wallMs: Number((process.hrtime.bigint() - run.startedAt) / 1_000_000n),
-      usage: { cpuSeconds: exited.cpu ?? 0, peakMemoryBytes: (exited.maxrss ?? 0) * 1024, wallSeconds: Number(process.hrtime.bigint() - run.startedAt) / 1e9 },
+      wallMs: Number(wallNs / 1_000_000n),
+      usage: { cpuSeconds: exited.cpu ?? 0, peakMemoryBytes: (exited.maxrss ?? 0) * 1024, wallSeconds: Number(wallNs) / 1e9 },
     });
   }
 
   /** A connection from a forked process: its first line names the run and the stream. */
   function attachStream(stream: net.Socket): void {
     let header = Buffer.alloc(0);
-    let run: Run | undefined;
-    let name: 'stdout' | 'stderr' = 'stdout';
+    let deliver: ((chunk: Buffer) => void) | undefined;
     stream.on('error', () => stream.destroy());
     stream.on('data', (chunk: Buffer) => {
-      if (run) {
-        (name === 'stdout' ? run.stdout : run.stderr).push(chunk);
-        run.spec.onOutput?.(name, chunk);
+      if (deliver) {
+        deliver(chunk);
         return;
       }
       header = Buffer.concat([header, chunk]);
@@ -348,17 +347,17 @@ export function createForkServer(python: string, env: Record<string, string>, lo
         stream.destroy();
         return;
       }
-      run = found;
-      name = which;
+      const tail = which === 'stdout' ? found.stdout : found.stderr;
+      deliver = (output) => {
+        tail.push(output);
+        found.spec.onOutput?.(which, output);
+      };
       stream.once('close', () => {
         found.streamsOpen--;
         settle(found);
       });
       const rest = header.subarray(end + 1);
-      if (rest.length > 0) {
-        (name === 'stdout' ? found.stdout : found.stderr).push(rest);
-        found.spec.onOutput?.(name, rest);
-      }
+      if (rest.length > 0) deliver(rest);
     });
   }
 
