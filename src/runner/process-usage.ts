@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import { existsSync, readFileSync, renameSync, unlinkSync, writeFileSync } from 'node:fs';
+import { existsSync, lstatSync, mkdirSync, mkdtempSync, readFileSync, renameSync, unlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 
@@ -81,25 +81,61 @@ if (usageFile) {
 }
 `;
 
+let privateFolder: string | undefined;
+
+/**
+ * A folder of this user's in the temporary folder that no one else may write, for the bootstraps
+ * and the usage reports. The temporary folder is everyone's: a bootstrap there, under a name known
+ * in advance (its content's hash), could be planted by another user and then run by every task,
+ * and a python script there puts that folder first on its module path (a planted socket.py would
+ * be imported by the fork server). Made once with mode 0700 and checked: a folder of that name
+ * that is not this user's alone is never used, and this process makes a private one of its own.
+ */
+export function privateTempFolder(): string {
+  if (privateFolder) return privateFolder;
+  const uid = process.getuid?.();
+  const shared = path.join(tmpdir(), `tessera-${uid ?? 'user'}`);
+  try {
+    mkdirSync(shared, { mode: 0o700 });
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code !== 'EEXIST') throw error;
+  }
+  const found = lstatSync(shared);
+  const ours = found.isDirectory() && (uid === undefined || found.uid === uid) && (found.mode & 0o077) === 0;
+  privateFolder = ours ? shared : mkdtempSync(path.join(tmpdir(), 'tessera-'));
+  return privateFolder;
+}
+
 /** Each bootstrap's path: named by the hash of its content, so versions never mix. */
 const PATHS = new Map<string, string>();
 
 function bootstrapPath(name: string, source: string): string {
   let file = PATHS.get(name);
-  if (!file) PATHS.set(name, (file = path.join(tmpdir(), `tessera-${createHash('sha256').update(source).digest('hex').slice(0, 16)}-${name}`)));
+  if (!file) PATHS.set(name, (file = path.join(privateTempFolder(), `${createHash('sha256').update(source).digest('hex').slice(0, 16)}-${name}`)));
   return file;
 }
 
 /** Writes a bootstrap (or the python fork server) if it is missing and returns its path. */
 export function bootstrapFile(name: string, source: string): string {
   const file = bootstrapPath(name, source);
-  if (!existsSync(file)) {
-    const temporary = `${file}.${process.pid}.tmp`;
-    writeFileSync(temporary, source, { mode: 0o644 });
-    // Rename is atomic: a concurrent first use sees the file absent or whole, never in part.
-    renameSync(temporary, file);
+  if (existsSync(file)) return file;
+  try {
+    writeAtomically(file, source);
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code !== 'ENOENT') throw error;
+    // A temporary-folder cleaner removed the folder: made again, once.
+    privateFolder = undefined;
+    PATHS.clear();
+    writeAtomically(bootstrapPath(name, source), source);
   }
-  return file;
+  return bootstrapPath(name, source);
+}
+
+function writeAtomically(file: string, source: string): void {
+  const temporary = `${file}.${process.pid}.tmp`;
+  writeFileSync(temporary, source, { mode: 0o644 });
+  // Rename is atomic: a concurrent first use sees the file absent or whole, never in part.
+  renameSync(temporary, file);
 }
 
 // Checked at every use (a stat): a temp-folder cleaner may have removed the file meanwhile.

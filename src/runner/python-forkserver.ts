@@ -3,12 +3,12 @@ import type { ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
 import net from 'node:net';
-import { constants, tmpdir } from 'node:os';
+import { constants } from 'node:os';
 import path from 'node:path';
 import { createInterface } from 'node:readline';
 import { TesseraError, quote } from '../domain/errors.js';
 import type { Log } from '../domain/log.js';
-import { bootstrapFile } from './process-usage.js';
+import { bootstrapFile, privateTempFolder } from './process-usage.js';
 import type { RunResult, RunSpec } from './runner.js';
 import { OutputTail, killGroup } from './runner.js';
 
@@ -239,7 +239,7 @@ export function createForkServer(python: string, env: Record<string, string>, lo
   function start(): NonNullable<typeof server> {
     // A folder only this user may enter holds the socket: no one else can connect to it, and
     // every stream must still name a running task's token.
-    const folder = mkdtempSync(path.join(tmpdir(), 'tessera-forkserver-'));
+    const folder = mkdtempSync(path.join(privateTempFolder(), 'forkserver-'));
     const socket = path.join(folder, 'output.sock');
     const listener = net.createServer(attachStream);
     listener.listen(socket);

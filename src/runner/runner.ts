@@ -1,11 +1,10 @@
 import { spawn, spawnSync } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
 import { existsSync, realpathSync } from 'node:fs';
-import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { TesseraError, quote } from '../domain/errors.js';
 import type { Manifest } from '../domain/manifest.js';
-import { USAGE_FILE_VARIABLE, isUsageBootstrap, nodeBootstrap, pythonBootstrap, readUsageFile, sampleProcess } from './process-usage.js';
+import { USAGE_FILE_VARIABLE, isUsageBootstrap, nodeBootstrap, privateTempFolder, pythonBootstrap, readUsageFile, sampleProcess } from './process-usage.js';
 
 // Runs one partitioner, app or assembler invocation as a child process in its own process group,
 // so a timeout or an abort kills everything it started, not just the first process.
@@ -70,7 +69,7 @@ export function runProcess(spec: RunSpec): Promise<RunResult> {
   const started = Date.now();
   const startedAt = process.hrtime.bigint();
   const limit = spec.outputLimit ?? 64 * 1024;
-  const usageFile = path.join(tmpdir(), `tessera-usage-${randomUUID()}`);
+  const usageFile = path.join(privateTempFolder(), `usage-${randomUUID()}`);
   return new Promise((resolve, reject) => {
     // Only a bootstrap reads (and removes) the variable; other commands never see it.
     const reports = spec.args.some(isUsageBootstrap);

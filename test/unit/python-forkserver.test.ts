@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { after, before, test } from 'node:test';
@@ -226,8 +226,59 @@ test('a worker that exits at once after stopping, or is killed mid-task, leaves 
   const killed = spawnSync(process.execPath, ['--input-type=module', '-e', worker('await new Promise((resolve) => setTimeout(resolve, 200)); process.kill(process.pid, "SIGKILL");')], { encoding: 'utf8', env: { ...process.env, NAP: '1' } });
   assert.equal(killed.signal, 'SIGKILL', killed.stderr);
   for (const folder of [stopped.stdout.trim(), killed.stdout.trim()]) {
-    assert.match(folder, /tessera-forkserver-/);
+    assert.match(folder, /forkserver-/);
     await waitUntil(`the socket folder ${folder} to be removed`, () => !existsSync(folder));
+  }
+});
+
+test('bootstraps, the fork server and its socket live in a folder only this user may write; modules planted in the temporary folder are never imported', async () => {
+  const runner = new URL('../../src/runner/runner.js', import.meta.url).href;
+  const usage = new URL('../../src/runner/process-usage.js', import.meta.url).href;
+  const forkserver = new URL('../../src/runner/python-forkserver.js', import.meta.url).href;
+  const app = script('planted/app/main.py', 'import json, signal, socket\nprint("ran")\n');
+  // What another user of the machine could leave in the shared temporary folder.
+  const shared = (name: string) => {
+    const temporary = folder(name);
+    for (const module of ['socket', 'signal', 'json', 'select', 'gc']) {
+      writeFileSync(path.join(temporary, `${module}.py`), `open(${JSON.stringify(path.join(temporary, `${module}.imported`))}, "w").write("planted")\n`);
+    }
+    return temporary;
+  };
+  const inChild = (temporary: string) => {
+    const program = [
+      `const { privateTempFolder, pythonBootstrap } = await import(${JSON.stringify(usage)});`,
+      `const { runProcess, resolvePython } = await import(${JSON.stringify(runner)});`,
+      `const { createForkServer } = await import(${JSON.stringify(forkserver)});`,
+      `const python = resolvePython('python3', { PATH: process.env.PATH });`,
+      `const env = { PATH: process.env.PATH };`,
+      `const server = createForkServer(python, env, { warn() {}, info() {}, error() {}, debug() {} });`,
+      `const warm = await server.run({ script: ${JSON.stringify(app)}, cwd: ${JSON.stringify(scratch)}, env });`,
+      `const cold = await runProcess({ command: python, args: ['-u', pythonBootstrap(), ${JSON.stringify(app)}], cwd: ${JSON.stringify(scratch)}, env });`,
+      'server.close();',
+      'console.log(JSON.stringify({ folder: privateTempFolder(), bootstrap: pythonBootstrap(), warm: warm.stdoutTail + warm.stderrTail, cold: cold.stdoutTail + cold.stderrTail }));',
+    ].join('\n');
+    const child = spawnSync(process.execPath, ['--input-type=module', '-e', program], { encoding: 'utf8', env: { PATH, TMPDIR: temporary } });
+    assert.equal(child.status, 0, child.stderr);
+    return JSON.parse(child.stdout) as { folder: string; bootstrap: string; warm: string; cold: string };
+  };
+  const uid = process.getuid!();
+
+  const clean = shared('tmp-clean');
+  const seen = inChild(clean);
+  assert.equal(seen.folder, path.join(clean, `tessera-${uid}`));
+  // A folder of that name that others may write (made beforehand by someone else) is not used.
+  const hostile = shared('tmp-hostile');
+  mkdirSync(path.join(hostile, `tessera-${uid}`), { mode: 0o777 });
+  chmodSync(path.join(hostile, `tessera-${uid}`), 0o777);
+  const avoided = inChild(hostile);
+  assert.notEqual(avoided.folder, path.join(hostile, `tessera-${uid}`));
+  for (const [temporary, result] of [[clean, seen], [hostile, avoided]] as const) {
+    assert.equal(path.dirname(result.bootstrap), result.folder);
+    const mode = statSync(result.folder).mode;
+    assert.equal(mode & 0o077, 0, `${result.folder} has mode ${(mode & 0o777).toString(8)}`);
+    assert.equal(result.warm, 'ran\n');
+    assert.equal(result.cold, 'ran\n');
+    assert.deepEqual(readdirSync(temporary).filter((name) => name.endsWith('.imported')), [], 'a planted module was imported');
   }
 });
 
