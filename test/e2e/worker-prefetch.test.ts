@@ -1,4 +1,6 @@
 import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import { loadConfig } from '../../src/config/config.js';
 import { forEachEngine } from '../helpers/db.js';
 import { installComponents, installTemplate } from '../helpers/components.js';
 import { startTestTessera, waitFor } from '../helpers/tessera.js';
@@ -49,5 +51,15 @@ forEachEngine('a worker leases ahead while its tasks are short, and stops once o
     await finished(long);
   } finally {
     await tessera.stop();
+  }
+});
+
+test('--prefetch takes auto or a whole number from 0 to 1000, and says so otherwise', () => {
+  assert.equal(loadConfig({}, {}).workerPrefetch, 'auto');
+  assert.equal(loadConfig({ prefetch: 'auto' }, {}).workerPrefetch, 'auto');
+  assert.equal(loadConfig({}, { TESSERA_WORKER_PREFETCH: '40' }).workerPrefetch, 40);
+  assert.equal(loadConfig({ prefetch: '0' }, {}).workerPrefetch, 0);
+  for (const bad of ['1001', '-1', 'lots', '2.5']) {
+    assert.throws(() => loadConfig({ prefetch: bad }, {}), (error: Error) => error.message.includes('--prefetch / TESSERA_WORKER_PREFETCH') && error.message.includes('expected auto or a whole number from 0 to 1000') && error.message.includes(bad));
   }
 });
