@@ -8,7 +8,7 @@ import { apiBenchmark } from './api.js';
 import type { LatencyResult } from './latency.js';
 import { latencyBenchmark } from './latency.js';
 import type { BenchmarkName, BenchOptions } from './lib/options.js';
-import { benchOptions } from './lib/options.js';
+import { HelpRequested, benchOptions, benchUsage } from './lib/options.js';
 import { serverVersion } from './lib/postgres.js';
 import { round, table } from './lib/stats.js';
 import type { ScaleResult } from './scale.js';
@@ -166,7 +166,18 @@ function markdown(about: Awaited<ReturnType<typeof machine>>, sections: string[]
 }
 
 async function main(): Promise<void> {
-  const options = benchOptions();
+  let options: ReturnType<typeof benchOptions>;
+  try {
+    options = benchOptions();
+  } catch (error) {
+    if (error instanceof HelpRequested) {
+      process.stdout.write(`${benchUsage()}\n`);
+      return;
+    }
+    // A bad flag or variable: its message says which, and nothing has run or been written.
+    process.stderr.write(`bench: ${(error as Error).message}\n`);
+    process.exit(2);
+  }
   const about = await machine(options);
   const results: Results = {};
   for (const name of options.only) {

@@ -50,10 +50,53 @@ export interface BenchOptions {
   tesseraPrefetch: number;
 }
 
-function flag(argv: string[], name: string): string | undefined {
-  const index = argv.indexOf(`--${name}`);
-  if (index >= 0) return argv[index + 1];
-  return argv.find((arg) => arg.startsWith(`--${name}=`))?.slice(name.length + 3);
+/** The flags `npm run bench --` takes, each with a value (`--only api` or `--only=api`). */
+const FLAGS = ['scale', 'only', 'out'] as const;
+type Flag = (typeof FLAGS)[number];
+
+export function benchUsage(): string {
+  return `usage: npm run bench -- [--scale full|smoke] [--only ${BENCHMARKS.join(',')}] [--out DIR]
+
+  --scale   full: the sizes of issue 10 (default); smoke: tiny sizes, for checking the harness
+  --only    a comma-separated list of benchmarks to run (default: all)
+  --out     the folder written: DIR/BENCHMARKS.md and DIR/bench/results/latest.json
+            (default: the repository, replacing the committed results)
+
+Environment: BENCH_SCALE, BENCH_ONLY, BENCH_OUT as the flags; BENCH_DATABASE_URL (default
+TESSERA_TEST_DATABASE_URL); sizes and Tessera's shape: ${KNOWN_SIZE_VARIABLES}.`;
+}
+
+/** Thrown for --help: the caller prints benchUsage() and runs nothing. */
+export class HelpRequested extends Error {
+  constructor() {
+    super('help requested');
+  }
+}
+
+/**
+ * The flags given, each once. Anything else is an error naming it rather than being ignored: a
+ * mistyped flag used to start the whole four-minute run and overwrite the committed results.
+ */
+function readFlags(argv: string[]): Partial<Record<Flag, string>> {
+  const flags: Partial<Record<Flag, string>> = {};
+  for (let index = 0; index < argv.length; index++) {
+    const arg = argv[index]!;
+    if (arg === '--help' || arg === '-h') throw new HelpRequested();
+    const match = /^--([a-z-]+)(?:=(.*))?$/s.exec(arg);
+    const name = match?.[1] as Flag | undefined;
+    if (!match || !FLAGS.includes(name!)) {
+      throw new Error(`unknown argument ${JSON.stringify(arg)}: the bench takes ${FLAGS.map((known) => `--${known}`).join(', ')} (see --help)`);
+    }
+    let value = match[2];
+    if (value === undefined) {
+      value = argv[index + 1];
+      if (value === undefined || value.startsWith('--')) throw new Error(`--${name} needs a value (see --help)`);
+      index++;
+    }
+    if (flags[name!] !== undefined) throw new Error(`--${name} is given twice (${JSON.stringify(flags[name!])} and ${JSON.stringify(value)})`);
+    flags[name!] = value;
+  }
+  return flags;
 }
 
 function positive(name: string, value: string | undefined, fallback: number): number {
@@ -63,8 +106,19 @@ function positive(name: string, value: string | undefined, fallback: number): nu
   return number;
 }
 
+/** The BENCH_ variables that set a size, one per field of Sizes. */
+const SIZE_VARIABLES = Object.keys(SCALES.full).map((key) => `BENCH_${key.replace(/[A-Z]/g, (letter) => `_${letter}`).toUpperCase()}`);
+const SHAPE_VARIABLES = ['BENCH_TESSERA_WORKERS', 'BENCH_TESSERA_SLOTS', 'BENCH_TESSERA_CHUNKS_PER_JOB', 'BENCH_TESSERA_PREFETCH'];
+const KNOWN_SIZE_VARIABLES = [...SIZE_VARIABLES, ...SHAPE_VARIABLES].join(', ');
+const KNOWN_VARIABLES = new Set(['BENCH_SCALE', 'BENCH_ONLY', 'BENCH_OUT', 'BENCH_DATABASE_URL', ...SIZE_VARIABLES, ...SHAPE_VARIABLES]);
+
+/** Reads the flags and BENCH_ variables; an unknown or malformed one is an error saying which. */
 export function benchOptions(argv = process.argv.slice(2), env = process.env): BenchOptions {
-  const scale = flag(argv, 'scale') ?? env.BENCH_SCALE ?? 'full';
+  const flags = readFlags(argv);
+  // A mistyped size (BENCH_THROUGHPUT_JOB=100) would otherwise run the full size unnoticed.
+  const unknown = Object.keys(env).filter((name) => name.startsWith('BENCH_') && !KNOWN_VARIABLES.has(name));
+  if (unknown.length > 0) throw new Error(`unknown environment variable ${unknown.join(', ')}: the bench reads ${[...KNOWN_VARIABLES].join(', ')}`);
+  const scale = flags.scale ?? env.BENCH_SCALE ?? 'full';
   if (scale !== 'full' && scale !== 'smoke') throw new Error(`--scale / BENCH_SCALE ${JSON.stringify(scale)} must be "full" or "smoke"`);
   const base = SCALES[scale];
   const sizes = Object.fromEntries(
@@ -73,14 +127,14 @@ export function benchOptions(argv = process.argv.slice(2), env = process.env): B
       return [key, positive(envName, env[envName], value)];
     }),
   ) as unknown as Sizes;
-  const onlyText = flag(argv, 'only') ?? env.BENCH_ONLY;
+  const onlyText = flags.only ?? env.BENCH_ONLY;
   const only = onlyText ? onlyText.split(',').map((name) => name.trim()) : [...BENCHMARKS];
   for (const name of only) if (!(BENCHMARKS as readonly string[]).includes(name)) throw new Error(`--only ${JSON.stringify(name)} is not a benchmark (${BENCHMARKS.join(', ')})`);
   return {
     scale,
     sizes,
     only: only as BenchmarkName[],
-    outDir: path.resolve(flag(argv, 'out') ?? env.BENCH_OUT ?? packageRoot()),
+    outDir: path.resolve(flags.out ?? env.BENCH_OUT ?? packageRoot()),
     databaseUrl: env.BENCH_DATABASE_URL || env.TESSERA_TEST_DATABASE_URL || 'postgres://postgres@127.0.0.1:5432/test',
     tesseraWorkers: positive('BENCH_TESSERA_WORKERS', env.BENCH_TESSERA_WORKERS, 1),
     tesseraSlots: positive('BENCH_TESSERA_SLOTS', env.BENCH_TESSERA_SLOTS, 16 * availableParallelism()),
