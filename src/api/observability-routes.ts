@@ -1,7 +1,9 @@
-import type { FastifyInstance } from 'fastify';
+import { createHash, timingSafeEqual } from 'node:crypto';
+import type { FastifyInstance, FastifyRequest } from 'fastify';
+import { unauthenticated } from '../domain/errors.js';
 import type { Engine } from '../engine/engine.js';
 import { listWorkers } from '../store/stats.js';
-import { customerAuth } from './auth.js';
+import { customerAuth, presentedKey } from './auth.js';
 
 // What operators and dashboards watch: /metrics (Prometheus), /healthz (the process answers),
 // /readyz (and its database does), the request log and latency histogram, and the workers list.
@@ -9,6 +11,23 @@ import { customerAuth } from './auth.js';
 const READY_TIMEOUT_MS = 2000;
 /** Workers heard from within this long count as connected. */
 const CONNECTED_SECONDS = 30;
+
+/**
+ * TESSERA_METRICS_TOKEN, when set, as `Authorization: Bearer <token>` (Prometheus's
+ * `authorization` / `bearer_token_file`). Compared as digests in constant time: neither the
+ * answer's timing nor its length tells how much of a guess was right.
+ */
+function checkMetricsToken(request: FastifyRequest, token: string): void {
+  const hint = 'send "Authorization: Bearer <TESSERA_METRICS_TOKEN>" (Prometheus: authorization.credentials_file)';
+  let presented: string;
+  try {
+    presented = presentedKey(request.headers.authorization);
+  } catch {
+    throw unauthenticated('/metrics needs the metrics token', hint);
+  }
+  const digest = (text: string) => createHash('sha256').update(text).digest();
+  if (!timingSafeEqual(digest(presented), digest(token))) throw unauthenticated('the metrics token is wrong', hint);
+}
 
 export function registerObservabilityRoutes(app: FastifyInstance, engine: Engine): void {
   const { metrics } = engine.deps;
@@ -22,7 +41,11 @@ export function registerObservabilityRoutes(app: FastifyInstance, engine: Engine
     request.log.info({ method: request.method, path: request.url.split('?')[0], route, status: reply.statusCode, ms: Math.round(reply.elapsedTime * 10) / 10 }, 'request');
   });
 
-  app.get('/metrics', async (_request, reply) => reply.type(metrics.registry.contentType).send(await metrics.registry.metrics()));
+  const metricsToken = engine.deps.config.metricsToken;
+  app.get('/metrics', async (request, reply) => {
+    if (metricsToken !== undefined) checkMetricsToken(request, metricsToken);
+    return reply.type(metrics.registry.contentType).send(await metrics.registry.metrics());
+  });
 
   app.get('/healthz', async () => ({ ok: true }));
 

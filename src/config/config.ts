@@ -89,6 +89,11 @@ export interface Config {
    * copy of the database alone would open them; set it on a shared PostgreSQL server.
    */
   secretsKey: string | undefined;
+  /**
+   * The bearer token GET /metrics asks for (TESSERA_METRICS_TOKEN). Unset: /metrics is open, as
+   * Prometheus endpoints usually are; set it when the API is reachable by others.
+   */
+  metricsToken: string | undefined;
   /** How long a file job's upload link (params.tempUrl) works. */
   uploadLinkTtlSeconds: number;
   /** Temporary storage (results in the bucket destination, uploads) is deleted this long after the job ends. */
@@ -145,6 +150,7 @@ export function loadConfig(flags: Flags = {}, env: Env = process.env): Config {
     blobs: blobSettings(env),
     pricePerUnit: decimalSetting('TESSERA_PRICE_PER_UNIT', env.TESSERA_PRICE_PER_UNIT, 0.01, '0.01'),
     secretsKey: nonEmpty(env.TESSERA_SECRETS_KEY, 'TESSERA_SECRETS_KEY', /^\S{32,512}$/, 'the output of: openssl rand -base64 32'),
+    metricsToken: nonEmpty(env.TESSERA_METRICS_TOKEN, 'TESSERA_METRICS_TOKEN', /^[\x21-\x7e]{16,512}$/, 'the output of: openssl rand -hex 24'),
     uploadLinkTtlSeconds: integerSetting('TESSERA_UPLOAD_LINK_TTL_SECONDS', env.TESSERA_UPLOAD_LINK_TTL_SECONDS, 24 * 3600, 1, 30 * 24 * 3600, '86400'),
     retentionSeconds: integerSetting('TESSERA_RETENTION_HOURS', env.TESSERA_RETENTION_HOURS, 48, 1, 24 * 365, '48') * 3600,
     childEnv: {

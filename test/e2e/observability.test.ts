@@ -2,6 +2,7 @@ import assert from 'node:assert/strict';
 import http from 'node:http';
 import net from 'node:net';
 import type { AddressInfo } from 'node:net';
+import { loadConfig } from '../../src/config/config.js';
 import { openDb } from '../../src/store/db.js';
 import { forEachEngine, forPostgres } from '../helpers/db.js';
 import { startTestTessera, waitFor } from '../helpers/tessera.js';
@@ -69,6 +70,42 @@ forEachEngine('/metrics counts the tasks, jobs, lease waits, durations and reque
   } finally {
     await tessera.stop();
   }
+});
+
+forEachEngine('with TESSERA_METRICS_TOKEN set, /metrics answers only its bearer, and a wrong token gets a clear 401', async (db) => {
+  const token = 'metrics-token-0123456789abcdef';
+  const logs: string[] = [];
+  const tessera = await startTestTessera(db, { metricsToken: token }, { logs });
+  try {
+    const scrape = (authorization?: string) => fetch(`${tessera.url}/metrics`, authorization === undefined ? {} : { headers: { authorization } });
+    for (const [authorization, message] of [
+      [undefined, '/metrics needs the metrics token'],
+      ['Bearer', 'the metrics token is wrong'],
+      ['', '/metrics needs the metrics token'],
+      ['Bearer metrics-token-0123456789abcdeX', 'the metrics token is wrong'],
+      ['Bearer metrics-token', 'the metrics token is wrong'],
+      [`Bearer ${tessera.apiKey}`, 'the metrics token is wrong'],
+    ] as const) {
+      const refused = await scrape(authorization);
+      assert.equal(refused.status, 401, String(authorization));
+      const body = (await refused.json()) as { code: number; message: string; details: unknown[] };
+      assert.equal(body.code, 16, 'rpcStatus UNAUTHENTICATED');
+      assert.ok(body.message.includes(message), body.message);
+      assert.ok(JSON.stringify(body).includes('TESSERA_METRICS_TOKEN'), 'the answer says which token');
+    }
+    for (const authorization of [`Bearer ${token}`, token, `bearer   ${token}`]) {
+      const scraped = await scrape(authorization);
+      assert.equal(scraped.status, 200, authorization);
+      assert.match(await scraped.text(), /tessera_queue_depth \d+/);
+    }
+    assert.equal((await fetch(`${tessera.url}/healthz`)).status, 200, 'health checks need no token');
+    assert.ok(!logs.some((line) => line.includes('metrics-token')), 'the token is never logged');
+  } finally {
+    await tessera.stop();
+  }
+  // Too short to be a secret: refused at start, without echoing it whole.
+  assert.throws(() => loadConfig({}, { TESSERA_METRICS_TOKEN: 'short-but-wrong' }), (error: Error) => /TESSERA_METRICS_TOKEN/.test(error.message) && !error.message.includes('short-but-wrong'));
+  assert.equal(loadConfig({}, {}).metricsToken, undefined, 'unset: /metrics is open (the test above)');
 });
 
 forPostgres('/readyz fails while the database is cut off, and recovers when it is back', async (_db, databaseUrl, schema) => {
