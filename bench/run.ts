@@ -58,7 +58,7 @@ async function machine(options: BenchOptions) {
     pglite: packageVersion('@electric-sql/pglite'),
     scale: options.scale,
     sizes: options.sizes,
-    tesseraShape: `throughput: 1 server + ${options.tesseraWorkers} worker agent(s) × ${options.tesseraSlots} slots, local queue (--prefetch) ${options.tesseraPrefetch}, jobs of ≤ ${options.tesseraChunksPerJob} chunks; embedded: tessera up with ${options.tesseraSlots} in-process slots and the same local queue; scale: tessera up with ${options.tesseraSlots} slots`,
+    tesseraShape: `throughput: 1 server + ${options.tesseraWorkers} worker agent(s) × ${options.tesseraSlots} slots, local queue (--prefetch) ${options.tesseraPrefetch}, jobs of ≤ ${options.tesseraChunksPerJob} chunks; embedded (PGlite), and in one process on the PostgreSQL server: tessera up with ${options.tesseraSlots} in-process slots and the same local queue; scale: tessera up with ${options.tesseraSlots} slots`,
   };
 }
 
@@ -86,6 +86,7 @@ function figures(results: Results, options: BenchOptions): string[] {
       ['graphile-worker, defaults', throughput.graphile_worker_default, round(throughput.tessera_pg / throughput.graphile_worker_default, 3), enqueue('graphile_worker_default')],
       ['pg-boss, 10 work() × batchSize 100', throughput.pg_boss, round(throughput.tessera_pg / throughput.pg_boss, 3), enqueue('pg_boss')],
       ['Tessera embedded (PGlite)', throughput.tessera_pglite, round(throughput.tessera_pg / throughput.tessera_pglite, 3), '-'],
+      ['Tessera in one process, PostgreSQL server (tessera up; not a goal)', throughput.tessera_pg_in_process, round(throughput.tessera_pg / throughput.tessera_pg_in_process, 3), '-'],
     ])}`);
   }
   if (latency) {

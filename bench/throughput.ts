@@ -16,6 +16,12 @@ export interface ThroughputResult {
   graphile_worker_default: number;
   pg_boss: number;
   tessera_pglite: number;
+  /**
+   * Not a goal: `tessera up` on the same PostgreSQL server (API, scheduler and the same slots in
+   * one process), the tasks leased and completed with no HTTP between worker and server. Beside
+   * tessera_pg it shows what the worker protocol's hop costs, in the same run.
+   */
+  tessera_pg_in_process: number;
 }
 
 /**
@@ -44,10 +50,10 @@ function deadlineMs(tasks: number): number {
  * peers' inserts do. Workers keep a local queue (`--prefetch`, BENCH_TESSERA_PREFETCH), the
  * counterpart of graphile-worker's localQueue; leases, heartbeats and fencing are as always.
  */
-export async function tesseraThroughput(options: BenchOptions, store: 'pg' | 'pglite', tasks = options.sizes.throughputJobs): Promise<Measured> {
+export async function tesseraThroughput(options: BenchOptions, store: 'pg' | 'pglite' | 'pg-in-process', tasks = options.sizes.throughputJobs): Promise<Measured> {
   const tessera = store === 'pg'
     ? await startCluster(options.databaseUrl, { workers: options.tesseraWorkers, slots: options.tesseraSlots, leaseSeconds: BIG_JOB_LEASE_SECONDS, prefetch: options.tesseraPrefetch })
-    : await startEmbedded(options.tesseraSlots, BIG_JOB_LEASE_SECONDS, undefined, options.tesseraPrefetch);
+    : await startEmbedded(options.tesseraSlots, BIG_JOB_LEASE_SECONDS, store === 'pg-in-process' ? options.databaseUrl : undefined, options.tesseraPrefetch);
   try {
     let queueMs = 0;
     let enqueueMs = 0;
@@ -151,6 +157,7 @@ export async function throughputBenchmark(options: BenchOptions): Promise<{ rate
   const graphileDefault = await graphileThroughput(options, false);
   const pgBoss = await pgBossThroughput(options);
   const tesseraPglite = await tesseraThroughput(options, 'pglite');
+  const tesseraInProcess = await tesseraThroughput(options, 'pg-in-process');
   return {
     rates: {
       tessera_pg: tesseraPg.tasksPerSecond,
@@ -158,6 +165,7 @@ export async function throughputBenchmark(options: BenchOptions): Promise<{ rate
       graphile_worker_default: graphileDefault.tasksPerSecond,
       pg_boss: pgBoss.tasksPerSecond,
       tessera_pglite: tesseraPglite.tasksPerSecond,
+      tessera_pg_in_process: tesseraInProcess.tasksPerSecond,
     },
     enqueueMs: { tessera_pg: tesseraPg.enqueueMs, graphile_worker: graphileFastest.enqueueMs, graphile_worker_default: graphileDefault.enqueueMs, pg_boss: pgBoss.enqueueMs },
   };

@@ -19,6 +19,7 @@ const KEYS = [
   'throughput.graphile_worker_default',
   'throughput.pg_boss',
   'throughput.tessera_pglite',
+  'throughput.tessera_pg_in_process',
   'latency_ms.p50',
   'latency_ms.p95',
   'latency_ms.p99',
