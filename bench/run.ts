@@ -13,7 +13,7 @@ import { serverVersion } from './lib/postgres.js';
 import { round, table } from './lib/stats.js';
 import type { ScaleResult } from './scale.js';
 import { scaleBenchmark } from './scale.js';
-import type { EnqueueTimes, ThroughputResult } from './throughput.js';
+import type { EnqueueTimes, ThroughputResult, ThroughputRounds } from './throughput.js';
 import { throughputBenchmark } from './throughput.js';
 import type { XargsResult } from './xargs.js';
 import { xargsBenchmark } from './xargs.js';
@@ -23,6 +23,7 @@ import { xargsBenchmark } from './xargs.js';
 
 interface Results {
   throughput?: ThroughputResult;
+  throughputRounds?: ThroughputRounds;
   enqueueMs?: EnqueueTimes;
   latency?: LatencyResult;
   xargs?: XargsResult;
@@ -64,9 +65,10 @@ async function machine(options: BenchOptions) {
 
 const RUNNERS: Record<BenchmarkName, (options: BenchOptions, results: Results) => Promise<void>> = {
   throughput: async (options, results) => {
-    const { rates, enqueueMs } = await throughputBenchmark(options);
+    const { rates, enqueueMs, rounds } = await throughputBenchmark(options);
     results.throughput = rates;
     results.enqueueMs = enqueueMs;
+    results.throughputRounds = rounds;
   },
   latency: async (options, results) => void (results.latency = await latencyBenchmark(options)),
   xargs: async (options, results) => void (results.xargs = await xargsBenchmark(options)),
@@ -77,16 +79,24 @@ const RUNNERS: Record<BenchmarkName, (options: BenchOptions, results: Results) =
 /** One table per figure, in Markdown (which reads fine in a terminal too). */
 function figures(results: Results, options: BenchOptions): string[] {
   const out: string[] = [];
-  const { throughput, enqueueMs, latency, xargs, scale, api } = results;
+  const { throughput, throughputRounds, enqueueMs, latency, xargs, scale, api } = results;
   if (throughput) {
     const enqueue = (system: keyof EnqueueTimes) => enqueueMs?.[system] ?? '-';
-    out.push(`### 1. No-op task throughput (${options.sizes.throughputJobs} tasks each, tasks/s)\n\n${table(['system', 'tasks/s', 'Tessera (PostgreSQL) ÷ it', 'enqueueing them, ms (before the clock)'], [
-      ['Tessera, PostgreSQL server, worker agents', throughput.tessera_pg, '1', enqueue('tessera_pg')],
-      ['graphile-worker, fastest settings', throughput.graphile_worker, round(throughput.tessera_pg / throughput.graphile_worker, 3), enqueue('graphile_worker')],
-      ['graphile-worker, defaults', throughput.graphile_worker_default, round(throughput.tessera_pg / throughput.graphile_worker_default, 3), enqueue('graphile_worker_default')],
-      ['pg-boss, 10 work() × batchSize 100', throughput.pg_boss, round(throughput.tessera_pg / throughput.pg_boss, 3), enqueue('pg_boss')],
-      ['Tessera embedded (PGlite)', throughput.tessera_pglite, round(throughput.tessera_pg / throughput.tessera_pglite, 3), '-'],
-      ['Tessera in one process, PostgreSQL server (tessera up; not a goal)', throughput.tessera_pg_in_process, round(throughput.tessera_pg / throughput.tessera_pg_in_process, 3), '-'],
+    const row = (label: string, system: keyof ThroughputResult, enqueued: string | number) => [
+      label,
+      throughput[system],
+      system === 'tessera_pg' ? '1' : round(throughput.tessera_pg / throughput[system], 3),
+      throughputRounds?.[system].join(', ') ?? '-',
+      enqueued,
+    ];
+    const rounds = options.sizes.throughputRounds;
+    out.push(`### 1. No-op task throughput (${options.sizes.throughputJobs} tasks each, tasks/s, the median of ${rounds} round${rounds === 1 ? '' : 's'})\n\n${table(['system', 'tasks/s', 'Tessera (PostgreSQL) ÷ it', 'each round, tasks/s', 'enqueueing them, ms (before the clock)'], [
+      row('Tessera, PostgreSQL server, worker agents', 'tessera_pg', enqueue('tessera_pg')),
+      row('graphile-worker, fastest settings', 'graphile_worker', enqueue('graphile_worker')),
+      row('graphile-worker, defaults', 'graphile_worker_default', enqueue('graphile_worker_default')),
+      row('pg-boss, 10 work() × batchSize 100', 'pg_boss', enqueue('pg_boss')),
+      row('Tessera embedded (PGlite)', 'tessera_pglite', '-'),
+      row('Tessera in one process, PostgreSQL server (tessera up; not a goal)', 'tessera_pg_in_process', '-'),
     ])}`);
   }
   if (latency) {
@@ -146,7 +156,7 @@ function summary(results: Results, about: Awaited<ReturnType<typeof machine>>) {
     ...(results.xargs ? { overhead_vs_xargs: results.xargs.overhead_vs_xargs } : {}),
     ...(results.scale ? { rss_ratio_100k_vs_10k: results.scale.rss_ratio_100k_vs_10k } : {}),
     ...(results.api ? { api_get_job_p99_ms: results.api.api_get_job_p99_ms } : {}),
-    details: { enqueue_ms: results.enqueueMs, xargs: results.xargs, scale: results.scale, api: results.api },
+    details: { throughput_rounds: results.throughputRounds, enqueue_ms: results.enqueueMs, xargs: results.xargs, scale: results.scale, api: results.api },
     machine: about,
   };
 }

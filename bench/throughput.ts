@@ -3,7 +3,7 @@ import pg from 'pg';
 import PgBoss from 'pg-boss';
 import type { BenchOptions } from './lib/options.js';
 import { dropSchema, schemaName } from './lib/postgres.js';
-import { round, waitFor } from './lib/stats.js';
+import { quantile, round, waitFor } from './lib/stats.js';
 import { BIG_JOB_LEASE_SECONDS, between, completedJob, runJob, startCluster, startEmbedded } from './lib/tessera.js';
 
 // Figure 1: no-op tasks per second, the whole path (enqueue → lease → run → complete), counted
@@ -151,22 +151,37 @@ export async function pgBossThroughput(options: BenchOptions, tasks = options.si
   }
 }
 
-export async function throughputBenchmark(options: BenchOptions): Promise<{ rates: ThroughputResult; enqueueMs: EnqueueTimes }> {
-  const tesseraPg = await tesseraThroughput(options, 'pg');
-  const graphileFastest = await graphileThroughput(options, true);
-  const graphileDefault = await graphileThroughput(options, false);
-  const pgBoss = await pgBossThroughput(options);
-  const tesseraPglite = await tesseraThroughput(options, 'pglite');
-  const tesseraInProcess = await tesseraThroughput(options, 'pg-in-process');
+/** Each system's figure in every round, in the order they ran. */
+export type ThroughputRounds = Record<keyof ThroughputResult, number[]>;
+
+/**
+ * Every system once a round, `throughputRounds` rounds, the systems in the same order each
+ * round; each figure is the median of its rounds. One run each swung the ratio to graphile-worker
+ * between 0.615 and 0.709 within an hour here, and the embedded figure once to half its usual
+ * value while another program started: alternating rounds see the same minutes of the machine.
+ */
+export async function throughputBenchmark(options: BenchOptions): Promise<{ rates: ThroughputResult; enqueueMs: EnqueueTimes; rounds: ThroughputRounds }> {
+  const systems: [keyof ThroughputResult, () => Promise<Measured>][] = [
+    ['tessera_pg', () => tesseraThroughput(options, 'pg')],
+    ['graphile_worker', () => graphileThroughput(options, true)],
+    ['graphile_worker_default', () => graphileThroughput(options, false)],
+    ['pg_boss', () => pgBossThroughput(options)],
+    ['tessera_pglite', () => tesseraThroughput(options, 'pglite')],
+    ['tessera_pg_in_process', () => tesseraThroughput(options, 'pg-in-process')],
+  ];
+  const rounds = Object.fromEntries(systems.map(([name]) => [name, []])) as unknown as ThroughputRounds;
+  const enqueued: Record<keyof EnqueueTimes, number[]> = { tessera_pg: [], graphile_worker: [], graphile_worker_default: [], pg_boss: [] };
+  for (let round = 0; round < options.sizes.throughputRounds; round++) {
+    for (const [name, measure] of systems) {
+      const measured = await measure();
+      rounds[name].push(measured.tasksPerSecond);
+      if (name in enqueued) enqueued[name as keyof EnqueueTimes].push(measured.enqueueMs);
+    }
+  }
+  const median = (values: number[]) => round(quantile(values, 0.5), 0);
   return {
-    rates: {
-      tessera_pg: tesseraPg.tasksPerSecond,
-      graphile_worker: graphileFastest.tasksPerSecond,
-      graphile_worker_default: graphileDefault.tasksPerSecond,
-      pg_boss: pgBoss.tasksPerSecond,
-      tessera_pglite: tesseraPglite.tasksPerSecond,
-      tessera_pg_in_process: tesseraInProcess.tasksPerSecond,
-    },
-    enqueueMs: { tessera_pg: tesseraPg.enqueueMs, graphile_worker: graphileFastest.enqueueMs, graphile_worker_default: graphileDefault.enqueueMs, pg_boss: pgBoss.enqueueMs },
+    rates: Object.fromEntries(systems.map(([name]) => [name, median(rounds[name])])) as unknown as ThroughputResult,
+    enqueueMs: Object.fromEntries(Object.entries(enqueued).map(([name, values]) => [name, median(values)])) as EnqueueTimes,
+    rounds,
   };
 }

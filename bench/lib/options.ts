@@ -17,6 +17,8 @@ export type BenchmarkName = (typeof BENCHMARKS)[number];
 export interface Sizes {
   /** Jobs (tasks) per system in the throughput benchmark. */
   throughputJobs: number;
+  /** Rounds of the throughput benchmark, every system once a round; each figure is its median. */
+  throughputRounds: number;
   /** Enqueue → start samples per system, one at a time on an idle system. */
   latencySamples: number;
   /** Chunks of the python3 job compared with xargs -P2, and the CPU each burns. */
@@ -31,8 +33,8 @@ export interface Sizes {
 }
 
 const SCALES: Record<'full' | 'smoke', Sizes> = {
-  full: { throughputJobs: 20_000, latencySamples: 300, xargsChunks: 1_000, burnMs: 20, scaleSmall: 10_000, scaleLarge: 100_000, apiSeconds: 20, apiRate: 1_000 },
-  smoke: { throughputJobs: 100, latencySamples: 5, xargsChunks: 8, burnMs: 20, scaleSmall: 20, scaleLarge: 60, apiSeconds: 1, apiRate: 200 },
+  full: { throughputJobs: 20_000, throughputRounds: 3, latencySamples: 300, xargsChunks: 1_000, burnMs: 20, scaleSmall: 10_000, scaleLarge: 100_000, apiSeconds: 20, apiRate: 1_000 },
+  smoke: { throughputJobs: 100, throughputRounds: 1, latencySamples: 5, xargsChunks: 8, burnMs: 20, scaleSmall: 20, scaleLarge: 60, apiSeconds: 1, apiRate: 200 },
 };
 
 export interface BenchOptions {

@@ -50,6 +50,8 @@ test('npm run bench at smoke sizes writes every figure as a finite number', { ti
       const value = key.split('.').reduce((object, part) => object?.[part], results);
       assert.ok(typeof value === 'number' && Number.isFinite(value) && value > 0, `${key} is ${JSON.stringify(value)}`);
     }
+    // Every round's figure is kept beside the median (one round at smoke sizes).
+    for (const [system, rounds] of Object.entries(results.details.throughput_rounds)) assert.deepEqual(rounds, [results.throughput[system]], system);
     const report = readFileSync(path.join(out, 'BENCHMARKS.md'), 'utf8');
     assert.match(report, /### 1\. No-op task throughput[\s\S]*### 5\. GET/);
     // The fresh server's first seconds are shown on their own row, not hidden by the warm-up.
