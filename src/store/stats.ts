@@ -33,10 +33,11 @@ export interface WorkerRow {
 /** Workers seen in the last `withinSeconds`, with the tasks each holds now. */
 export async function listWorkers(db: Queryable, withinSeconds: number): Promise<WorkerRow[]> {
   const rows = await db.query<{ id: string; name: string; region: string; slots: number; cpus: number; memory_gb: number; gpus: string[]; started_at: Date; last_seen_at: Date; running: number }>(
-    // Leased rows are few and in a partial index (tasks_lease_expiry): count them once, grouped.
+    // Leased rows are few and in a partial index (tasks_lease_expiry, which needs the expiry named:
+    // every leased task has one): count them once, grouped.
     `SELECT w.id, w.name, w.region, w.slots, w.cpus, w.memory_gb, w.gpus, w.started_at, w.last_seen_at, COALESCE(l.running, 0)::int AS running
        FROM workers w
-       LEFT JOIN (SELECT lease_owner, count(*) AS running FROM tasks WHERE state = 'leased' GROUP BY lease_owner) l ON l.lease_owner = w.id
+       LEFT JOIN (SELECT lease_owner, count(*) AS running FROM tasks WHERE state = 'leased' AND lease_expires_at IS NOT NULL GROUP BY lease_owner) l ON l.lease_owner = w.id
       WHERE w.last_seen_at > now() - make_interval(secs => $1) ORDER BY w.name, w.id`,
     [withinSeconds],
   );

@@ -92,6 +92,16 @@ export interface WorkerOffer {
   gpus: string[];
 }
 
+// The leased-tasks index (tasks_lease_expiry) needs `lease_expires_at` named in the query
+// (migration 0008; every leased task has an expiry). The statements on one task by id, token and
+// state do not name it, so they look the task up in the primary key: with the index's old
+// predicate they read every leased task instead (the planner's statistics, taken after a fan-out,
+// expect one leased row, and the two indexes' costs differed by 0.01). The statements on a list
+// of leases and on every leased task do name it: without the index, a batch of 250 completions
+// became a sequential scan joined by a nested loop (161 ms, 2,000 × 250 rows), since the same
+// estimate of one leased row steered the planner there; with it they read the leased tasks
+// (bounded by the fleet) and hash them, as before.
+
 /** Rows per INSERT statement of insertTasks. */
 const INSERT_PAGE = 5000;
 
@@ -280,7 +290,7 @@ export async function releaseTasks(db: Queryable, leases: { taskId: number; leas
   const rows = await db.query(
     `UPDATE tasks SET state = 'queued', attempt = attempt - 1, lease_token = NULL, lease_owner = NULL, lease_expires_at = NULL
        FROM unnest($1::bigint[], $2::text[]) AS l (id, token)
-      WHERE tasks.id = l.id AND tasks.lease_token = l.token AND tasks.state = 'leased'
+      WHERE tasks.id = l.id AND tasks.lease_token = l.token AND tasks.state = 'leased' AND tasks.lease_expires_at IS NOT NULL
       RETURNING tasks.id`,
     [leases.map((lease) => lease.taskId), leases.map((lease) => lease.leaseToken)],
   );
@@ -292,7 +302,7 @@ export async function releaseTasks(db: Queryable, leases: { taskId: number; leas
 export async function releaseOwnedTasks(db: Queryable, owner: string): Promise<number> {
   const rows = await db.query(
     `UPDATE tasks SET state = 'queued', attempt = attempt - 1, lease_token = NULL, lease_owner = NULL, lease_expires_at = NULL
-      WHERE state = 'leased' AND lease_owner = $1
+      WHERE state = 'leased' AND lease_expires_at IS NOT NULL AND lease_owner = $1
       RETURNING id`,
     [owner],
   );
@@ -353,7 +363,7 @@ export async function completeAppTasks(db: Queryable, completions: Completion[])
                         cpu_seconds = coalesce(c.cpu, tasks.cpu_seconds), wall_seconds = coalesce(c.wall, tasks.wall_seconds),
                         peak_memory_bytes = coalesce(c.peak, tasks.peak_memory_bytes)
          FROM c
-        WHERE tasks.id = c.id AND tasks.lease_token = c.token AND tasks.state = 'leased' AND tasks.kind = 'app'
+        WHERE tasks.id = c.id AND tasks.lease_token = c.token AND tasks.state = 'leased' AND tasks.lease_expires_at IS NOT NULL AND tasks.kind = 'app'
         RETURNING tasks.id, tasks.job_id, tasks.chunk_index, tasks.attempt, c.cpu, c.wall, c.peak, c.units),
      per_job AS (
        SELECT job_id, count(*)::int AS n, coalesce(sum(cpu), 0) AS cpu, coalesce(sum(wall), 0) AS wall,
@@ -508,7 +518,7 @@ export async function findLeases(db: Queryable, leases: { taskId: number; leaseT
   if (leases.length === 0) return new Map();
   const rows = await db.query<LeasedRow & { lease_token: string }>(
     `SELECT id, job_id, kind, chunk_index, attempt, max_attempts, input_key, input_size, lease_token
-       FROM tasks WHERE id = ANY($1::bigint[]) AND state = 'leased'
+       FROM tasks WHERE id = ANY($1::bigint[]) AND state = 'leased' AND lease_expires_at IS NOT NULL
         AND EXISTS (SELECT 1 FROM unnest($1::bigint[], $2::text[]) AS l (id, token) WHERE l.id = tasks.id AND l.token = tasks.lease_token)`,
     [leases.map((lease) => lease.taskId), leases.map((lease) => lease.leaseToken)],
   );

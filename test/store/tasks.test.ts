@@ -2,6 +2,7 @@ import assert from 'node:assert/strict';
 import { setTimeout as delay } from 'node:timers/promises';
 import type { Db, Queryable } from '../../src/store/db.js';
 import { insertJob } from '../../src/store/jobs.js';
+import { listWorkers } from '../../src/store/stats.js';
 import {
   analyzeTasks,
   cancelJobTasks,
@@ -12,10 +13,12 @@ import {
   expireCancellations,
   expireLeases,
   failTaskAttempt,
+  findLease,
   findLeases,
   hasCancellingTasks,
   heartbeatTasks,
   insertTasks,
+  isTaskLeaseCurrent,
   leaseTasks,
   listTaskOutputs,
   NO_NEEDS,
@@ -242,6 +245,42 @@ forEachEngine('a heartbeat looks its leases up by id, however many tasks are lea
   assert.equal(reads.seqScans, 0, 'no sequential scan of the tasks table');
   // 631 leases: one row read to find each, and the extension reads only those due (none here).
   assert.ok(reads.rows <= 631 + 10, `a heartbeat of 631 leases read ${reads.rows} task rows`);
+}, migrated);
+
+forEachEngine('a completion, a failure or a lease check of one task reads that task only, however many are leased', async (db) => {
+  await jobWithTasks(db, 'L', 20_000);
+  // The statistics of a fresh fan-out: nothing leased. With them each of these read all 2,000
+  // leased tasks to find its own, through the leased-tasks index (migration 0008).
+  await analyzeTasks(db);
+  const leased = await leaseTasks(db, 'w1', 2000, 30);
+  const [one, two, three, four, ...rest] = leased;
+  const single = await tasksRead(db, async (explaining) => {
+    await completeTask(explaining, one!.id, one!.leaseToken, []);
+    await failTaskAttempt(explaining, two!.id, two!.leaseToken, 'boom', true);
+    await findLease(explaining, three!.id, three!.leaseToken);
+    await isTaskLeaseCurrent(explaining, four!.id, four!.leaseToken);
+  });
+  assert.equal(single.seqScans, 0, 'no sequential scan of the tasks table');
+  assert.ok(single.rows <= 4 + 2, `four lookups by id read ${single.rows} task rows`);
+  // The statements on lists of leases, and on every leased task, keep an index that reads the
+  // leased tasks only: without it a batch of 250 completions scanned the table in a nested loop.
+  const batch = (from: number) => rest.slice(from, from + 250).map((task) => ({ taskId: task.id, leaseToken: task.leaseToken }));
+  const lists = await tasksRead(db, async (explaining) => {
+    await findLeases(explaining, batch(0));
+    await releaseTasks(explaining, batch(250));
+    await completeAppTasks(explaining, batch(500).map((lease) => ({ ...lease, outputs: [] })));
+    await releaseOwnedTasks(explaining, 'w1');
+    await listWorkers(explaining, 30);
+    await expireLeases(explaining);
+  });
+  assert.equal(lists.seqScans, 0, 'no sequential scan of the tasks table');
+  assert.ok(lists.rows <= 6 * 2000 + 10, `the six read ${lists.rows} task rows`);
+  // And they still do their work.
+  assert.equal((await findLeases(db, batch(0))).size, 250);
+  assert.equal(await releaseTasks(db, batch(250)), 250);
+  assert.equal((await completeAppTasks(db, batch(500).map((lease) => ({ ...lease, outputs: [] })))).tasks.length, 250);
+  assert.equal((await findLeases(db, [...batch(250), ...batch(500)])).size, 0, 'released and completed leases are no longer current');
+  assert.equal(await releaseOwnedTasks(db, 'w1'), 2000 - 500, 'the rest (the single lookups above were rolled back)');
 }, migrated);
 
 forEachEngine('the queue\'s vacuum takes in the jobs table too, whose rows every batch of completions rewrites', async (db) => {
