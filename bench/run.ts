@@ -177,7 +177,7 @@ function markdown(about: Awaited<ReturnType<typeof machine>>, sections: string[]
 }
 
 async function main(): Promise<void> {
-  let options: ReturnType<typeof benchOptions>;
+  let options: BenchOptions;
   try {
     options = benchOptions();
   } catch (error) {

@@ -12,12 +12,14 @@ const READY_TIMEOUT_MS = 2000;
 /** Workers heard from within this long count as connected. */
 const CONNECTED_SECONDS = 30;
 
+const digest = (text: string): Buffer => createHash('sha256').update(text).digest();
+
 /**
- * TESSERA_METRICS_TOKEN, when set, as `Authorization: Bearer <token>` (Prometheus's
- * `authorization` / `bearer_token_file`). Compared as digests in constant time: neither the
+ * TESSERA_METRICS_TOKEN, when set, as `Authorization: Bearer <token>` (in Prometheus,
+ * `authorization: {credentials_file: …}`). Compared as digests in constant time: neither the
  * answer's timing nor its length tells how much of a guess was right.
  */
-function checkMetricsToken(request: FastifyRequest, token: string): void {
+function checkMetricsToken(request: FastifyRequest, tokenDigest: Buffer): void {
   const hint = 'send "Authorization: Bearer <TESSERA_METRICS_TOKEN>" (Prometheus: authorization.credentials_file)';
   let presented: string;
   try {
@@ -25,8 +27,7 @@ function checkMetricsToken(request: FastifyRequest, token: string): void {
   } catch {
     throw unauthenticated('/metrics needs the metrics token', hint);
   }
-  const digest = (text: string) => createHash('sha256').update(text).digest();
-  if (!timingSafeEqual(digest(presented), digest(token))) throw unauthenticated('the metrics token is wrong', hint);
+  if (!timingSafeEqual(digest(presented), tokenDigest)) throw unauthenticated('the metrics token is wrong', hint);
 }
 
 export function registerObservabilityRoutes(app: FastifyInstance, engine: Engine): void {
@@ -41,9 +42,10 @@ export function registerObservabilityRoutes(app: FastifyInstance, engine: Engine
     request.log.info({ method: request.method, path: request.url.split('?')[0], route, status: reply.statusCode, ms: Math.round(reply.elapsedTime * 10) / 10 }, 'request');
   });
 
-  const metricsToken = engine.deps.config.metricsToken;
+  const { metricsToken } = engine.deps.config;
+  const tokenDigest = metricsToken === undefined ? undefined : digest(metricsToken);
   app.get('/metrics', async (request, reply) => {
-    if (metricsToken !== undefined) checkMetricsToken(request, metricsToken);
+    if (tokenDigest) checkMetricsToken(request, tokenDigest);
     return reply.type(metrics.registry.contentType).send(await metrics.registry.metrics());
   });
 
