@@ -108,8 +108,9 @@ function positive(name: string, value: string | undefined, fallback: number): nu
   return number;
 }
 
-/** The BENCH_ variables that set a size, one per field of Sizes. */
-const SIZE_VARIABLES = Object.keys(SCALES.full).map((key) => `BENCH_${key.replace(/[A-Z]/g, (letter) => `_${letter}`).toUpperCase()}`);
+/** The BENCH_ variable that sets a size: throughputJobs → BENCH_THROUGHPUT_JOBS. */
+const sizeVariable = (key: string): string => `BENCH_${key.replace(/[A-Z]/g, (letter) => `_${letter}`).toUpperCase()}`;
+const SIZE_VARIABLES = Object.keys(SCALES.full).map(sizeVariable);
 const SHAPE_VARIABLES = ['BENCH_TESSERA_WORKERS', 'BENCH_TESSERA_SLOTS', 'BENCH_TESSERA_CHUNKS_PER_JOB', 'BENCH_TESSERA_PREFETCH'];
 const KNOWN_SIZE_VARIABLES = [...SIZE_VARIABLES, ...SHAPE_VARIABLES].join(', ');
 const KNOWN_VARIABLES = new Set(['BENCH_SCALE', 'BENCH_ONLY', 'BENCH_OUT', 'BENCH_DATABASE_URL', ...SIZE_VARIABLES, ...SHAPE_VARIABLES]);
@@ -125,7 +126,7 @@ export function benchOptions(argv = process.argv.slice(2), env = process.env): B
   const base = SCALES[scale];
   const sizes = Object.fromEntries(
     Object.entries(base).map(([key, value]) => {
-      const envName = `BENCH_${key.replace(/[A-Z]/g, (letter) => `_${letter}`).toUpperCase()}`;
+      const envName = sizeVariable(key);
       return [key, positive(envName, env[envName], value)];
     }),
   ) as unknown as Sizes;
