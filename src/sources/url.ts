@@ -10,6 +10,7 @@ import { Transform } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { TesseraError, invalidArgument, quote } from '../domain/errors.js';
 import { plainFileName } from '../domain/file-names.js';
+import { PRIVATE_IPV4_RANGES, PRIVATE_IPV6_RANGES } from '../domain/private-ranges.js';
 
 // The url data source: one HTTP(S) GET streamed to a file. Guarded because the server fetches
 // what a customer names: private and loopback addresses are refused unless the operator allows
@@ -25,11 +26,8 @@ export interface UrlFetchOptions {
 }
 
 const PRIVATE = new BlockList();
-for (const [network, prefix] of [
-  ['0.0.0.0', 8], ['10.0.0.0', 8], ['100.64.0.0', 10], ['127.0.0.0', 8], ['169.254.0.0', 16], ['172.16.0.0', 12],
-  ['192.0.0.0', 24], ['192.168.0.0', 16], ['198.18.0.0', 15], ['224.0.0.0', 4], ['240.0.0.0', 4],
-] as const) PRIVATE.addSubnet(network, prefix, 'ipv4');
-for (const [network, prefix] of [['::', 128], ['::1', 128], ['fc00::', 7], ['fe80::', 10], ['ff00::', 8]] as const) PRIVATE.addSubnet(network, prefix, 'ipv6');
+for (const [network, prefix] of PRIVATE_IPV4_RANGES) PRIVATE.addSubnet(network, prefix, 'ipv4');
+for (const [network, prefix] of PRIVATE_IPV6_RANGES) PRIVATE.addSubnet(network, prefix, 'ipv6');
 
 export function isPrivateAddress(address: string): boolean {
   const family = isIP(address);
