@@ -303,9 +303,12 @@ function Workers() {
     return () => clearInterval(timer);
   }, [reload]);
   return html`<main><section><h2>Workers</h2>${workers.error && html`<p class="error">${workers.error}</p>`}
-    <div class="scroll"><table data-testid="workers-table"><thead><tr><th>Name</th><th>Region</th><th>Slots</th><th>Running</th><th>CPUs</th><th>Memory</th><th>GPUs</th><th>Last heartbeat</th></tr></thead>
+    <div class="scroll"><table data-testid="workers-table"><thead><tr><th>Name</th><th>Region</th><th>Slots</th><th>Running</th><th>CPUs</th><th>Memory</th><th>GPUs</th><th>Sandbox</th><th>Containers</th><th>Host images</th><th>Last heartbeat</th></tr></thead>
     <tbody>${(workers.data?.data || []).map((worker) => html`<tr><td>${worker.name}</td><td>${worker.region || '—'}</td><td>${worker.slots}</td><td>${worker.runningTasks}</td>
-      <td>${worker.cpus}</td><td>${worker.memoryGb.toFixed(1)} GB</td><td>${worker.gpus.join(', ') || '—'}</td><td>${when(worker.lastSeenAt)}</td></tr>`)}</tbody></table></div>
+      <td>${worker.cpus}</td><td>${worker.memoryGb.toFixed(1)} GB</td><td>${worker.gpus.join(', ') || '—'}</td>
+      <td title=${worker.runtime ? `limits: ${worker.runtime.limits}; network: ${worker.runtime.network}` : ''}>${worker.runtime?.sandbox || '—'}</td>
+      <td title=${(worker.runtime?.images || []).join('\n')}>${worker.runtime?.containers ? `${worker.runtime.containers} (${worker.runtime.images.length} images)` : '—'}</td>
+      <td>${(worker.runtime?.hostImages || []).join(', ') || '—'}</td><td>${when(worker.lastSeenAt)}</td></tr>`)}</tbody></table></div>
   </section></main>`;
 }
 

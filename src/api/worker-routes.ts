@@ -106,6 +106,19 @@ function streamedBody(body: unknown, what: 'file' | 'bundle'): Readable {
   return body as Readable;
 }
 
+/** What a worker says of its runtimes: a small object of strings, lists of strings and nulls, kept as said. */
+function runtimeReport(raw: unknown): Record<string, unknown> {
+  const report = object(raw);
+  const kept: Record<string, unknown> = {};
+  for (const key of ['sandbox', 'limits', 'network', 'containers', 'images', 'hostImages']) {
+    const value = report[key];
+    if (value === null || value === undefined) kept[key] = null;
+    else if (Array.isArray(value)) kept[key] = value.slice(0, 200).map((entry, index) => text(entry, `runtime.${key}[${index}]`, 255));
+    else kept[key] = text(value, `runtime.${key}`, 255);
+  }
+  return kept;
+}
+
 export function registerWorkerRoutes(app: FastifyInstance, engine: Engine): void {
   const workers = engine.workers;
   app.register(
@@ -130,6 +143,10 @@ export function registerWorkerRoutes(app: FastifyInstance, engine: Engine): void
           cpus: number(body.cpus, 'cpus', 0, 100_000),
           memoryGb: number(body.memoryGb, 'memoryGb', 0, 1_000_000),
           gpus: Array.isArray(body.gpus) ? body.gpus.map((gpu, index) => text(gpu, `gpus[${index}]`, 64)) : [],
+          // Older workers say nothing of containers: they run no image but on their host.
+          containers: body.containers === true,
+          hostImages: Array.isArray(body.hostImages) ? body.hostImages.slice(0, 100).map((pattern, index) => text(pattern, `hostImages[${index}]`, 255)) : [],
+          ...(body.runtime !== undefined ? { runtime: runtimeReport(body.runtime) } : {}),
         };
         if (!/^[A-Za-z0-9._:-]{1,128}$/.test(registration.id)) throw invalidArgument('id', `worker id ${quote(registration.id)} must be 1-128 letters, digits, ".", "_", ":" or "-"`);
         return workers.register(registration);

@@ -10,9 +10,10 @@ import { lockHome } from './home-lock.js';
 import { hostname, tmpdir } from 'node:os';
 import path from 'node:path';
 import { createHttpLink } from '../worker/http-link.js';
-import { machineOffer, newWorkerId } from '../worker/machine.js';
+import { describeRuntime, machineOffer, newWorkerId } from '../worker/machine.js';
+import { createRuntime } from '../runner/create-runtime.js';
 import { createWorker } from '../worker/worker.js';
-import { taskEnvironment } from '../worker/run-task.js';
+import { runtimeSettings, taskEnvironment } from '../worker/run-task.js';
 
 // The `tessera` command. Every command that prints something for scripts has --json.
 // The server, the database engines and the example are loaded by the commands that use them:
@@ -48,9 +49,10 @@ async function up(options: CommonOptions): Promise<void> {
     throw error;
   });
   const first = tessera.engine.firstKey;
-  print(options.json, { url: tessera.url, home: config.home, database: config.databaseUrl ? 'postgres' : 'pglite', ...(first ? { accountId: first.accountId, apiKey: config.initialApiKey ? undefined : first.apiKey } : {}) }, [
+  print(options.json, { url: tessera.url, home: config.home, database: config.databaseUrl ? 'postgres' : 'pglite', ...(config.workerSlots > 0 ? { runtime: tessera.runtime.description } : {}), ...(first ? { accountId: first.accountId, apiKey: config.initialApiKey ? undefined : first.apiKey } : {}) }, [
     `Tessera is up at ${tessera.url}  (API: ${tessera.url}/v1/customer, OpenAPI: ${tessera.url}/openapi.json)`,
     `  data: ${config.databaseUrl ? 'PostgreSQL server (DATABASE_URL)' : path.join(config.home, 'db')}, blobs: ${config.blobs.kind === 's3' ? `s3://${config.blobs.s3.bucket}/${config.blobs.s3.prefix}` : path.join(config.home, 'blobs')}, worker slots: ${config.workerSlots}`,
+    ...(config.workerSlots > 0 ? [`  ${describeRuntime(tessera.runtime.description)}`] : []),
     ...(first
       ? config.initialApiKey
         ? [`  first account ${first.accountId} created with the key from TESSERA_API_KEY`]
@@ -76,24 +78,27 @@ async function worker(options: { server?: string; token?: string; slots?: string
   const config = loadConfig({ server: options.server, token: options.token, slots: options.slots, prefetch: options.prefetch, region: options.region, home: options.home ?? path.join(tmpdir(), 'tessera-worker'), logLevel: options.logLevel });
   if (!config.workerToken) throw new TesseraError('UNAUTHENTICATED', 'no worker token given', { hint: 'pass --token or set TESSERA_WORKER_TOKEN (make one with `tessera key create --worker`)' });
   const logger = createLogger(config.logLevel);
-  const identity = { id: newWorkerId(), name: hostname(), slots: Math.max(1, config.workerSlots), ...machineOffer(config) };
+  // A worker agent runs an image's tasks in containers unless its operator maps the image to the host.
+  const runtime = await createRuntime(runtimeSettings(config, []), logger);
+  const identity = { id: newWorkerId(), name: hostname(), slots: Math.max(1, config.workerSlots), ...machineOffer(config, runtime.description) };
   const servers = config.serverUrl.split(',').map((url) => url.replace(/\/+$/, ''));
   const link = createHttpLink({ servers, token: config.workerToken, worker: identity, log: logger });
-  const { heartbeatMs } = await link.register().catch((error: Error) => {
+  const { heartbeatMs } = await link.register().catch(async (error: Error) => {
+    await runtime.close();
     throw new TesseraError('UNAVAILABLE', `could not register with ${servers.join(', ')}: ${error.message}`, { hint: 'check --server and --token' });
   });
   const agent = createWorker({
     link,
     slots: identity.slots,
     prefetch: config.workerPrefetch,
-    env: taskEnvironment(config, link),
+    env: taskEnvironment(config, link, runtime),
     log: logger,
     // The server's lease length decides the heartbeat, whatever this machine's settings say.
     heartbeatMs,
     leaseWaitMs: 20_000,
   });
   agent.start();
-  print(options.json, { workerId: identity.id, servers, slots: identity.slots, region: identity.region }, `worker ${identity.id} (${identity.slots} slots${identity.region ? `, region ${identity.region}` : ''}) serving ${servers.join(', ')}`);
+  print(options.json, { workerId: identity.id, servers, slots: identity.slots, region: identity.region, runtime: runtime.description }, `worker ${identity.id} (${identity.slots} slots${identity.region ? `, region ${identity.region}` : ''}) serving ${servers.join(', ')}\n  ${describeRuntime(runtime.description)}`);
   const shutdown = async () => {
     await agent.stop();
     process.exit(0);

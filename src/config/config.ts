@@ -98,6 +98,32 @@ export interface Config {
   uploadLinkTtlSeconds: number;
   /** Temporary storage (results in the bucket destination, uploads) is deleted this long after the job ends. */
   retentionSeconds: number;
+  /** TESSERA_SANDBOX: every task process confined (the default); false only for a single-user laptop. */
+  sandbox: boolean;
+  /** The host user a task runs as when the worker is root (TESSERA_TASK_USER, uid:gid). */
+  taskUser: { uid: number; gid: number };
+  /** A task's memory when its app's min_memory asks for less (TESSERA_TASK_MEMORY_MB). */
+  taskMemoryBytes: number;
+  /** Processes (and threads) one task may have at once (TESSERA_TASK_PROCESSES). */
+  taskProcesses: number;
+  /** Open files per process of a task (TESSERA_TASK_OPEN_FILES). */
+  taskOpenFiles: number;
+  /** The largest file a task may write (TESSERA_TASK_MAX_FILE_MB). */
+  taskMaxFileBytes: number;
+  /** What one task may hand over in all: chunks, results or output (TESSERA_TASK_MAX_OUTPUT_MB). */
+  taskMaxOutputBytes: number;
+  /** Whether a task whose app asks for the public internet gets it (TESSERA_TASK_NETWORK: none or public). */
+  taskNetwork: 'none' | 'public';
+  /** TESSERA_CONTAINER_RUNTIME: "auto" (podman, then docker), "off", or a command with its flags. */
+  containerRuntime: string;
+  /**
+   * TESSERA_HOST_IMAGES: image patterns whose tasks run in the host sandbox rather than a container.
+   * Undefined when not set: `tessera up` then maps python:* and node:* (a laptop needs nothing
+   * installed), a worker agent maps none.
+   */
+  hostImages: string[] | undefined;
+  /** This worker's own folder for its launchers, sockets and bootstraps: no task sees it. */
+  runtimeDir: string;
 }
 
 export type Flags = Partial<Record<'home' | 'host' | 'port' | 'databaseUrl' | 'publicUrl' | 'slots' | 'prefetch' | 'logLevel' | 'server' | 'key' | 'region' | 'token', string | number | undefined>>;
@@ -153,6 +179,17 @@ export function loadConfig(flags: Flags = {}, env: Env = process.env): Config {
     metricsToken: nonEmpty(env.TESSERA_METRICS_TOKEN, 'TESSERA_METRICS_TOKEN', /^[\x21-\x7e]{16,512}$/, 'the output of: openssl rand -hex 24'),
     uploadLinkTtlSeconds: integerSetting('TESSERA_UPLOAD_LINK_TTL_SECONDS', env.TESSERA_UPLOAD_LINK_TTL_SECONDS, 24 * 3600, 1, 30 * 24 * 3600, '86400'),
     retentionSeconds: integerSetting('TESSERA_RETENTION_HOURS', env.TESSERA_RETENTION_HOURS, 48, 1, 24 * 365, '48') * 3600,
+    sandbox: switchSetting('TESSERA_SANDBOX', env.TESSERA_SANDBOX, true),
+    taskUser: userSetting(env.TESSERA_TASK_USER),
+    taskMemoryBytes: integerSetting('TESSERA_TASK_MEMORY_MB', env.TESSERA_TASK_MEMORY_MB, 2048, 16, 16 * 1024 * 1024, '4096') * 2 ** 20,
+    taskProcesses: integerSetting('TESSERA_TASK_PROCESSES', env.TESSERA_TASK_PROCESSES, 512, 8, 1_000_000, '512'),
+    taskOpenFiles: integerSetting('TESSERA_TASK_OPEN_FILES', env.TESSERA_TASK_OPEN_FILES, 4096, 64, 1_048_576, '4096'),
+    taskMaxFileBytes: integerSetting('TESSERA_TASK_MAX_FILE_MB', env.TESSERA_TASK_MAX_FILE_MB, 10 * 1024, 1, 1024 * 1024 * 1024, '10240') * 2 ** 20,
+    taskMaxOutputBytes: integerSetting('TESSERA_TASK_MAX_OUTPUT_MB', env.TESSERA_TASK_MAX_OUTPUT_MB, 10 * 1024, 1, 1024 * 1024 * 1024, '10240') * 2 ** 20,
+    taskNetwork: choiceSetting('TESSERA_TASK_NETWORK', env.TESSERA_TASK_NETWORK, ['none', 'public'] as const, 'none'),
+    containerRuntime: (env.TESSERA_CONTAINER_RUNTIME ?? '').trim() || 'auto',
+    hostImages: env.TESSERA_HOST_IMAGES === undefined ? undefined : imagePatterns(env.TESSERA_HOST_IMAGES),
+    runtimeDir: path.join(home, 'runtime'),
     childEnv: {
       PATH: env.PATH ?? '/usr/local/bin:/usr/bin:/bin',
       LANG: env.LANG ?? 'C.UTF-8',
@@ -228,6 +265,41 @@ function blobSettings(env: Env): BlobSettings {
       prefix: prefix ? `${prefix}/` : '',
     },
   };
+}
+
+/** TESSERA_SANDBOX: on (the default) or off; the words of a boolean setting work too. */
+function switchSetting(name: string, raw: string | undefined, fallback: boolean): boolean {
+  if (raw !== undefined && /^(on|off)$/i.test(raw.trim())) return raw.trim().toLowerCase() === 'on';
+  try {
+    return booleanSetting(name, raw, fallback);
+  } catch {
+    throw settingError(name, raw, 'expected on or off', 'on');
+  }
+}
+
+function choiceSetting<T extends string>(name: string, raw: string | undefined, choices: readonly T[], fallback: T): T {
+  if (raw === undefined || raw.trim() === '') return fallback;
+  const value = raw.trim() as T;
+  if (!choices.includes(value)) throw settingError(name, raw, `expected one of ${choices.join(', ')}`, fallback);
+  return value;
+}
+
+/** TESSERA_TASK_USER: "uid:gid" (numbers), the host user of a root worker's tasks; default nobody (65534). */
+function userSetting(raw: string | undefined): { uid: number; gid: number } {
+  if (raw === undefined || raw.trim() === '') return { uid: 65534, gid: 65534 };
+  const match = /^(\d{1,10}):(\d{1,10})$/.exec(raw.trim());
+  const uid = Number(match?.[1]);
+  const gid = Number(match?.[2]);
+  if (!match || uid === 0 || gid === 0 || uid > 4294967294 || gid > 4294967294) throw settingError('TESSERA_TASK_USER', raw, 'expected uid:gid, two numbers other than 0 (root)', '65534:65534');
+  return { uid, gid };
+}
+
+/** TESSERA_HOST_IMAGES: comma-separated image names, where * matches anything ("python:*,node:20*"); empty for none. */
+function imagePatterns(raw: string): string[] {
+  return raw.split(',').map((entry) => entry.trim()).filter(Boolean).map((pattern) => {
+    if (!/^[A-Za-z0-9*][A-Za-z0-9*._\-/:@]{0,254}$/.test(pattern)) throw settingError('TESSERA_HOST_IMAGES', pattern, 'expected image names, where * matches any text', 'python:*,node:*');
+    return pattern;
+  });
 }
 
 function booleanSetting(name: string, raw: string | undefined, fallback: boolean): boolean {

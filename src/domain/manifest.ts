@@ -60,6 +60,7 @@ export function parseManifest(raw: unknown, where: string): Manifest {
   const platform = pick(raw, 'platform');
   const platformConfig = pick(raw, 'platformConfig');
   const requirements = pick(raw, 'deviceRequirements');
+  if (isObject(platformConfig)) checkPlatformConfig(platformConfig, where);
   return {
     name,
     version,
@@ -70,6 +71,43 @@ export function parseManifest(raw: unknown, where: string): Manifest {
     platformConfig: isObject(platformConfig) ? platformConfig : {},
     deviceRequirements: isObject(requirements) ? parseRequirements(requirements, where) : {},
   };
+}
+
+/** An image reference: [registry[:port]/]name[:tag][@digest], as podman and docker take them. */
+const IMAGE_PATTERN = /^[a-z0-9]+(?:[._-][a-z0-9]+)*(?::\d{1,5})?(?:\/[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*)*(?::[A-Za-z0-9_][A-Za-z0-9_.-]{0,127})?(?:@sha256:[a-f0-9]{64})?$/;
+
+function checkPlatformConfig(config: Record<string, unknown>, where: string): void {
+  const container = pick(config, 'container');
+  if (container !== undefined && container !== null && container !== '' && (typeof container !== 'string' || container.length > 255 || !IMAGE_PATTERN.test(container))) {
+    throw invalidArgument('manifest.platform_config.container', `${where}: container ${quote(container)} is not an image reference`, 'for example "python:3.11-slim" or "registry.example.com/team/app:1.2"');
+  }
+  const network = pick(config, 'network');
+  if (network !== undefined && network !== null && !['none', 'public', true, false].includes(network as string | boolean)) {
+    throw invalidArgument('manifest.platform_config.network', `${where}: network ${quote(network)} must be "none" or "public"`, 'use "public" for an app that needs to reach the internet');
+  }
+  for (const key of ['username', 'token']) {
+    const value = pick(config, key);
+    if (value !== undefined && value !== null && typeof value !== 'string') throw invalidArgument(`manifest.platform_config.${key}`, `${where}: ${key} must be a string`);
+  }
+}
+
+/** The container image a component runs in (platform_config.container), or undefined for none. */
+export function manifestImage(manifest: Manifest): string | undefined {
+  const container = pick(manifest.platformConfig, 'container');
+  return typeof container === 'string' && container !== '' ? container : undefined;
+}
+
+/** Whether a component asks to reach the public internet (platform_config.network "public"). */
+export function manifestWantsNetwork(manifest: Manifest): boolean {
+  const network = pick(manifest.platformConfig, 'network');
+  return network === 'public' || network === true;
+}
+
+/** Credentials for a private image (platform_config.private_image, username, token), if it names them. */
+export function manifestRegistryCredentials(manifest: Manifest): { username: string; token: string } | undefined {
+  const username = pick(manifest.platformConfig, 'username');
+  const token = pick(manifest.platformConfig, 'token');
+  return typeof username === 'string' && typeof token === 'string' && token !== '' ? { username, token } : undefined;
 }
 
 function parseRequirements(raw: Record<string, unknown>, where: string): DeviceRequirements {

@@ -36,6 +36,7 @@ import { createUploads } from './uploads.js';
 import type { Uploads } from './uploads.js';
 import { createSecrets, sealingKeyFrom } from './secrets.js';
 import { createTaskFlow } from './task-flow.js';
+import { likePatterns } from '../domain/images.js';
 
 // Assembles the engine from a database and a blob store: customer operations, the task flow
 // workers use, and the scheduler's sweep.
@@ -68,7 +69,8 @@ export interface Engine {
   close(): Promise<void>;
 }
 
-export type LocalWorker = Parameters<typeof createLocalLink>[2];
+/** The in-process slots as they register: host-image patterns as the worker's settings give them (python:*). */
+export type LocalWorker = Parameters<typeof createLocalLink>[2] & { runtime?: unknown };
 
 export interface EngineOptions {
   config: Config;
@@ -121,7 +123,7 @@ export async function createEngine(options: EngineOptions): Promise<Engine> {
     tokens: createTokenIssuer(tokenKey),
     keys: createKeyCheck(db),
     workers: createRemoteWorkers(deps, flow),
-    localLink: (worker) => createLocalLink(deps, flow, worker),
+    localLink: (worker) => createLocalLink(deps, flow, { ...worker, hostImages: likePatterns(worker.hostImages) }),
     firstKey,
     async close() {
       await scheduler.stop();

@@ -16,7 +16,7 @@ import { createBatcher, eachAtMost } from '../domain/batch.js';
 // The worker link for slots running inside the server process (embedded mode): the same task
 // flow a remote worker reaches over HTTP, with files moved straight between disk and blob store.
 
-export function createLocalLink(deps: EngineDeps, flow: TaskFlow, worker: { id: string; name: string; slots: number } & WorkerOffer): WorkerLink {
+export function createLocalLink(deps: EngineDeps, flow: TaskFlow, worker: { id: string; name: string; slots: number; runtime?: unknown } & WorkerOffer): WorkerLink {
   const { db, blobs, config } = deps;
   // Registered on first use, so the worker shows as connected and its offer is on record.
   let registered: Promise<void> | undefined;

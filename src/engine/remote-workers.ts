@@ -23,15 +23,19 @@ import type { CompletionItem, TaskFlow } from './task-flow.js';
 import { completionOf } from './task-flow.js';
 import type { TaskKind } from '../domain/types.js';
 import { heartbeatInterval } from './task-flow.js';
+import { likePatterns } from '../domain/images.js';
 
 // The server's side of the worker protocol (/v1/worker): the same task flow the in-process slots
 // use, with every file crossing HTTP. Workers never choose blob keys: the server derives them from
 // the lease, and a completion must name exactly the files uploaded under that lease.
 
+/** A worker as it registers: its host-image patterns as its settings give them (python:*). */
 export interface WorkerRegistration extends WorkerOffer {
   id: string;
   name: string;
   slots: number;
+  /** What it says of its runtimes (sandbox, limits, network, container runtime, images), shown in the workers list. */
+  runtime?: Record<string, unknown>;
 }
 
 
@@ -146,7 +150,7 @@ export function createRemoteWorkers(deps: EngineDeps, flow: TaskFlow) {
 
   return {
     async register(worker: WorkerRegistration): Promise<{ workerId: string; leaseSeconds: number; heartbeatMs: number }> {
-      await upsertWorker(db, worker);
+      await upsertWorker(db, { ...worker, hostImages: likePatterns(worker.hostImages) });
       offers.delete(worker.id);
       return { workerId: worker.id, leaseSeconds: config.leaseSeconds, heartbeatMs: heartbeatInterval(config) };
     },

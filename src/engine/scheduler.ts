@@ -24,6 +24,7 @@ function describeNeeds(task: UnservedTask): string {
     task.minCpu > 0 ? `${task.minCpu} cores` : '',
     task.minMemoryGb > 0 ? `${task.minMemoryGb} GB of memory` : '',
     task.gpus ? `a GPU of [${task.gpus.join(', ')}]` : '',
+    task.image ? `the image ${task.image} (install podman on a worker, or map the image to a worker's host sandbox with TESSERA_HOST_IMAGES=${task.image.replace(/:.*$/, ':*')})` : '',
   ].filter(Boolean);
   return needs.length > 0 ? needs.join(', ') : 'any worker';
 }

@@ -1,4 +1,7 @@
 import type { ComponentKind } from '../domain/manifest.js';
+import { normalizeImage } from '../domain/images.js';
+import { manifestImage } from '../domain/manifest.js';
+import { isInProcess } from '../domain/in-process.js';
 import type { Job, TaskKind } from '../domain/types.js';
 import { getTemplate } from '../store/catalog.js';
 import type { Queryable } from '../store/db.js';
@@ -16,6 +19,8 @@ export async function needsFor(db: Queryable, job: Job, kind: TaskKind): Promise
   const tag = !template ? null : kind === 'partition' ? template.partitioner : kind === 'app' ? job.appId || template.app : template.assembler;
   const component = template && tag ? await findComponent(db, job.accountId, COMPONENT_KIND[kind], tag, template.id) : null;
   const requirements = component?.manifest.deviceRequirements ?? {};
+  // A built-in that runs inside the worker starts no process, whatever image its manifest names.
+  const image = component && !isInProcess(component.manifest) ? manifestImage(component.manifest) : undefined;
   return {
     ...NO_NEEDS,
     minCpu: requirements.minCpu ?? 0,
@@ -23,5 +28,6 @@ export async function needsFor(db: Queryable, job: Job, kind: TaskKind): Promise
     gpus: requirements.gpu && requirements.gpu.length > 0 ? requirements.gpu : null,
     regionWhitelist: job.regions.whitelist && job.regions.whitelist.length > 0 ? job.regions.whitelist : null,
     regionBlacklist: job.regions.blacklist ?? [],
+    image: image ? normalizeImage(image) : null,
   };
 }

@@ -1,6 +1,5 @@
 import { createHash } from 'node:crypto';
-import { existsSync, lstatSync, mkdirSync, mkdtempSync, readFileSync, renameSync, unlinkSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { existsSync, mkdirSync, readFileSync, renameSync, unlinkSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 
 // What a child process used: CPU seconds (user + system, including the children it waited for)
@@ -81,75 +80,34 @@ if (usageFile) {
 }
 `;
 
-let privateFolder: string | undefined;
-
-/**
- * A folder of this user's in the temporary folder that no one else may write, for the bootstraps
- * and the usage reports. The temporary folder is everyone's: a bootstrap there, under a name known
- * in advance (its content's hash), could be planted by another user and then run by every task,
- * and a python script there puts that folder first on its module path (a planted socket.py would
- * be imported by the fork server). Made once with mode 0700 and checked: a folder of that name
- * that is not this user's alone is never used, and this process makes a private one of its own.
- */
-export function privateTempFolder(): string {
-  if (privateFolder) return privateFolder;
-  const uid = process.getuid?.();
-  const shared = path.join(tmpdir(), `tessera-${uid ?? 'user'}`);
-  try {
-    mkdirSync(shared, { mode: 0o700 });
-  } catch (error) {
-    if ((error as NodeJS.ErrnoException).code !== 'EEXIST') throw error;
-  }
-  const found = lstatSync(shared);
-  const ours = found.isDirectory() && (uid === undefined || found.uid === uid) && (found.mode & 0o077) === 0;
-  privateFolder = ours ? shared : mkdtempSync(path.join(tmpdir(), 'tessera-'));
-  return privateFolder;
-}
-
-/** Each bootstrap's path: named by the hash of its content, so versions never mix. */
+/** Each bootstrap's path in a folder: named by the hash of its content, so versions never mix. */
 const PATHS = new Map<string, string>();
 
-function bootstrapPath(name: string, source: string): string {
-  let file = PATHS.get(name);
-  if (!file) PATHS.set(name, (file = path.join(privateTempFolder(), `${createHash('sha256').update(source).digest('hex').slice(0, 16)}-${name}`)));
-  return file;
-}
-
-/** Writes a bootstrap (or the python fork server) if it is missing and returns its path. */
-export function bootstrapFile(name: string, source: string): string {
-  const file = bootstrapPath(name, source);
+/**
+ * Writes a bootstrap into `folder` (the worker's runtime folder, which only it may write: a
+ * bootstrap in a folder others can write could be replaced, and python puts a script's folder first
+ * on its module path) if it is missing, and returns its path.
+ */
+export function bootstrapFile(folder: string, name: string, source: string): string {
+  const key = `${folder}\0${name}`;
+  let file = PATHS.get(key);
+  if (!file) PATHS.set(key, (file = path.join(folder, `${createHash('sha256').update(source).digest('hex').slice(0, 16)}-${name}`)));
   if (existsSync(file)) return file;
-  try {
-    writeAtomically(file, source);
-  } catch (error) {
-    if ((error as NodeJS.ErrnoException).code !== 'ENOENT') throw error;
-    // A temporary-folder cleaner removed the folder: made again, once.
-    privateFolder = undefined;
-    PATHS.clear();
-    writeAtomically(bootstrapPath(name, source), source);
-  }
-  return bootstrapPath(name, source);
-}
-
-function writeAtomically(file: string, source: string): void {
+  mkdirSync(folder, { recursive: true, mode: 0o700 });
   const temporary = `${file}.${process.pid}.tmp`;
   writeFileSync(temporary, source, { mode: 0o644 });
   // Rename is atomic: a concurrent first use sees the file absent or whole, never in part.
   renameSync(temporary, file);
+  return file;
 }
 
-// Checked at every use (a stat): a temp-folder cleaner may have removed the file meanwhile.
-export function pythonBootstrap(): string {
-  return bootstrapFile('usage.py', PYTHON_BOOTSTRAP);
+// Checked at every use (a stat): a cleaner may have removed the file meanwhile.
+export function pythonBootstrap(folder: string): string {
+  return bootstrapFile(folder, 'usage.py', PYTHON_BOOTSTRAP);
 }
 
-export function nodeBootstrap(): string {
-  return bootstrapFile('usage.cjs', NODE_BOOTSTRAP);
-}
-
-/** Whether a command's argument is one of the bootstraps (no file system call: asked for every process). */
-export function isUsageBootstrap(arg: string): boolean {
-  return arg === bootstrapPath('usage.py', PYTHON_BOOTSTRAP) || arg === bootstrapPath('usage.cjs', NODE_BOOTSTRAP);
+export function nodeBootstrap(folder: string): string {
+  return bootstrapFile(folder, 'usage.cjs', NODE_BOOTSTRAP);
 }
 
 /**

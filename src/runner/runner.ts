@@ -1,10 +1,9 @@
 import { spawn, spawnSync } from 'node:child_process';
-import { randomUUID } from 'node:crypto';
 import { existsSync, realpathSync } from 'node:fs';
 import path from 'node:path';
 import { TesseraError, quote } from '../domain/errors.js';
 import type { Manifest } from '../domain/manifest.js';
-import { USAGE_FILE_VARIABLE, isUsageBootstrap, nodeBootstrap, privateTempFolder, pythonBootstrap, readUsageFile, sampleProcess } from './process-usage.js';
+import { USAGE_FILE_VARIABLE, readUsageFile, sampleProcess } from './process-usage.js';
 
 // Runs one partitioner, app or assembler invocation as a child process in its own process group,
 // so a timeout or an abort kills everything it started, not just the first process.
@@ -20,6 +19,8 @@ export interface RunSpec {
   outputLimit?: number;
   /** Every chunk the process writes, as it comes (the task's logs). */
   onOutput?: (stream: 'stdout' | 'stderr', chunk: Buffer) => void;
+  /** Where a usage bootstrap (process-usage.ts) in `args` reports the process's CPU and peak memory. */
+  usageFile?: string | undefined;
 }
 
 /** What the process used: its CPU (with the children it waited for), wall time and peak memory. */
@@ -69,11 +70,10 @@ export function runProcess(spec: RunSpec): Promise<RunResult> {
   const started = Date.now();
   const startedAt = process.hrtime.bigint();
   const limit = spec.outputLimit ?? 64 * 1024;
-  const usageFile = path.join(privateTempFolder(), `usage-${randomUUID()}`);
+  const usageFile = spec.usageFile;
   return new Promise((resolve, reject) => {
     // Only a bootstrap reads (and removes) the variable; other commands never see it.
-    const reports = spec.args.some(isUsageBootstrap);
-    const env = reports ? { ...spec.env, [USAGE_FILE_VARIABLE]: usageFile } : spec.env;
+    const env = usageFile ? { ...spec.env, [USAGE_FILE_VARIABLE]: usageFile } : spec.env;
     const child = spawn(spec.command, spec.args, { cwd: spec.cwd, env, detached: true, stdio: ['ignore', 'pipe', 'pipe'] });
     // The fallback when the process cannot report itself (not python or node, or killed).
     const sampler = child.pid ? sampleProcess(child.pid) : null;
@@ -109,20 +109,26 @@ export function runProcess(spec: RunSpec): Promise<RunResult> {
       // Children the entrypoint left behind in its group go too.
       stop();
       const wallSeconds = Number(process.hrtime.bigint() - startedAt) / 1e9;
-      const measured = (reports ? readUsageFile(usageFile) : null) ?? sampler?.last() ?? { cpuSeconds: 0, peakMemoryBytes: 0 };
+      const measured = (usageFile ? readUsageFile(usageFile) : null) ?? sampler?.last() ?? { cpuSeconds: 0, peakMemoryBytes: 0 };
       resolve({ exitCode, signal, timedOut, aborted, stdoutTail: stdout.text(), stderrTail: stderr.text(), wallMs: Date.now() - started, usage: { ...measured, wallSeconds } });
     });
   });
 }
 
 /**
- * The interpreter's real path. `python3` is often a shim (pyenv, asdf) that costs tens of
- * milliseconds per start; asking the interpreter once where it lives skips that for every task.
+ * The interpreter's real path and the folder it is installed in. `python3` is often a shim (pyenv,
+ * asdf) that costs tens of milliseconds per start; asking the interpreter once where it lives skips
+ * that for every task, and a sandbox shows that folder (read-only) to its tasks.
  */
+export function describePython(python: string, env: Record<string, string>): { executable: string; prefix: string } {
+  const answer = spawnSync(python, ['-c', 'import sys; print(sys.executable); print(sys.base_prefix)'], { env, encoding: 'utf8', timeout: 10_000 });
+  const [executable = '', prefix = ''] = answer.status === 0 ? answer.stdout.trim().split('\n') : [];
+  if (executable && path.isAbsolute(executable) && existsSync(executable)) return { executable, prefix: path.isAbsolute(prefix) ? prefix : path.dirname(path.dirname(executable)) };
+  return { executable: python, prefix: '/usr' };
+}
+
 export function resolvePython(python: string, env: Record<string, string>): string {
-  const answer = spawnSync(python, ['-c', 'import sys; print(sys.executable)'], { env, encoding: 'utf8', timeout: 10_000 });
-  const executable = answer.status === 0 ? answer.stdout.trim() : '';
-  return executable && path.isAbsolute(executable) && existsSync(executable) ? executable : python;
+  return describePython(python, env).executable;
 }
 
 /**
@@ -133,8 +139,8 @@ export function resolvePython(python: string, env: Record<string, string>): stri
 const checkedEntrypoints = new Map<string, string>();
 const CHECKED_ENTRYPOINTS_KEPT = 256;
 
-/** How to start a component: `.py` with python3, `.js`/`.mjs`/`.cjs` with node, anything else executed directly. */
-export function entrypointCommand(folder: string, manifest: Manifest, python: string): { command: string; args: string[]; pythonScript?: string } {
+/** The entrypoint's real path, once it is known to be a file inside the component's app/ folder. */
+export function entrypointPath(folder: string, manifest: Manifest): string {
   const key = `${folder}\0${manifest.entrypoint}`;
   let real = checkedEntrypoints.get(key);
   if (real === undefined) {
@@ -142,13 +148,9 @@ export function entrypointCommand(folder: string, manifest: Manifest, python: st
     if (checkedEntrypoints.size >= CHECKED_ENTRYPOINTS_KEPT) checkedEntrypoints.clear();
     checkedEntrypoints.set(key, real);
   }
-  // Through the usage bootstraps: same interpreter, same script, and a resource report at exit.
-  if (/\.py$/i.test(real)) return { command: python, args: ['-u', pythonBootstrap(), real], pythonScript: real };
-  if (/\.(m|c)?js$/i.test(real)) return { command: process.execPath, args: ['--require', nodeBootstrap(), real] };
-  return { command: real, args: [] };
+  return real;
 }
 
-/** The entrypoint's real path, once it is known to be a file inside the component's app/ folder. */
 function checkedEntrypoint(folder: string, manifest: Manifest): string {
   const appDir = path.join(folder, 'app');
   const script = path.resolve(appDir, manifest.entrypoint);
@@ -164,10 +166,12 @@ function checkedEntrypoint(folder: string, manifest: Manifest): string {
 }
 
 /** The last lines of a failed run's stderr (or stdout), for an error message. */
-export function failureSummary(result: RunResult, what: string, timeoutMs?: number): string {
+export function failureSummary(result: RunResult & { memoryLimitBytes?: number }, what: string, timeoutMs?: number): string {
   const tail = (result.stderrTail.trim() || result.stdoutTail.trim()).split('\n').slice(-15).join('\n');
   const last = tail.length > 2000 ? `…${tail.slice(-2000)}` : tail;
-  const how = result.timedOut
+  const how = result.memoryLimitBytes
+    ? `was stopped at its memory limit of ${Math.round(result.memoryLimitBytes / 2 ** 20)} MB (raise the app's device_requirements.min_memory, or the worker's TESSERA_TASK_MEMORY_MB)`
+    : result.timedOut
     ? `timed out after ${Math.round((timeoutMs ?? 0) / 1000)} s and was killed`
     : result.aborted
       ? 'was stopped'

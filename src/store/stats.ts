@@ -28,18 +28,20 @@ export interface WorkerRow {
   startedAt: Date;
   lastSeenAt: Date;
   runningTasks: number;
+  /** What the worker said of its runtimes (sandbox, limits, network, containers, images); null from older workers. */
+  runtime: Record<string, unknown> | null;
 }
 
 /** Workers seen in the last `withinSeconds`, with the tasks each holds now. */
 export async function listWorkers(db: Queryable, withinSeconds: number): Promise<WorkerRow[]> {
-  const rows = await db.query<{ id: string; name: string; region: string; slots: number; cpus: number; memory_gb: number; gpus: string[]; started_at: Date; last_seen_at: Date; running: number }>(
+  const rows = await db.query<{ id: string; name: string; region: string; slots: number; cpus: number; memory_gb: number; gpus: string[]; started_at: Date; last_seen_at: Date; running: number; runtime: Record<string, unknown> | string | null }>(
     // Leased rows are few and in a partial index (tasks_lease_expiry, which needs the expiry named:
     // every leased task has one): count them once, grouped.
-    `SELECT w.id, w.name, w.region, w.slots, w.cpus, w.memory_gb, w.gpus, w.started_at, w.last_seen_at, COALESCE(l.running, 0)::int AS running
+    `SELECT w.id, w.name, w.region, w.slots, w.cpus, w.memory_gb, w.gpus, w.started_at, w.last_seen_at, COALESCE(l.running, 0)::int AS running, w.runtime
        FROM workers w
        LEFT JOIN (SELECT lease_owner, count(*) AS running FROM tasks WHERE state = 'leased' AND lease_expires_at IS NOT NULL GROUP BY lease_owner) l ON l.lease_owner = w.id
       WHERE w.last_seen_at > now() - make_interval(secs => $1) ORDER BY w.name, w.id`,
     [withinSeconds],
   );
-  return rows.map((row) => ({ id: row.id, name: row.name, region: row.region, slots: row.slots, cpus: row.cpus, memoryGb: row.memory_gb, gpus: row.gpus, startedAt: row.started_at, lastSeenAt: row.last_seen_at, runningTasks: row.running }));
+  return rows.map((row) => ({ id: row.id, name: row.name, region: row.region, slots: row.slots, cpus: row.cpus, memoryGb: row.memory_gb, gpus: row.gpus, startedAt: row.started_at, lastSeenAt: row.last_seen_at, runningTasks: row.running, runtime: typeof row.runtime === 'string' ? (JSON.parse(row.runtime) as Record<string, unknown>) : row.runtime }));
 }

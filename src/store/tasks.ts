@@ -80,9 +80,11 @@ export interface TaskNeeds {
   /** Allowed regions; null for any. */
   regionWhitelist: string[] | null;
   regionBlacklist: string[];
+  /** The container image it runs in (normalised); null when any worker's host sandbox runs it. */
+  image: string | null;
 }
 
-export const NO_NEEDS: TaskNeeds = { minCpu: 0, minMemoryGb: 0, gpus: null, regionWhitelist: null, regionBlacklist: [] };
+export const NO_NEEDS: TaskNeeds = { minCpu: 0, minMemoryGb: 0, gpus: null, regionWhitelist: null, regionBlacklist: [], image: null };
 
 /** What a worker offers, matched against TaskNeeds when it leases. */
 export interface WorkerOffer {
@@ -90,6 +92,10 @@ export interface WorkerOffer {
   cpus: number;
   memoryGb: number;
   gpus: string[];
+  /** Whether it runs any image in a container runtime. */
+  containers: boolean;
+  /** Images it runs in its host sandbox instead, as SQL LIKE patterns. */
+  hostImages: string[];
 }
 
 // The leased-tasks index (tasks_lease_expiry) needs `lease_expires_at` named in the query
@@ -149,13 +155,13 @@ async function insertPages(
     // Counted in the database: a partition of 100,000 chunks need not send back 100,000 ids.
     const [counted] = await db.query<{ n: number }>(
       `WITH inserted AS (
-       INSERT INTO tasks (job_id, kind, chunk_index, input_key, input_size, max_attempts, priority, min_cpu, min_memory_gb, gpus, region_whitelist, region_blacklist, created_at)
-       SELECT $1, $2, chunk_index, input_key, input_size, $5, $6, $7, $8, $9, $10, $11, clock_timestamp()
+       INSERT INTO tasks (job_id, kind, chunk_index, input_key, input_size, max_attempts, priority, min_cpu, min_memory_gb, gpus, region_whitelist, region_blacklist, image, created_at)
+       SELECT $1, $2, chunk_index, input_key, input_size, $5, $6, $7, $8, $9, $10, $11, $13, clock_timestamp()
          FROM unnest($3::int[], $4::text[], $12::bigint[]) AS t (chunk_index, input_key, input_size)
        ON CONFLICT (job_id, kind, chunk_index) DO NOTHING
        RETURNING 1)
        SELECT count(*)::int AS n FROM inserted`,
-      [jobId, kind, chunkIndexes, inputKeys, options.maxAttempts, options.priority, needs.minCpu, needs.minMemoryGb, needs.gpus, needs.regionWhitelist, needs.regionBlacklist, inputSizes],
+      [jobId, kind, chunkIndexes, inputKeys, options.maxAttempts, options.priority, needs.minCpu, needs.minMemoryGb, needs.gpus, needs.regionWhitelist, needs.regionBlacklist, inputSizes, needs.image],
     );
     inserted += counted?.n ?? 0;
   }
@@ -178,7 +184,7 @@ export async function analyzeTasks(db: Queryable): Promise<void> {
 }
 
 /** The columns analyzeTasks samples (statistics target 10 each: migration 0007). */
-const ANALYZED_COLUMNS = ['state', 'job_id', 'kind', 'priority', 'min_cpu', 'min_memory_gb', 'gpus', 'region_whitelist', 'region_blacklist'];
+const ANALYZED_COLUMNS = ['state', 'job_id', 'kind', 'priority', 'min_cpu', 'min_memory_gb', 'gpus', 'region_whitelist', 'region_blacklist', 'image'];
 
 /**
  * Removes the tasks table's dead row versions and index entries (see VACUUM_AFTER_TASK_UPDATES in
@@ -230,7 +236,8 @@ export async function leaseTasks(db: Queryable, owner: string, limit: number, le
                 min_cpu <= $5 AND min_memory_gb <= $6
             AND (gpus IS NULL OR gpus && $7::text[])
             AND (region_whitelist IS NULL OR $8 = ANY(region_whitelist))
-            AND NOT ($8 = ANY(region_blacklist))))
+            AND NOT ($8 = ANY(region_blacklist))
+            AND (image IS NULL OR $10::boolean OR image LIKE ANY($11::text[]))))
          ORDER BY priority DESC, id
          LIMIT $2
          FOR UPDATE SKIP LOCKED))
@@ -238,7 +245,7 @@ export async function leaseTasks(db: Queryable, owner: string, limit: number, le
                 date_part('epoch', now() - created_at) AS queued_seconds)
      SELECT coalesce(json_agg(json_build_array(id, job_id, kind, chunk_index, attempt, max_attempts, input_key, input_size, queued_seconds) ORDER BY id), '[]') AS tasks
        FROM leased`,
-    [owner, limit, leaseSeconds, offer === undefined, offer?.cpus ?? 0, offer?.memoryGb ?? 0, offer?.gpus ?? [], offer?.region ?? '', token],
+    [owner, limit, leaseSeconds, offer === undefined, offer?.cpus ?? 0, offer?.memoryGb ?? 0, offer?.gpus ?? [], offer?.region ?? '', token, offer?.containers ?? false, offer?.hostImages ?? []],
   );
   return (leased?.tasks ?? []).map(([id, jobId, kind, chunkIndex, attempt, maxAttempts, inputKey, inputSize, queuedSeconds]) => ({
     id: Number(id), jobId, kind, chunkIndex, attempt, maxAttempts, inputKey, inputSize: inputSize === null ? null : Number(inputSize), leaseToken: token, queuedSeconds,

@@ -3,22 +3,23 @@ import type { WorkerOffer } from './tasks.js';
 
 // Worker agents. A worker registers once per start and is "connected" while it heartbeats.
 
-export async function upsertWorker(db: Queryable, worker: { id: string; name: string; slots: number } & WorkerOffer): Promise<void> {
+export async function upsertWorker(db: Queryable, worker: { id: string; name: string; slots: number; runtime?: unknown } & WorkerOffer): Promise<void> {
   await db.query(
-    `INSERT INTO workers (id, name, region, slots, cpus, memory_gb, gpus) VALUES ($1, $2, $3, $4, $5, $6, $7)
+    `INSERT INTO workers (id, name, region, slots, cpus, memory_gb, gpus, containers, host_images, runtime) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
      ON CONFLICT (id) DO UPDATE SET name = EXCLUDED.name, region = EXCLUDED.region, slots = EXCLUDED.slots, cpus = EXCLUDED.cpus,
-       memory_gb = EXCLUDED.memory_gb, gpus = EXCLUDED.gpus, last_seen_at = now()`,
-    [worker.id, worker.name, worker.region, worker.slots, worker.cpus, worker.memoryGb, worker.gpus],
+       memory_gb = EXCLUDED.memory_gb, gpus = EXCLUDED.gpus, containers = EXCLUDED.containers, host_images = EXCLUDED.host_images,
+       runtime = EXCLUDED.runtime, last_seen_at = now()`,
+    [worker.id, worker.name, worker.region, worker.slots, worker.cpus, worker.memoryGb, worker.gpus, worker.containers, worker.hostImages, worker.runtime === undefined ? null : JSON.stringify(worker.runtime)],
   );
 }
 
 /** Marks the worker as alive; false when it is not registered (the server lost it: register again). */
 export async function touchWorker(db: Queryable, workerId: string): Promise<WorkerOffer | null> {
-  const [row] = await db.query<{ region: string; cpus: number; memory_gb: number; gpus: string[] }>(
-    'UPDATE workers SET last_seen_at = now() WHERE id = $1 RETURNING region, cpus, memory_gb, gpus',
+  const [row] = await db.query<{ region: string; cpus: number; memory_gb: number; gpus: string[]; containers: boolean; host_images: string[] }>(
+    'UPDATE workers SET last_seen_at = now() WHERE id = $1 RETURNING region, cpus, memory_gb, gpus, containers, host_images',
     [workerId],
   );
-  return row ? { region: row.region, cpus: row.cpus, memoryGb: row.memory_gb, gpus: row.gpus } : null;
+  return row ? { region: row.region, cpus: row.cpus, memoryGb: row.memory_gb, gpus: row.gpus, containers: row.containers, hostImages: row.host_images } : null;
 }
 
 export interface UnservedTask {
@@ -30,6 +31,7 @@ export interface UnservedTask {
   gpus: string[] | null;
   regionWhitelist: string[] | null;
   regionBlacklist: string[];
+  image: string | null;
 }
 
 /**
@@ -37,8 +39,8 @@ export interface UnservedTask {
  * (region, cores, memory, GPUs): one per job, so the job can say why it is not moving.
  */
 export async function listUnservedTasks(db: Queryable, graceSeconds: number, liveSeconds: number): Promise<UnservedTask[]> {
-  const rows = await db.query<{ job_id: string; kind: string; chunk_index: number; min_cpu: number; min_memory_gb: number; gpus: string[] | null; region_whitelist: string[] | null; region_blacklist: string[] }>(
-    `SELECT DISTINCT ON (t.job_id) t.job_id, t.kind, t.chunk_index, t.min_cpu, t.min_memory_gb, t.gpus, t.region_whitelist, t.region_blacklist
+  const rows = await db.query<{ job_id: string; kind: string; chunk_index: number; min_cpu: number; min_memory_gb: number; gpus: string[] | null; region_whitelist: string[] | null; region_blacklist: string[]; image: string | null }>(
+    `SELECT DISTINCT ON (t.job_id) t.job_id, t.kind, t.chunk_index, t.min_cpu, t.min_memory_gb, t.gpus, t.region_whitelist, t.region_blacklist, t.image
        FROM tasks t
       WHERE t.state = 'queued' AND t.created_at < now() - make_interval(secs => $1)
         AND NOT EXISTS (
@@ -47,10 +49,11 @@ export async function listUnservedTasks(db: Queryable, graceSeconds: number, liv
              AND w.cpus >= t.min_cpu AND w.memory_gb >= t.min_memory_gb
              AND (t.gpus IS NULL OR t.gpus && w.gpus)
              AND (t.region_whitelist IS NULL OR w.region = ANY(t.region_whitelist))
-             AND NOT (w.region = ANY(t.region_blacklist)))
+             AND NOT (w.region = ANY(t.region_blacklist))
+             AND (t.image IS NULL OR w.containers OR t.image LIKE ANY(w.host_images)))
       ORDER BY t.job_id, t.id
       LIMIT 100`,
     [graceSeconds, liveSeconds],
   );
-  return rows.map((row) => ({ jobId: row.job_id, kind: row.kind, chunkIndex: row.chunk_index, minCpu: row.min_cpu, minMemoryGb: row.min_memory_gb, gpus: row.gpus, regionWhitelist: row.region_whitelist, regionBlacklist: row.region_blacklist }));
+  return rows.map((row) => ({ jobId: row.job_id, kind: row.kind, chunkIndex: row.chunk_index, minCpu: row.min_cpu, minMemoryGb: row.min_memory_gb, gpus: row.gpus, regionWhitelist: row.region_whitelist, regionBlacklist: row.region_blacklist, image: row.image }));
 }

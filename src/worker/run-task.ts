@@ -1,11 +1,12 @@
-import { mkdirSync, mkdtempSync, readdirSync, rmdirSync, unlinkSync, writeFileSync } from 'node:fs';
+import { lstatSync, mkdirSync, mkdtempSync, readdirSync, rmdirSync, unlinkSync, writeFileSync } from 'node:fs';
 import { opendir, readdir, rm, rmdir, unlink } from 'node:fs/promises';
 import path from 'node:path';
 import { TesseraError, assertNever, quote } from '../domain/errors.js';
 import { inProcessName, usesFiles } from '../domain/in-process.js';
 import type { OutputFile, TaskLease, TaskReport, WorkerLink } from '../domain/worker-link.js';
-import { entrypointCommand, failureSummary, runProcess } from '../runner/runner.js';
-import type { ForkServer } from '../runner/python-forkserver.js';
+import { entrypointPath, failureSummary } from '../runner/runner.js';
+import type { Runtime, TaskLimits } from '../runner/runtime.js';
+import type { RuntimeSettings } from '../runner/create-runtime.js';
 import type { Config } from '../config/config.js';
 import type { ComponentCache } from './component-cache.js';
 import { createComponentCache } from './component-cache.js';
@@ -18,19 +19,18 @@ import { LogCollector } from './task-logs.js';
 
 export interface TaskEnvironment {
   workDir: string;
-  python: string;
-  /** The environment every child starts from (never the worker's own). */
-  childEnv: Record<string, string>;
   sharedCacheDir: string;
   userCacheRoot: string;
   /** Component folders by archive hash. */
   components: ComponentCache;
   /** Log lines kept per attempt. */
   maxLogLines: number;
-  /** Whether python entrypoints start from a warm interpreter (TESSERA_PYTHON_FORKSERVER). */
-  pythonForkServer: boolean;
-  /** The worker's fork server for python entrypoints, when it has one (made by createWorker). */
-  forkServer?: ForkServer | undefined;
+  /** Where every task process runs: the host sandbox, a container, or (sandbox off) the host. */
+  runtime: Runtime;
+  /** A task's limits; its memory is the larger of this and its app's min_memory. */
+  limits: TaskLimits;
+  /** What one task may hand over in all (chunks, results or output). */
+  maxOutputBytes: number;
 }
 
 /** What one attempt's process wrote and used, filled in by `execute`. */
@@ -40,17 +40,33 @@ interface Attempt {
   usage: TaskReport['usage'];
 }
 
-/** The environment of a worker's tasks, from the settings: its folders under the home folder, its limits. */
-export function taskEnvironment(config: Config, link: Pick<WorkerLink, 'fetchComponent'>): TaskEnvironment {
+/** The environment of a worker's tasks, from the settings: its folders under the home folder, its runtime, its limits. */
+export function taskEnvironment(config: Config, link: Pick<WorkerLink, 'fetchComponent'>, runtime: Runtime): TaskEnvironment {
   return {
     workDir: config.workDir,
-    python: config.python,
-    childEnv: config.childEnv,
     sharedCacheDir: path.join(config.home, 'cache', 'shared'),
     userCacheRoot: path.join(config.home, 'cache', 'accounts'),
     components: createComponentCache(path.join(config.home, 'cache', 'components'), link, { maxBytes: config.maxUnpackedBytes, maxEntries: config.maxArchiveEntries }),
     maxLogLines: config.maxLogLinesPerTask,
-    pythonForkServer: config.pythonForkServer,
+    runtime,
+    limits: { memoryBytes: config.taskMemoryBytes, processes: config.taskProcesses, openFiles: config.taskOpenFiles, fileBytes: config.taskMaxFileBytes },
+    maxOutputBytes: config.taskMaxOutputBytes,
+  };
+}
+
+/** The runtime layer's settings from the configuration; `hostImages` when TESSERA_HOST_IMAGES is not set. */
+export function runtimeSettings(config: Config, hostImages: string[]): RuntimeSettings {
+  return {
+    sandbox: config.sandbox,
+    python: config.python,
+    warmPython: config.pythonForkServer,
+    runtimeDir: config.runtimeDir,
+    workDir: config.workDir,
+    taskUser: config.taskUser,
+    network: config.taskNetwork,
+    containerRuntime: config.containerRuntime,
+    hostImages: config.hostImages ?? hostImages,
+    baseEnv: config.childEnv,
   };
 }
 
@@ -101,6 +117,12 @@ class Scratch {
   private readonly made = new Set<string>();
 
   constructor(private readonly workDir: string, private readonly taskId: number) {}
+
+  /** The task's folder, made if it was not. */
+  get path(): string {
+    this.root ??= this.makeRoot();
+    return this.root;
+  }
 
   folder(name: string): string {
     this.root ??= this.makeRoot();
@@ -227,12 +249,12 @@ async function produce(link: WorkerLink, lease: TaskLease, env: TaskEnvironment,
       await link.fetchSource(lease, sourceDir);
       await link.enterStage(lease, 'JOB_STATE_PARTITIONING');
       if (!lease.component) {
-        const inputs = await listFiles(sourceDir);
+        const inputs = await listFiles(sourceDir, env.maxOutputBytes);
         return inputs.slice(0, 1).map((input) => ({ name: 'data_0.bin', path: input.path }));
       }
       // A built-in partitioner hands its chunks over without writing them.
-      const made = await execute(lease, env, scratch, stop, attempt, { SOURCE_DIR: sourceDir, CHUNKS_DIR: chunksDir, PARTITIONER_PARAMS: params });
-      return made ?? orderChunks(await listFiles(chunksDir));
+      const made = await execute(lease, env, scratch, stop, attempt, { folders: { SOURCE_DIR: 'source', CHUNKS_DIR: 'chunks' }, variables: { PARTITIONER_PARAMS: params } });
+      return made ?? orderChunks(await listFiles(chunksDir, env.maxOutputBytes));
     }
     case 'app': {
       const inProcess = lease.component ? inProcessName(lease.component.manifest.entrypoint) : undefined;
@@ -250,52 +272,67 @@ async function produce(link: WorkerLink, lease: TaskLease, env: TaskEnvironment,
       if (lease.inputSize === 0) writeFileSync(chunkPath, '');
       else await link.fetchChunk(lease, chunkPath);
       await execute(lease, env, scratch, stop, attempt, {
-        TASK_DIR: taskDir,
-        TASK_RESULTS_DIR: resultsDir,
-        APP_PARAMS: params,
-        CHUNK_NUMBER: String(lease.chunkIndex),
-        SHARED_CACHE_DIR: env.sharedCacheDir,
-        USER_CACHE_DIR: userCacheDir,
+        folders: { TASK_DIR: 'task', TASK_RESULTS_DIR: 'results' },
+        variables: { APP_PARAMS: params, CHUNK_NUMBER: String(lease.chunkIndex) },
+        caches: { userCache: userCacheDir, sharedCache: env.sharedCacheDir },
       });
-      return listFiles(resultsDir);
+      return listFiles(resultsDir, env.maxOutputBytes);
     }
     case 'assemble': {
       const resultsDir = folder('results');
       const outputDir = folder('output');
       await link.enterStage(lease, 'JOB_STATE_MERGING');
       await link.fetchResults(lease, resultsDir);
-      if (!lease.component) return listFiles(resultsDir);
-      await execute(lease, env, scratch, stop, attempt, { TASK_RESULTS_DIR: resultsDir, OUTPUT_DIR: outputDir, ASSEMBLER_PARAMS: params });
-      return listFiles(outputDir);
+      if (!lease.component) return listFiles(resultsDir, env.maxOutputBytes);
+      await execute(lease, env, scratch, stop, attempt, { folders: { TASK_RESULTS_DIR: 'results', OUTPUT_DIR: 'output' }, variables: { ASSEMBLER_PARAMS: params } });
+      return listFiles(outputDir, env.maxOutputBytes);
     }
     default:
       return assertNever(lease.kind, 'task kind');
   }
 }
 
+/** A stage's environment: the folders it names (under the task's folder) and its other variables. */
+interface StageEnvironment {
+  folders: Record<string, string>;
+  variables: Record<string, string>;
+  caches?: { userCache: string; sharedCache: string };
+}
+
 /** Runs the component; an in-process one may answer with the files it made without writing them. */
-async function execute(lease: TaskLease, env: TaskEnvironment, scratch: Scratch, stop: TaskStop, attempt: Attempt, stageEnv: Record<string, string>): Promise<OutputFile[] | undefined> {
+async function execute(lease: TaskLease, env: TaskEnvironment, scratch: Scratch, stop: TaskStop, attempt: Attempt, stage: StageEnvironment): Promise<OutputFile[] | undefined> {
   const component = lease.component!;
   // A built-in whose code is part of the worker: no archive to fetch, no process to start.
   const inProcess = inProcessName(component.manifest.entrypoint);
-  if (inProcess) return runInProcess(inProcess, stageEnv);
-  const what = `${lease.kind === 'app' ? 'app' : lease.kind === 'partition' ? 'partitioner' : 'assembler'} ${component.manifest.name}@${component.manifest.version}`;
+  if (inProcess) {
+    const hostEnv = { ...stage.variables };
+    for (const [variable, name] of Object.entries(stage.folders)) hostEnv[variable] = scratch.folder(name);
+    return runInProcess(inProcess, hostEnv);
+  }
+  const { manifest } = component;
+  const what = `${lease.kind === 'app' ? 'app' : lease.kind === 'partition' ? 'partitioner' : 'assembler'} ${manifest.name}@${manifest.version}`;
   const folder = await env.components.folder(component.archive.sha256);
-  const { command, args, pythonScript } = entrypointCommand(folder, component.manifest, env.python);
-  const cwd = scratch.folder('work');
-  const spec = {
-    cwd,
-    env: { ...env.childEnv, HOME: cwd, TMPDIR: cwd, PYTHONUNBUFFERED: '1', ...stageEnv },
+  scratch.folder('work');
+  const minMemoryBytes = (manifest.deviceRequirements.minMemory ?? 0) * 2 ** 30;
+  const result = await env.runtime.run({
+    accountId: lease.accountId,
+    manifest,
+    componentFolder: folder,
+    componentSha256: component.archive.sha256,
+    entrypoint: entrypointPath(folder, manifest),
+    folders: { root: scratch.path, ...(stage.caches ?? {}) },
+    folderVariables: stage.folders,
+    variables: stage.variables,
+    limits: { ...env.limits, memoryBytes: Math.max(env.limits.memoryBytes, Math.ceil(minMemoryBytes)) },
     timeoutMs: lease.timeoutMs,
     signal: stop.signal,
-    onOutput: (stream: 'stdout' | 'stderr', chunk: Buffer) => attempt.logs.write(stream, chunk),
-  };
-  const result = pythonScript && env.forkServer ? await env.forkServer.run({ ...spec, script: pythonScript }) : await runProcess({ command, args, ...spec });
+    onOutput: (stream, chunk) => attempt.logs.write(stream, chunk),
+  });
   attempt.usage = result.usage;
   if (result.exitCode === 0 && !result.timedOut && !result.aborted) return undefined;
   // A timeout may be bad luck on a busy machine; a non-zero exit of a partitioner or assembler is
-  // the code's own verdict on this input and would say the same again.
-  throw new ComponentFailure(failureSummary(result, what, lease.timeoutMs), result.timedOut || lease.kind === 'app');
+  // the code's own verdict on this input and would say the same again, as is its memory limit.
+  throw new ComponentFailure(failureSummary(result, what, lease.timeoutMs), (result.timedOut || lease.kind === 'app') && !result.memoryLimitBytes);
 }
 
 /**
@@ -316,11 +353,19 @@ class ListedFile implements OutputFile {
 
 /**
  * Every regular file under `dir`, named by its path relative to `dir`. A symbolic link is refused:
- * following it would let a component upload any file the worker can read.
+ * following it would let a component upload any file the worker can read. Files past `maxBytes`
+ * in all are refused too, naming the limit.
  */
-export async function listFiles(dir: string): Promise<OutputFile[]> {
+export async function listFiles(dir: string, maxBytes = Number.POSITIVE_INFINITY): Promise<OutputFile[]> {
   const files: OutputFile[] = [];
   await listInto(files, path.resolve(dir), '');
+  if (Number.isFinite(maxBytes)) {
+    let total = 0;
+    for (const file of files) {
+      total += lstatSync(file.path!).size;
+      if (total > maxBytes) throw new ComponentFailure(`the task handed over more than its limit of ${Math.round(maxBytes / 2 ** 20)} MB in files (TESSERA_TASK_MAX_OUTPUT_MB)`, false);
+    }
+  }
   return files;
 }
 

@@ -3,8 +3,6 @@ import type { TaskLease, WorkerLink } from '../domain/worker-link.js';
 import { COMPLETION_BATCH, EMPTY_REPORT, MAX_LEASE_BATCH } from '../domain/worker-link.js';
 import type { TaskEnvironment, TaskOutcome } from './run-task.js';
 import { isInProcess } from '../domain/in-process.js';
-import { resolvePython } from '../runner/runner.js';
-import { createForkServer } from '../runner/python-forkserver.js';
 import { TaskStop, runTask } from './run-task.js';
 
 // A worker: N slots, each leasing one task at a time through the link and running it, plus one
@@ -52,9 +50,7 @@ export interface Worker {
 
 export function createWorker(options: WorkerOptions): Worker {
   const { link, log } = options;
-  const python = resolvePython(options.env.python, options.env.childEnv);
-  const forkServer = options.env.pythonForkServer ? createForkServer(python, options.env.childEnv, log) : undefined;
-  const env = { ...options.env, python, forkServer };
+  const { env } = options;
   const held = new Map<number, { lease: TaskLease; stop: TaskStop }>();
   const stopping = new AbortController();
   let slots: Promise<void>[] = [];
@@ -224,7 +220,7 @@ export function createWorker(options: WorkerOptions): Worker {
       // stop may have leased tasks whose answer never arrived.
       const stranded = queued.splice(0);
       await link.release(stranded, true).catch((error: unknown) => log.warn({ err: error }, 'could not hand back this worker\'s remaining leases; they run elsewhere when they expire'));
-      forkServer?.close();
+      await env.runtime.close();
     },
     running: () => held.size,
   };

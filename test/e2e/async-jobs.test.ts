@@ -4,7 +4,9 @@ import path from 'node:path';
 import { packageRoot } from '../../src/config/config.js';
 import { silentLog } from '../../src/domain/log.js';
 import { createWorker } from '../../src/worker/worker.js';
-import { taskEnvironment } from '../../src/worker/run-task.js';
+import { runtimeSettings, taskEnvironment } from '../../src/worker/run-task.js';
+import { createRuntime } from '../../src/runner/create-runtime.js';
+import { EMBEDDED_HOST_IMAGES } from '../../src/cli/start.js';
 import { forEachEngine } from '../helpers/db.js';
 import { installComponents, installTemplate } from '../helpers/components.js';
 import { checkResponse } from '../helpers/responses.js';
@@ -27,12 +29,14 @@ async function view(tessera: TestTessera, accountId: string, jobType: string, jo
   return answer;
 }
 
-function startWorker(tessera: TestTessera) {
+async function startWorker(tessera: TestTessera) {
   const link = tessera.engine.localLink(testWorker('late-worker'));
+  // The server was started without slots, so without a runtime: this worker brings its own.
+  const runtime = await createRuntime(runtimeSettings(tessera.config, EMBEDDED_HOST_IMAGES), silentLog);
   const worker = createWorker({
     link,
     slots: 2,
-    env: taskEnvironment(tessera.config, link),
+    env: taskEnvironment(tessera.config, link, runtime),
     log: silentLog,
     heartbeatMs: 1000,
   });
@@ -43,7 +47,7 @@ function startWorker(tessera: TestTessera) {
 forEachEngine('a job seen through the async view: Created → Pending → Running → Succeeded; Failed; Cancelling → Cancelled', async (db) => {
   // No worker slots at first, so the job is seen waiting (Pending) before one is started.
   const tessera = await startTestTessera(db, { workerSlots: 0 });
-  let worker: ReturnType<typeof startWorker> | undefined;
+  let worker: Awaited<ReturnType<typeof startWorker>> | undefined;
   try {
     await installComponents(tessera, [
       { name: 'sleepy', type: 'app', entrypoint: 'main.py', code: SLEEPY_APP },
@@ -70,7 +74,7 @@ forEachEngine('a job seen through the async view: Created → Pending → Runnin
     assert.equal((await fetch(created.jobDocs)).status, 200, 'jobDocs is a real page');
     await tessera.call('POST', `/v1/customer/jobs/${jobId}/run`);
     await look();
-    worker = startWorker(tessera);
+    worker = await startWorker(tessera);
     const running = await waitFor('Running', async () => {
       const body = await look();
       return body.status === 'Running' ? body : undefined;

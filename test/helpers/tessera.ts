@@ -9,6 +9,7 @@ import { loadConfig } from '../../src/config/config.js';
 import { createKey } from '../../src/engine/accounts.js';
 import { createLogger } from '../../src/cli/logger.js';
 import type { Db } from '../../src/store/db.js';
+import type { RuntimeDescription } from '../../src/runner/runtime.js';
 
 // A whole Tessera (API on an ephemeral port, scheduler, in-process worker slots) over the test's
 // fresh database, with two accounts, and a small client that speaks the public HTTP API.
@@ -89,6 +90,7 @@ export function alive(pid: number): boolean {
 }
 
 /** An in-process worker's identity for tests that start their own worker. */
-export function testWorker(name: string, offer: Partial<{ region: string; cpus: number; memoryGb: number; gpus: string[] }> = {}) {
-  return { id: `${name}-${process.pid}`, name, slots: 2, region: '', cpus: 4, memoryGb: 8, gpus: [], ...offer };
+export function testWorker(name: string, offer: Partial<{ region: string; cpus: number; memoryGb: number; gpus: string[]; containers: boolean; hostImages: string[] }> = {}) {
+  const runtime: RuntimeDescription = { sandbox: 'test', limits: 'test', network: 'none', containers: null, images: [], hostImages: ['*'] };
+  return { id: `${name}-${process.pid}`, name, slots: 2, region: '', cpus: 4, memoryGb: 8, gpus: [], containers: false, hostImages: ['*'], runtime, ...offer };
 }

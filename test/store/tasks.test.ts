@@ -28,6 +28,7 @@ import {
 } from '../../src/store/tasks.js';
 import type { LeasedTask, TaskNeeds, WorkerOffer } from '../../src/store/tasks.js';
 import { forEachEngine } from '../helpers/db.js';
+import { likePatterns } from '../../src/domain/images.js';
 
 // The task queue: SKIP LOCKED leasing, priority, fencing tokens, heartbeats, retries, expiry.
 
@@ -130,9 +131,9 @@ forEachEngine('a lease of 1,000 tasks looks up the queue and the rows it takes, 
   // row and sorts the whole queue (145 ms a lease of 100,000 queued; measured).
   await analyzeTasks(db);
   const analyzed = await db.query<{ attname: string }>(`SELECT attname FROM pg_stats WHERE schemaname = current_schema() AND tablename = 'tasks' ORDER BY attname`);
-  const needed = ['gpus', 'job_id', 'kind', 'min_cpu', 'min_memory_gb', 'priority', 'region_blacklist', 'region_whitelist', 'state'];
+  const needed = ['gpus', 'image', 'job_id', 'kind', 'min_cpu', 'min_memory_gb', 'priority', 'region_blacklist', 'region_whitelist', 'state'];
   assert.deepEqual(needed.filter((column) => !analyzed.some((row) => row.attname === column)), [], 'every column the lease filters or sorts on has statistics');
-  const offer = { region: 'eu-west', cpus: 2, memoryGb: 8, gpus: [] };
+  const offer = { region: 'eu-west', cpus: 2, memoryGb: 8, gpus: [], containers: false, hostImages: [] };
   const reads = await tasksRead(db, async (explaining) => {
     await leaseTasks(explaining, 'w1', 1000, 30);
     await leaseTasks(explaining, 'w2', 1000, 30, offer);
@@ -224,11 +225,15 @@ forEachEngine('leasing matches regions, cores, memory and GPUs', async (db) => {
   await queue(3, { minMemoryGb: 64 });
   await queue(4, { gpus: ['a100', 'h100'] });
   await queue(5, {});
-  const small: WorkerOffer = { region: 'eu', cpus: 2, memoryGb: 4, gpus: [] };
+  await queue(6, { image: 'python:3.11-slim' });
+  await queue(7, { image: 'ghcr.io/acme/whisper:2' });
+  const host = { containers: false, hostImages: likePatterns(['python:*']) };
+  const small: WorkerOffer = { region: 'eu', cpus: 2, memoryGb: 4, gpus: [], ...host };
   const chunks = async (offer: WorkerOffer) => (await leaseTasks(db, 'w', 10, 30, offer)).map((task) => task.chunkIndex);
-  assert.deepEqual(await chunks(small), [0, 5], 'a small eu worker gets the eu task and the one with no needs');
-  assert.deepEqual(await chunks({ region: 'us', cpus: 2, memoryGb: 4, gpus: ['t4'] }), [1], 'us is not blacklisted; a t4 is not an accepted GPU');
-  assert.deepEqual(await chunks({ region: 'us', cpus: 16, memoryGb: 128, gpus: ['h100'] }), [2, 3, 4]);
+  assert.deepEqual(await chunks(small), [0, 5, 6], 'a small eu worker gets the eu task, the one with no needs and the image it maps to its host');
+  assert.deepEqual(await chunks({ region: 'us', cpus: 2, memoryGb: 4, gpus: ['t4'], containers: false, hostImages: likePatterns(['python_3*', 'ghcr.io/acme/whisper']) }), [1], 'us is not blacklisted; a t4 is not an accepted GPU; "_" and an image without its tag match nothing');
+  assert.deepEqual(await chunks({ region: 'us', cpus: 16, memoryGb: 128, gpus: ['h100'], containers: false, hostImages: [] }), [2, 3, 4]);
+  assert.deepEqual(await chunks({ region: 'us', cpus: 1, memoryGb: 1, gpus: [], containers: true, hostImages: [] }), [7], 'a worker with a container runtime runs any image');
 }, migrated);
 
 forEachEngine('a heartbeat looks its leases up by id, however many tasks are leased or done', async (db) => {

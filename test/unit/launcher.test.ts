@@ -4,26 +4,33 @@ import { chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSyn
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { after, before, test } from 'node:test';
-import { createForkServer } from '../../src/runner/python-forkserver.js';
+import { createForkServer } from '../../src/runner/launcher.js';
 import { pythonBootstrap } from '../../src/runner/process-usage.js';
 import { resolvePython, runProcess } from '../../src/runner/runner.js';
 import { createLogger } from '../../src/cli/logger.js';
 import { loadConfig } from '../../src/config/config.js';
 import { alive } from '../helpers/tessera.js';
 
-// Python scripts run in processes forked from a warm interpreter: real python3 processes, compared
-// with the same script started from scratch through the usage bootstrap.
+// Python scripts run in processes forked from a warm interpreter (the bare launcher, as with
+// TESSERA_SANDBOX=off): real python3 processes, compared with the same script started from scratch
+// through the usage bootstrap. The confined launcher is tested through the sandbox (sandbox.test.ts).
 
 const PATH = process.env.PATH ?? '';
 const python = resolvePython('python3', { PATH });
 const log = createLogger('silent');
 let scratch: string;
+/** The worker's runtime folder (0700): the launcher's socket folders and the bootstraps. */
+let runtimeDir: string;
 
 before(() => {
   scratch = mkdtempSync(path.join(tmpdir(), 'forkserver-'));
+  runtimeDir = mkdtempSync(path.join(tmpdir(), 'forkserver-runtime-'));
 });
 
-after(() => rmSync(scratch, { recursive: true, force: true }));
+after(() => {
+  rmSync(scratch, { recursive: true, force: true });
+  rmSync(runtimeDir, { recursive: true, force: true });
+});
 
 function script(name: string, source: string): string {
   const file = path.join(scratch, name);
@@ -68,11 +75,11 @@ sys.exit(3)
 test('a forked process sees what a process started from scratch sees', async () => {
   const probe = script('probe/main.py', PROBE);
   script('probe/sibling.py', 'VALUE = 42\n');
-  const server = createForkServer(python, { PATH }, log);
+  const server = createForkServer(python, { PATH }, log, runtimeDir);
   try {
     const env = { PATH, HOME: folder('home'), ONLY: 'this', APP_PARAMS: '{"a": 1}' };
     const warm = await server.run({ script: probe, cwd: folder('warm'), env });
-    const cold = await runProcess({ command: python, args: ['-u', pythonBootstrap(), probe], cwd: folder('cold'), env });
+    const cold = await runProcess({ command: python, args: ['-u', pythonBootstrap(runtimeDir), probe], cwd: folder('cold'), env, usageFile: path.join(runtimeDir, 'usage-probe') });
     for (const result of [warm, cold]) {
       assert.equal(result.exitCode, 3, result.stderrTail);
       assert.equal(result.signal, null);
@@ -98,7 +105,7 @@ test('a forked process sees what a process started from scratch sees', async () 
 });
 
 test('exit codes, tracebacks, usage and what a normal interpreter exit does', async () => {
-  const server = createForkServer(python, { PATH }, log);
+  const server = createForkServer(python, { PATH }, log, runtimeDir);
   try {
     const failing = await server.run({ script: script('fail.py', 'def f():\n    raise ValueError("bad chunk 7")\nf()\n'), cwd: scratch, env: { PATH } });
     assert.equal(failing.exitCode, 1);
@@ -149,7 +156,7 @@ test('exit codes, tracebacks, usage and what a normal interpreter exit does', as
 });
 
 test('a timeout or an abort kills the process and everything it started', async () => {
-  const server = createForkServer(python, { PATH }, log);
+  const server = createForkServer(python, { PATH }, log, runtimeDir);
   const spawner = script('spawner.py', 'import subprocess, sys\nchild = subprocess.Popen(["sleep", "60"])\nprint(child.pid, flush=True)\nchild.wait()\n');
   try {
     const timedOut = await server.run({ script: spawner, cwd: scratch, env: { PATH }, timeoutMs: 700 });
@@ -176,7 +183,7 @@ test('a timeout or an abort kills the process and everything it started', async 
 });
 
 test('many processes at once keep their output apart', async () => {
-  const server = createForkServer(python, { PATH }, log);
+  const server = createForkServer(python, { PATH }, log, runtimeDir);
   const talker = script('talker.py', 'import os, sys\nfor i in range(2000):\n    print(os.environ["WHO"], i)\n    print(os.environ["WHO"], "err", i, file=sys.stderr)\n');
   try {
     const results = await Promise.all(Array.from({ length: 12 }, (_, who) => server.run({ script: talker, cwd: scratch, env: { PATH, WHO: `w${who}` }, outputLimit: 1024 * 1024 })));
@@ -193,7 +200,7 @@ test('many processes at once keep their output apart', async () => {
 });
 
 test('a fork server killed under a running process fails the run, kills it, and is started again', async () => {
-  const server = createForkServer(python, { PATH }, log);
+  const server = createForkServer(python, { PATH }, log, runtimeDir);
   const sleeper = script('sleeper.py', 'import os, time\nprint(os.getpid(), os.getppid(), flush=True)\ntime.sleep(60)\n');
   try {
     let said = '';
@@ -211,79 +218,65 @@ test('a fork server killed under a running process fails the run, kills it, and 
 });
 
 test('a worker that exits at once after stopping, or is killed mid-task, leaves no socket folder behind', async () => {
-  // The worker process ends before it could see the server exit: the server clears its folder.
-  const module = new URL('../../src/runner/python-forkserver.js', import.meta.url).href;
-  const where = script('where.py', 'import os, sys, time\nprint(os.readlink("/proc/%d/cwd" % os.getppid()), flush=True)\ntime.sleep(float(os.environ["NAP"]))\n');
-  const worker = (ending: string) => [
+  // The worker process ends before it could see the launcher exit: the launcher clears its folder.
+  const module = new URL('../../src/runner/launcher.js', import.meta.url).href;
+  const nap = script('nap.py', 'import os, time\nprint("started", flush=True)\ntime.sleep(float(os.environ["NAP"]))\n');
+  const worker = (runtime: string, ending: string) => [
     `const { createForkServer } = await import(${JSON.stringify(module)});`,
-    `const server = createForkServer(${JSON.stringify(python)}, { PATH: process.env.PATH }, { warn() {}, info() {}, error() {}, debug() {} });`,
-    `const run = server.run({ script: ${JSON.stringify(where)}, cwd: ${JSON.stringify(scratch)}, env: { PATH: process.env.PATH, NAP: process.env.NAP }, onOutput: (stream, chunk) => process.stdout.write(chunk) });`,
+    `const server = createForkServer(${JSON.stringify(python)}, { PATH: process.env.PATH }, { warn() {}, info() {}, error() {}, debug() {} }, ${JSON.stringify(runtime)});`,
+    `const run = server.run({ script: ${JSON.stringify(nap)}, cwd: ${JSON.stringify(scratch)}, env: { PATH: process.env.PATH, NAP: process.env.NAP }, onOutput: (stream, chunk) => process.stdout.write(chunk) });`,
     ending,
   ].join('\n');
-  const stopped = spawnSync(process.execPath, ['--input-type=module', '-e', worker('await run; server.close(); process.exit(0);')], { encoding: 'utf8', env: { ...process.env, NAP: '0' } });
+  const stoppedRuntime = folder('runtime-stopped');
+  const stopped = spawnSync(process.execPath, ['--input-type=module', '-e', worker(stoppedRuntime, 'await run; server.close(); process.exit(0);')], { encoding: 'utf8', env: { ...process.env, NAP: '0' } });
   assert.equal(stopped.status, 0, stopped.stderr);
-  // Killed while its task runs: the task ends on its own later, the server exits at once.
-  const killed = spawnSync(process.execPath, ['--input-type=module', '-e', worker('await new Promise((resolve) => setTimeout(resolve, 200)); process.kill(process.pid, "SIGKILL");')], { encoding: 'utf8', env: { ...process.env, NAP: '1' } });
+  assert.match(stopped.stdout, /started/);
+  // Killed while its task runs: the task ends on its own later, the launcher exits at once.
+  const killedRuntime = folder('runtime-killed');
+  const killed = spawnSync(process.execPath, ['--input-type=module', '-e', worker(killedRuntime, 'await new Promise((resolve) => setTimeout(resolve, 300)); process.kill(process.pid, "SIGKILL");')], { encoding: 'utf8', env: { ...process.env, NAP: '1' } });
   assert.equal(killed.signal, 'SIGKILL', killed.stderr);
-  for (const folder of [stopped.stdout.trim(), killed.stdout.trim()]) {
-    assert.match(folder, /forkserver-/);
-    await waitUntil(`the socket folder ${folder} to be removed`, () => !existsSync(folder));
+  assert.match(killed.stdout, /started/);
+  for (const runtime of [stoppedRuntime, killedRuntime]) {
+    await waitUntil(`the socket folder in ${runtime} to be removed`, () => readdirSync(runtime).length === 0);
   }
 });
 
-test('bootstraps, the fork server and its socket live in a folder only this user may write; modules planted in the temporary folder are never imported', async () => {
+test('the bootstraps live in the worker\'s own runtime folder; modules planted in the temporary folder or the task\'s folder are never imported', async () => {
   const runner = new URL('../../src/runner/runner.js', import.meta.url).href;
   const usage = new URL('../../src/runner/process-usage.js', import.meta.url).href;
-  const forkserver = new URL('../../src/runner/python-forkserver.js', import.meta.url).href;
-  const app = script('planted/app/main.py', 'import json, signal, socket\nprint("ran")\n');
-  // What another user of the machine could leave in the shared temporary folder.
-  const shared = (name: string) => {
-    const temporary = folder(name);
-    for (const module of ['socket', 'signal', 'json', 'select', 'gc']) {
-      writeFileSync(path.join(temporary, `${module}.py`), `open(${JSON.stringify(path.join(temporary, `${module}.imported`))}, "w").write("planted")\n`);
-    }
-    return temporary;
-  };
-  const inChild = (temporary: string) => {
-    const program = [
-      `const { privateTempFolder, pythonBootstrap } = await import(${JSON.stringify(usage)});`,
-      `const { runProcess, resolvePython } = await import(${JSON.stringify(runner)});`,
-      `const { createForkServer } = await import(${JSON.stringify(forkserver)});`,
-      `const python = resolvePython('python3', { PATH: process.env.PATH });`,
-      `const env = { PATH: process.env.PATH };`,
-      `const server = createForkServer(python, env, { warn() {}, info() {}, error() {}, debug() {} });`,
-      `const warm = await server.run({ script: ${JSON.stringify(app)}, cwd: ${JSON.stringify(scratch)}, env });`,
-      `const cold = await runProcess({ command: python, args: ['-u', pythonBootstrap(), ${JSON.stringify(app)}], cwd: ${JSON.stringify(scratch)}, env });`,
-      'server.close();',
-      'console.log(JSON.stringify({ folder: privateTempFolder(), bootstrap: pythonBootstrap(), warm: warm.stdoutTail + warm.stderrTail, cold: cold.stdoutTail + cold.stderrTail }));',
-    ].join('\n');
-    const child = spawnSync(process.execPath, ['--input-type=module', '-e', program], { encoding: 'utf8', env: { PATH, TMPDIR: temporary } });
-    assert.equal(child.status, 0, child.stderr);
-    return JSON.parse(child.stdout) as { folder: string; bootstrap: string; warm: string; cold: string };
-  };
-  const uid = process.getuid!();
-
-  const clean = shared('tmp-clean');
-  const seen = inChild(clean);
-  assert.equal(seen.folder, path.join(clean, `tessera-${uid}`));
-  // A folder of that name that others may write (made beforehand by someone else) is not used.
-  const hostile = shared('tmp-hostile');
-  mkdirSync(path.join(hostile, `tessera-${uid}`), { mode: 0o777 });
-  chmodSync(path.join(hostile, `tessera-${uid}`), 0o777);
-  const avoided = inChild(hostile);
-  assert.notEqual(avoided.folder, path.join(hostile, `tessera-${uid}`));
-  for (const [temporary, result] of [[clean, seen], [hostile, avoided]] as const) {
-    assert.equal(path.dirname(result.bootstrap), result.folder);
-    const mode = statSync(result.folder).mode;
-    assert.equal(mode & 0o077, 0, `${result.folder} has mode ${(mode & 0o777).toString(8)}`);
-    assert.equal(result.warm, 'ran\n');
-    assert.equal(result.cold, 'ran\n');
-    assert.deepEqual(readdirSync(temporary).filter((name) => name.endsWith('.imported')), [], 'a planted module was imported');
+  const launcher = new URL('../../src/runner/launcher.js', import.meta.url).href;
+  // What another user of the machine could leave in the shared temporary folder, or a task in its work folder.
+  const planted = folder('planted');
+  for (const module of ['socket', 'signal', 'json', 'select', 'gc', 'resource', 'ctypes', 'atexit', 'io', 'time']) {
+    writeFileSync(path.join(planted, `${module}.py`), `open(${JSON.stringify(path.join(planted, `${module}.imported`))}, "w").write("planted")\n`);
   }
+  const app = script('planted-app/app/main.py', 'import json, signal, socket\nprint("ran")\n');
+  const runtime = folder('runtime-private');
+  chmodSync(runtime, 0o700);
+  const program = [
+    `const { pythonBootstrap } = await import(${JSON.stringify(usage)});`,
+    `const { runProcess, resolvePython } = await import(${JSON.stringify(runner)});`,
+    `const { createForkServer } = await import(${JSON.stringify(launcher)});`,
+    `const python = resolvePython('python3', { PATH: process.env.PATH });`,
+    `const env = { PATH: process.env.PATH };`,
+    `const server = createForkServer(python, env, { warn() {}, info() {}, error() {}, debug() {} }, ${JSON.stringify(runtime)});`,
+    `const warm = await server.run({ script: ${JSON.stringify(app)}, cwd: ${JSON.stringify(planted)}, env });`,
+    `const cold = await runProcess({ command: python, args: ['-u', pythonBootstrap(${JSON.stringify(runtime)}), ${JSON.stringify(app)}], cwd: ${JSON.stringify(planted)}, env });`,
+    'server.close();',
+    `console.log(JSON.stringify({ bootstrap: pythonBootstrap(${JSON.stringify(runtime)}), warm: warm.stdoutTail + warm.stderrTail, cold: cold.stdoutTail + cold.stderrTail }));`,
+  ].join('\n');
+  const child = spawnSync(process.execPath, ['--input-type=module', '-e', program], { encoding: 'utf8', cwd: planted, env: { PATH, TMPDIR: planted } });
+  assert.equal(child.status, 0, child.stderr);
+  const seen = JSON.parse(child.stdout) as { bootstrap: string; warm: string; cold: string };
+  assert.equal(path.dirname(seen.bootstrap), runtime);
+  assert.equal(seen.warm, 'ran\n');
+  assert.equal(seen.cold, 'ran\n');
+  assert.deepEqual(readdirSync(planted).filter((name) => name.endsWith('.imported')), [], 'a planted module was imported');
+  assert.equal(statSync(runtime).mode & 0o077, 0);
 });
 
 test('an interpreter that cannot start is a clear error', async () => {
-  const server = createForkServer(path.join(scratch, 'no-python'), { PATH }, log);
+  const server = createForkServer(path.join(scratch, 'no-python'), { PATH }, log, runtimeDir);
   try {
     await assert.rejects(server.run({ script: script('x.py', 'pass\n'), cwd: scratch, env: { PATH } }), /python fork server .*could not start .*no-python/);
   } finally {
