@@ -25,6 +25,19 @@ export interface TaskCgroup {
   remove(): Promise<void>;
 }
 
+/**
+ * A container's cgroup parent (the engine makes the container's own cgroup inside it and limits
+ * that): through it the worker sees whether the container was stopped at its memory limit, which
+ * podman itself does not always report.
+ */
+export interface ContainerCgroup {
+  /** For --cgroup-parent: the path from the hierarchy's root. */
+  parent: string;
+  /** Whether the kernel stopped the container at `limitBytes` (a container killed by SIGKILL). */
+  memoryLimitHit(limitBytes: number): boolean;
+  remove(): Promise<void>;
+}
+
 export interface Cgroups {
   /** What the start line and /v1/customer/workers say: "cgroup v2", "cgroup v1", or why none. */
   description: string;
@@ -32,6 +45,7 @@ export interface Cgroups {
   /** The parent folders the sandbox binds: hierarchy name (memory, pids, unified) → host folder. */
   parents: Record<string, string>;
   make(taskName: string, limits: TaskCgroupLimits): TaskCgroup;
+  container(taskName: string): ContainerCgroup;
   close(): Promise<void>;
 }
 
@@ -54,6 +68,9 @@ function unavailable(why: string): Cgroups {
     available: false,
     parents: {},
     make() {
+      throw new Error('no cgroups');
+    },
+    container() {
       throw new Error('no cgroups');
     },
     async close() {},
@@ -164,6 +181,19 @@ function version1(own: Map<string, string>, suffix: string, log: Log): Cgroups {
   }
   // Charged memory includes swap where the kernel accounts it, so a task cannot swap past its limit.
   const swapAccounted = existsSync(path.join(parents.memory!, 'memory.memsw.limit_in_bytes'));
+  // A container's cgroup parent is one path in every hierarchy: the engine makes it where it is
+  // missing. The folders it made above ours are removed at the end, those that were there kept.
+  const relative = path.relative(path.join(ROOT, 'memory'), parents.memory!);
+  const made = new Set<string>();
+  const noteMissing = () => {
+    for (const hierarchy of readdirSync(ROOT)) {
+      let folder = path.join(ROOT, hierarchy, relative);
+      while (folder.startsWith(path.join(ROOT, hierarchy) + path.sep) && !existsSync(folder)) {
+        made.add(folder);
+        folder = path.dirname(folder);
+      }
+    }
+  };
   return {
     description: 'cgroup v1 (memory, pids)',
     available: true,
@@ -183,8 +213,27 @@ function version1(own: Map<string, string>, suffix: string, log: Log): Cgroups {
         remove: () => Promise.all([emptyAndRemove(memory), emptyAndRemove(pids)]).then(() => undefined),
       };
     },
+    container(taskName) {
+      if (made.size === 0) noteMissing();
+      const memory = path.join(parents.memory!, taskName);
+      mkdirSync(memory);
+      return {
+        parent: `/${path.join(relative, taskName)}`,
+        // v1 counts an OOM kill only in the container's own cgroup, gone with it; its peak, counted
+        // up the hierarchy, is here.
+        memoryLimitHit: (limitBytes) => {
+          try {
+            return Number(readFileSync(path.join(memory, 'memory.max_usage_in_bytes'), 'utf8')) >= limitBytes * 0.97;
+          } catch {
+            return false;
+          }
+        },
+        remove: () => Promise.all(readdirSync(ROOT).map((hierarchy) => emptyAndRemove(path.join(ROOT, hierarchy, relative, taskName)))).then(() => undefined),
+      };
+    },
     async close() {
       await Promise.all(Object.values(parents).map((parent) => emptyAndRemove(parent)));
+      for (const folder of [...made].sort((left, right) => right.length - left.length)) await emptyAndRemove(folder);
     },
   };
 }
@@ -234,6 +283,15 @@ function version2(ownPath: string, suffix: string, log: Log): Cgroups {
             killIn(folder);
           }
         },
+        remove: () => emptyAndRemove(folder),
+      };
+    },
+    container(taskName) {
+      const folder = path.join(tasks, taskName);
+      mkdirSync(folder);
+      return {
+        parent: `/${path.relative(ROOT, folder)}`,
+        memoryLimitHit: () => (counters(path.join(folder, 'memory.events')).get('oom_kill') ?? 0) > 0,
         remove: () => emptyAndRemove(folder),
       };
     },

@@ -7,7 +7,9 @@ import type { Log } from '../domain/log.js';
 import { manifestRegistryCredentials, manifestWantsNetwork } from '../domain/manifest.js';
 import { nodeBootstrap, pythonBootstrap, readUsageFile } from './process-usage.js';
 import { OutputTail } from './runner.js';
+import type { Cgroups } from './cgroups.js';
 import type { Invocation, TaskRunResult } from './runtime.js';
+import { handOverTaskFolders } from './task-folders.js';
 
 // Tasks whose component names an image (platform_config.container) run in it, with podman or
 // docker: the same folders as in the host sandbox (/task, /component read-only, /cache/user,
@@ -25,6 +27,8 @@ export interface ContainerEngine {
 
 export interface ContainerSettings {
   engine: ContainerEngine;
+  /** Where a container's cgroup goes, so the worker can tell a kill at its memory limit (podman may not). */
+  cgroups: Cgroups;
   runtimeDir: string;
   user: { uid: number; gid: number };
   network: 'none' | 'public';
@@ -51,10 +55,14 @@ export function findContainerEngine(setting: string, env: Record<string, string>
   return null;
 }
 
-/** The hard limit on processes of this user (podman's --ulimit nproc may not pass it). */
-function hardProcessLimit(): number {
+/**
+ * RLIMIT_NPROC for a container: the engine's default can exceed the host's hard limit (podman then
+ * fails to start anything), and a container's init may not raise it past 4096 here. It counts every
+ * process of the task user's uid, so it is a ceiling only; --pids-limit is the task's own limit.
+ */
+function processRlimit(): number {
   const match = /^Max processes\s+\S+\s+(\S+)/m.exec(readFileSync('/proc/self/limits', 'utf8'));
-  return match && match[1] !== 'unlimited' ? Number(match[1]) : 1 << 20;
+  return Math.min(4096, match && match[1] !== 'unlimited' ? Number(match[1]) : 4096);
 }
 
 /** The registry an image reference names (Docker Hub when it names none). */
@@ -67,7 +75,7 @@ export function createContainerRuntime(settings: ContainerSettings) {
   const { engine, log } = settings;
   const label = `tessera.runtime=${createHash('sha256').update(settings.runtimeDir).digest('hex').slice(0, 16)}`;
   const running = new Set<string>();
-  const nproc = hardProcessLimit();
+  const nproc = processRlimit();
 
   function engineCall(args: string[], timeoutMs = 60_000): Promise<{ code: number | null; stdout: string; stderr: string }> {
     return new Promise((resolve) => {
@@ -111,11 +119,8 @@ export function createContainerRuntime(settings: ContainerSettings) {
     const credentials = manifestRegistryCredentials(invocation.manifest);
     const authFile = path.join(scratch, 'auth.json');
     if (credentials) writeFileSync(authFile, JSON.stringify({ auths: { [registryOf(image)]: { auth: Buffer.from(`${credentials.username}:${credentials.token}`).toString('base64') } } }), { mode: 0o600 });
-    if (process.getuid?.() === 0) {
-      chownSync(folders.root, settings.user.uid, settings.user.gid);
-      chownSync(usageFolder, settings.user.uid, settings.user.gid);
-      if (folders.userCache) chownSync(folders.userCache, settings.user.uid, settings.user.gid);
-    }
+    handOverTaskFolders(folders, settings.user);
+    if (process.getuid?.() === 0) chownSync(usageFolder, settings.user.uid, settings.user.gid);
     const joined = manifestWantsNetwork(invocation.manifest) ? await settings.publicNetwork(invocation) : undefined;
     const network = joined ? `ns:${joined.path}` : 'none';
     const command = entrypoint(invocation);
@@ -127,8 +132,9 @@ export function createContainerRuntime(settings: ContainerSettings) {
       ...(folders.userCache ? [`${folders.userCache}:/cache/user:rw`] : []),
       ...(folders.sharedCache ? [`${folders.sharedCache}:/cache/shared:ro`] : []),
     ];
+    const cgroup = settings.cgroups.available ? settings.cgroups.container(path.basename(folders.root)) : undefined;
     const args = [
-      'run', '--name', name, '--label', label, '--pull=missing', ...(credentials ? ['--authfile', authFile] : []),
+      'run', '--name', name, ...(cgroup ? ['--cgroup-parent', cgroup.parent] : []), '--label', label, '--pull=missing', ...(credentials ? ['--authfile', authFile] : []),
       '--network', network, '--user', `${settings.user.uid}:${settings.user.gid}`, '--cap-drop', 'all', '--security-opt', 'no-new-privileges',
       '--memory', `${limits.memoryBytes}b`, '--memory-swap', `${limits.memoryBytes}b`, '--pids-limit', String(limits.processes),
       '--ulimit', `nofile=${limits.openFiles}:${limits.openFiles}`, '--ulimit', `nproc=${nproc}:${nproc}`, '--ulimit', `fsize=${limits.fileBytes}:${limits.fileBytes}`, '--ulimit', 'core=0:0',
@@ -160,18 +166,19 @@ export function createContainerRuntime(settings: ContainerSettings) {
           resolve({ code, signal });
         });
       });
-      const inspected = await engineCall(['inspect', '--format', '{{.State.OOMKilled}} {{.State.ExitCode}}', name]);
-      const [oomKilled, exitCode] = inspected.stdout.trim().split(' ');
+      const inspected = await engineCall(['inspect', '--format', '{{.State.OOMKilled}} {{.State.Status}}', name]);
+      const [oomKilled, status] = inspected.stdout.trim().split(' ');
       const wallSeconds = Number(process.hrtime.bigint() - started) / 1e9;
       const measured = readUsageFile(path.join(usageFolder, 'usage')) ?? { cpuSeconds: 0, peakMemoryBytes: 0 };
-      // The engine's own failures (an image it cannot pull, a bad flag) are 125-127 with nothing inspected.
-      if (inspected.code !== 0 && !timedOut && !aborted && exit.code !== null && exit.code >= 125) {
+      // The engine's own failures (an image it cannot pull or start) are 125-127, and the container never ran.
+      if (!timedOut && !aborted && exit.code !== null && exit.code >= 125 && exit.code <= 127 && status !== 'exited') {
         const said = stderr.text().trim().split('\n').slice(-5).join('\n');
         throw new TesseraError('FAILED_PRECONDITION', `${engine.version} could not run the image ${quote(image)}: ${said}`, { hint: /pull|not known|manifest unknown|unauthorized/i.test(said) ? 'the image is not on this worker and could not be pulled: load it (podman load / podman pull), or give registry credentials in the manifest (platform_config.username, token)' : undefined });
       }
-      const killed = timedOut || aborted || oomKilled === 'true';
+      const memoryLimitHit = oomKilled === 'true' || (exit.code === 137 && !timedOut && !aborted && cgroup?.memoryLimitHit(limits.memoryBytes) === true);
+      const killed = timedOut || aborted || memoryLimitHit;
       return {
-        exitCode: killed ? null : exitCode !== undefined && inspected.code === 0 ? Number(exitCode) : exit.code,
+        exitCode: killed ? null : exit.code,
         signal: killed ? 'SIGKILL' : null,
         timedOut,
         aborted,
@@ -179,12 +186,13 @@ export function createContainerRuntime(settings: ContainerSettings) {
         stderrTail: stderr.text(),
         wallMs: Math.round(wallSeconds * 1000),
         usage: { ...measured, wallSeconds },
-        ...(oomKilled === 'true' ? { memoryLimitBytes: limits.memoryBytes } : {}),
+        ...(memoryLimitHit ? { memoryLimitBytes: limits.memoryBytes } : {}),
       };
     } finally {
       joined?.release();
       running.delete(name);
       await engineCall(['rm', '--force', '--time', '0', name]);
+      await cgroup?.remove();
       rmSync(scratch, { recursive: true, force: true });
     }
   }

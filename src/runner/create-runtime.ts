@@ -45,7 +45,8 @@ function privateFolder(folder: string): void {
 export async function createRuntime(settings: RuntimeSettings, log: Log): Promise<Runtime> {
   privateFolder(settings.runtimeDir);
   const python = describePython(settings.python, settings.baseEnv);
-  const cgroups = createCgroups(log, settings.sandbox);
+  // Cgroups serve containers too, so they are made even with the host sandbox off.
+  const cgroups = createCgroups(log);
   const host = settings.sandbox
     ? createHostSandbox({ python, warmPython: settings.warmPython, runtimeDir: settings.runtimeDir, workDir: settings.workDir, user: settings.taskUser, cgroups, network: settings.network, baseEnv: settings.baseEnv, log })
     : undefined;
@@ -64,6 +65,7 @@ export async function createRuntime(settings: RuntimeSettings, log: Log): Promis
   const containers = engine
     ? createContainerRuntime({
         engine,
+        cgroups,
         runtimeDir: settings.runtimeDir,
         user: settings.taskUser,
         network: settings.network,

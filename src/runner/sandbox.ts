@@ -1,5 +1,5 @@
 import { spawn } from 'node:child_process';
-import { chmodSync, chownSync, existsSync, lstatSync, mkdirSync, mkdtempSync, readdirSync, readlinkSync, realpathSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, lstatSync, mkdirSync, mkdtempSync, readlinkSync, realpathSync, rmSync, writeFileSync } from 'node:fs';
 import { networkInterfaces } from 'node:os';
 import path from 'node:path';
 import { TesseraError } from '../domain/errors.js';
@@ -9,7 +9,8 @@ import { PRIVATE_IPV4_RANGES } from '../domain/private-ranges.js';
 import type { Cgroups, TaskCgroup } from './cgroups.js';
 import type { Confinement, Launcher, Reply } from './launcher.js';
 import { LAUNCHER_SCRIPT, createLauncher } from './launcher.js';
-import type { Invocation, TaskLimits, TaskRunResult } from './runtime.js';
+import type { Invocation, TaskRunResult } from './runtime.js';
+import { handOverTaskFolders } from './task-folders.js';
 
 // The host sandbox. Tasks of one account and one component share a launcher (launcher.py) inside
 // a sandbox of their own: new namespaces, a root holding only the system's programs and libraries
@@ -76,7 +77,6 @@ export function createHostSandbox(settings: SandboxSettings): HostSandbox {
   const taskUser = asRoot ? settings.user : { uid: 0, gid: 0 };
   const pythonBin = path.dirname(settings.python.executable);
   const nodePrefix = path.dirname(path.dirname(realpathSync(process.execPath)));
-  const madeCaches = new Set<string>();
 
   const sweeper = setInterval(() => {
     const now = Date.now();
@@ -171,18 +171,6 @@ export function createHostSandbox(settings: SandboxSettings): HostSandbox {
     return sandbox;
   }
 
-  /** The task's folder and its stage folders belong to the task's user, so it may write them. */
-  function handOver(folders: Invocation['folders']): void {
-    if (!asRoot) return;
-    const { uid, gid } = taskUser;
-    chownSync(folders.root, uid, gid);
-    for (const entry of readdirSync(folders.root, { withFileTypes: true })) if (entry.isDirectory()) chownSync(path.join(folders.root, entry.name), uid, gid);
-    if (folders.userCache && !madeCaches.has(folders.userCache)) {
-      chownSync(folders.userCache, uid, gid);
-      madeCaches.add(folders.userCache);
-    }
-  }
-
   function confinement(invocation: Invocation, cgroup: TaskCgroup | undefined): Confinement {
     const { limits } = invocation;
     const rlimits: Confinement['rlimits'] = { NOFILE: limits.openFiles, FSIZE: limits.fileBytes, CORE: 0 };
@@ -218,7 +206,7 @@ export function createHostSandbox(settings: SandboxSettings): HostSandbox {
   async function run(invocation: Invocation): Promise<TaskRunResult> {
     // The operator's rule was checked before (create-runtime.ts): here an app that asks gets it.
     const network = manifestWantsNetwork(invocation.manifest);
-    handOver(invocation.folders);
+    handOverTaskFolders(invocation.folders, taskUser);
     const taskName = path.basename(invocation.folders.root);
     const cgroup = cgroups.available ? cgroups.make(taskName, { memoryBytes: invocation.limits.memoryBytes, processes: invocation.limits.processes }) : undefined;
     try {

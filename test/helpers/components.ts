@@ -13,6 +13,11 @@ export interface TestComponent {
   type: 'app' | 'partitioner' | 'assembler';
   entrypoint: string;
   code: string;
+  /** platform_config.container (default python:3.11, which `tessera up` runs in its host sandbox). */
+  image?: string;
+  /** platform_config.network ("public" asks for the internet). */
+  network?: string;
+  minMemoryGb?: number;
 }
 
 /** Anything that calls the API as an account: a TestTessera, or a client of a server process. */
@@ -26,7 +31,11 @@ export async function componentArchive(component: TestComponent): Promise<string
   try {
     mkdirSync(path.join(folder, 'app'), { recursive: true });
     // Mixed spellings on purpose: manifests in the wild use both.
-    const manifest = { Name: component.name, version: '1.0', type: component.type, platform: 'docker', Entrypoint: component.entrypoint, platformConfig: { container: 'python:3.11' } };
+    const manifest = {
+      Name: component.name, version: '1.0', type: component.type, platform: 'docker', Entrypoint: component.entrypoint,
+      platformConfig: { container: component.image ?? 'python:3.11', ...(component.network ? { network: component.network } : {}) },
+      ...(component.minMemoryGb !== undefined ? { device_requirements: { min_memory: component.minMemoryGb } } : {}),
+    };
     writeFileSync(path.join(folder, 'manifest.json'), JSON.stringify(manifest));
     writeFileSync(path.join(folder, 'app', component.entrypoint), component.code);
     return (await packFolder(folder)).toString('base64');
