@@ -1,3 +1,4 @@
+import { readFileSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
 import path from 'node:path';
 import { TesseraError, quote } from '../domain/errors.js';
@@ -126,7 +127,8 @@ export interface Config {
   runtimeDir: string;
 }
 
-export type Flags = Partial<Record<'home' | 'host' | 'port' | 'databaseUrl' | 'publicUrl' | 'slots' | 'prefetch' | 'logLevel' | 'server' | 'key' | 'region' | 'token', string | number | undefined>>;
+/** Command-line flags; `defaultHome` is the home folder a command uses when neither --home nor TESSERA_HOME names one. */
+export type Flags = Partial<Record<'home' | 'defaultHome' | 'host' | 'port' | 'databaseUrl' | 'publicUrl' | 'slots' | 'prefetch' | 'logLevel' | 'server' | 'key' | 'region' | 'token', string | number | undefined>>;
 
 type Env = Record<string, string | undefined>;
 
@@ -139,8 +141,39 @@ export function packageRoot(): string {
   return PACKAGE_ROOT;
 }
 
-export function loadConfig(flags: Flags = {}, env: Env = process.env): Config {
-  const home = path.resolve(String(flags.home ?? env.TESSERA_HOME ?? '.tessera'));
+/**
+ * Settings that hold secrets, which may also come from a file (`X_FILE`, as container platforms
+ * mount their secrets): then the secret is in no process's environment at all.
+ */
+export const SECRET_SETTINGS = [
+  'DATABASE_URL', 'TESSERA_API_KEY', 'TESSERA_SECRETS_KEY', 'TESSERA_METRICS_TOKEN', 'TESSERA_WORKER_TOKEN',
+  'TESSERA_S3_ACCESS_KEY_ID', 'TESSERA_S3_SECRET_ACCESS_KEY', 'AWS_ACCESS_KEY_ID', 'AWS_SECRET_ACCESS_KEY',
+] as const;
+
+/** The environment with every `X_FILE` of SECRET_SETTINGS read into X (one trailing newline dropped). */
+function withSecretFiles(env: Env): Env {
+  const merged: Env = { ...env };
+  for (const name of SECRET_SETTINGS) {
+    const file = env[`${name}_FILE`];
+    if (file === undefined || file === '') continue;
+    if (env[name] !== undefined && env[name] !== '') {
+      throw new TesseraError('INVALID_ARGUMENT', `both ${name} and ${name}_FILE are set`, { hint: `set one of them: ${name}_FILE names a file holding the value` });
+    }
+    let value: string;
+    try {
+      value = readFileSync(file, 'utf8').replace(/\r?\n$/, '');
+    } catch (error) {
+      throw new TesseraError('INVALID_ARGUMENT', `setting ${name}_FILE = ${quote(file)} cannot be read: ${(error as NodeJS.ErrnoException).code ?? (error as Error).message}`, { hint: `for example ${name}_FILE=/run/secrets/${name.toLowerCase()}, a file the Tessera process may read` });
+    }
+    if (value === '') throw new TesseraError('INVALID_ARGUMENT', `setting ${name}_FILE = ${quote(file)} names an empty file`, { hint: 'write the value into the file' });
+    merged[name] = value;
+  }
+  return merged;
+}
+
+export function loadConfig(flags: Flags = {}, givenEnv: Env = process.env): Config {
+  const env = withSecretFiles(givenEnv);
+  const home = path.resolve(String(flags.home ?? env.TESSERA_HOME ?? flags.defaultHome ?? '.tessera'));
   return {
     home,
     host: String(flags.host ?? env.TESSERA_HOST ?? '127.0.0.1'),
@@ -313,7 +346,8 @@ function nonEmpty(raw: string | number | undefined, name: string, pattern: RegEx
   if (raw === undefined || raw === '') return undefined;
   const value = String(raw);
   // Never echo a secret-looking value back whole: keys and URLs with passwords end up in terminals and CI logs.
-  if (!pattern.test(value)) throw settingError(name, value.replace(/\/\/[^@/]*@/, '//***@').slice(0, 12) + '…', `expected ${pattern}`, example);
+  // At most a third of it, and never more than 12 characters: a short secret is not shown whole either.
+  if (!pattern.test(value)) throw settingError(name, value.replace(/\/\/[^@/]*@/, '//***@').slice(0, Math.min(12, Math.floor(value.length / 3))) + '…', `expected ${pattern}`, example);
   return value;
 }
 
