@@ -1,4 +1,6 @@
 import { lstat, mkdir, open, readdir, readFile, realpath, rm, stat, symlink } from 'node:fs/promises';
+import { createHash } from 'node:crypto';
+import { createReadStream } from 'node:fs';
 import path from 'node:path';
 import { gunzip, gzipSync } from 'node:zlib';
 import { constants } from 'node:fs';
@@ -273,4 +275,29 @@ async function extract(tar: Buffer, root: string, limits: UnpackLimits): Promise
     }
     offset = next;
   }
+}
+
+// ---- checking an unpacked folder ----------------------------------------------------------------
+
+/**
+ * A digest of everything in a folder: every entry's path, type, owner and permission bits, and
+ * every file's bytes, in name order. Taken of a component folder as it is unpacked and again before
+ * a later use, it shows whether anything was added, removed or changed there meanwhile (nothing is
+ * skipped, and a link or any other kind of entry counts as a change).
+ */
+export async function folderDigest(dir: string): Promise<string> {
+  const hash = createHash('sha256');
+  const walk = async (folder: string, prefix: string): Promise<void> => {
+    for (const entry of (await readdir(folder)).sort()) {
+      const full = path.join(folder, entry);
+      const name = prefix ? `${prefix}/${entry}` : entry;
+      const info = await lstat(full);
+      const kind = info.isDirectory() ? 'd' : info.isFile() ? 'f' : 'other';
+      hash.update(`${name}\0${kind}\0${info.uid}\0${(info.mode & 0o7777).toString(8)}\0${info.size}\0`);
+      if (info.isDirectory()) await walk(full, name);
+      else if (info.isFile()) for await (const chunk of createReadStream(full)) hash.update(chunk as Buffer);
+    }
+  };
+  await walk(dir, '');
+  return hash.digest('hex');
 }

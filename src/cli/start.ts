@@ -54,7 +54,7 @@ export async function startTessera(options: { config: Config; logger: Logger; db
     link,
     slots: config.workerSlots,
     prefetch: config.workerSlots > 0 ? config.workerPrefetch : 0,
-    env: taskEnvironment(config, link, runtime),
+    env: taskEnvironment(config, link, runtime, logger),
     log: logger,
     heartbeatMs: heartbeatInterval(config),
   });

@@ -365,8 +365,8 @@ export function createForkServer(python: string, env: Record<string, string>, lo
   return createLauncher({
     command: python,
     args: (socketFolder) => ['-u', LAUNCHER_SCRIPT, socketFolder, 'bare'],
-    // Its socket folder is its home and temporary folder, as a task's work folder is for a task.
-    env: { ...env, PYTHONUNBUFFERED: '1' },
+    // No bytecode beside the component: its folder must stay as it was unpacked (component-cache.ts).
+    env: { ...env, PYTHONUNBUFFERED: '1', PYTHONDONTWRITEBYTECODE: '1' },
     runtimeDir,
     confined: false,
     what: 'the python fork server',

@@ -132,7 +132,8 @@ export function createHostSandbox(settings: SandboxSettings): HostSandbox {
     const launcher = createLauncher({
       command: settings.python.executable,
       args: (socketFolder) => ['-u', LAUNCHER_SCRIPT, '/.io', 'sandbox', JSON.stringify({ root, binds: [...mounts, [socketFolder, '/.io', 'rw']], symlinks, dirs: [] })],
-      env: { ...settings.baseEnv, PYTHONUNBUFFERED: '1' },
+      // The component folder is read-only: python writes no bytecode beside it (see component-cache.ts).
+      env: { ...settings.baseEnv, PYTHONUNBUFFERED: '1', PYTHONDONTWRITEBYTECODE: '1' },
       runtimeDir: settings.runtimeDir,
       socketInside: '/.io',
       confined: true,
@@ -188,7 +189,7 @@ export function createHostSandbox(settings: SandboxSettings): HostSandbox {
   }
 
   function environment(invocation: Invocation): Record<string, string> {
-    const env: Record<string, string> = { ...settings.baseEnv, PATH: `${pythonBin}:${settings.baseEnv.PATH ?? '/usr/local/bin:/usr/bin:/bin'}`, HOME: '/task/work', TMPDIR: '/tmp', PYTHONUNBUFFERED: '1' };
+    const env: Record<string, string> = { ...settings.baseEnv, PATH: `${pythonBin}:${settings.baseEnv.PATH ?? '/usr/local/bin:/usr/bin:/bin'}`, HOME: '/task/work', TMPDIR: '/tmp', PYTHONUNBUFFERED: '1', PYTHONDONTWRITEBYTECODE: '1' };
     for (const [variable, folder] of Object.entries(invocation.folderVariables)) env[variable] = `/task/${folder}`;
     if (invocation.folders.userCache) env.USER_CACHE_DIR = '/cache/user';
     if (invocation.folders.sharedCache) env.SHARED_CACHE_DIR = '/cache/shared';

@@ -26,7 +26,8 @@ export function createUnconfined(settings: UnconfinedSettings) {
     async run(invocation: Invocation): Promise<TaskRunResult> {
       const { root } = invocation.folders;
       const cwd = path.join(root, 'work');
-      const env: Record<string, string> = { ...settings.baseEnv, HOME: cwd, TMPDIR: cwd, PYTHONUNBUFFERED: '1' };
+      // No bytecode written next to the component: its folder must stay as it was unpacked (component-cache.ts).
+      const env: Record<string, string> = { ...settings.baseEnv, HOME: cwd, TMPDIR: cwd, PYTHONUNBUFFERED: '1', PYTHONDONTWRITEBYTECODE: '1' };
       for (const [variable, folder] of Object.entries(invocation.folderVariables)) env[variable] = path.join(root, folder);
       if (invocation.folders.userCache) env.USER_CACHE_DIR = invocation.folders.userCache;
       if (invocation.folders.sharedCache) env.SHARED_CACHE_DIR = invocation.folders.sharedCache;

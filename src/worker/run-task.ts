@@ -8,6 +8,7 @@ import { entrypointPath, failureSummary } from '../runner/runner.js';
 import type { Runtime, TaskLimits } from '../runner/runtime.js';
 import type { RuntimeSettings } from '../runner/create-runtime.js';
 import type { Config } from '../config/config.js';
+import type { Log } from '../domain/log.js';
 import type { ComponentCache } from './component-cache.js';
 import { createComponentCache } from './component-cache.js';
 import { runInProcess } from './in-process.js';
@@ -41,12 +42,12 @@ interface Attempt {
 }
 
 /** The environment of a worker's tasks, from the settings: its folders under the home folder, its runtime, its limits. */
-export function taskEnvironment(config: Config, link: Pick<WorkerLink, 'fetchComponent'>, runtime: Runtime): TaskEnvironment {
+export function taskEnvironment(config: Config, link: Pick<WorkerLink, 'fetchComponent'>, runtime: Runtime, log?: Log): TaskEnvironment {
   return {
     workDir: config.workDir,
     sharedCacheDir: path.join(config.home, 'cache', 'shared'),
     userCacheRoot: path.join(config.home, 'cache', 'accounts'),
-    components: createComponentCache(path.join(config.home, 'cache', 'components'), link, { maxBytes: config.maxUnpackedBytes, maxEntries: config.maxArchiveEntries }),
+    components: createComponentCache(path.join(config.home, 'cache', 'components'), link, { maxBytes: config.maxUnpackedBytes, maxEntries: config.maxArchiveEntries }, log),
     maxLogLines: config.maxLogLinesPerTask,
     runtime,
     limits: { memoryBytes: config.taskMemoryBytes, processes: config.taskProcesses, openFiles: config.taskOpenFiles, fileBytes: config.taskMaxFileBytes },

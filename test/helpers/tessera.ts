@@ -31,7 +31,8 @@ export async function startTestTessera(db: Db, overrides: Partial<Config> = {}, 
     ? createLogger('trace', { write: (line: string) => void options.logs!.push(line) })
     : pino({ level: process.env.TEST_LOG_LEVEL ?? 'silent' });
   const tessera = await startTessera({ config, logger, db });
-  const apiKey = tessera.engine.firstKey!.apiKey;
+  // A second start on the same database finds its first account made: it gets a key of its own.
+  const apiKey = tessera.engine.firstKey?.apiKey ?? (await createKey(db, {})).apiKey;
   const otherApiKey = (await createKey(db, { newAccount: true })).apiKey;
   return {
     ...tessera,
