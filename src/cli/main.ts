@@ -7,7 +7,7 @@ import type { ExampleOptions } from './example.js';
 import { registerJobCommands } from './job-commands.js';
 import { registerRegistryCommands } from './registry-commands.js';
 import { lockHome } from './home-lock.js';
-import { hostname, tmpdir } from 'node:os';
+import { hostname } from 'node:os';
 import path from 'node:path';
 import { createHttpLink } from '../worker/http-link.js';
 import { describeRuntime, machineOffer, newWorkerId } from '../worker/machine.js';
@@ -75,7 +75,8 @@ async function server(options: CommonOptions): Promise<void> {
 }
 
 async function worker(options: { server?: string; token?: string; slots?: string; prefetch?: string; region?: string; home?: string; logLevel?: string; json?: boolean }): Promise<void> {
-  const config = loadConfig({ server: options.server, token: options.token, slots: options.slots, prefetch: options.prefetch, region: options.region, home: options.home ?? path.join(tmpdir(), 'tessera-worker'), logLevel: options.logLevel });
+  // Its own folder by default, never one in the shared temporary folder that another user could make first.
+  const config = loadConfig({ server: options.server, token: options.token, slots: options.slots, prefetch: options.prefetch, region: options.region, home: options.home, defaultHome: '.tessera-worker', logLevel: options.logLevel });
   if (!config.workerToken) throw new TesseraError('UNAUTHENTICATED', 'no worker token given', { hint: 'pass --token or set TESSERA_WORKER_TOKEN (make one with `tessera key create --worker`)' });
   const logger = createLogger(config.logLevel);
   // A worker agent runs an image's tasks in containers unless its operator maps the image to the host.
@@ -91,7 +92,7 @@ async function worker(options: { server?: string; token?: string; slots?: string
     link,
     slots: identity.slots,
     prefetch: config.workerPrefetch,
-    env: taskEnvironment(config, link, runtime),
+    env: taskEnvironment(config, link, runtime, logger),
     log: logger,
     // The server's lease length decides the heartbeat, whatever this machine's settings say.
     heartbeatMs,
@@ -171,7 +172,7 @@ export async function main(argv: string[]): Promise<void> {
     .option('--slots <n>', 'tasks run at once (default: one per core)')
     .option('--prefetch <n>', 'tasks leased ahead of free slots: auto (one per slot while tasks are short) or 0 to 1000 (TESSERA_WORKER_PREFETCH, default auto)')
     .option('--region <region>', 'the region this worker is in, matched against jobs\' regions (TESSERA_WORKER_REGION)')
-    .option('--home <dir>', 'scratch folder for running tasks (default: the system temp folder)')
+    .option('--home <dir>', 'folder for its component cache, task folders and runtime files (TESSERA_HOME, default ./.tessera-worker)')
     .addOption(new Option('--log-level <level>', 'log level').choices(['fatal', 'error', 'warn', 'info', 'debug', 'trace']))
     .option('--json', 'print machine-readable JSON')
     .action(worker);

@@ -60,7 +60,7 @@ test('a remote worker moves chunks and results straight to and from the bucket',
     const tessera = await startTestTessera(db, { blobs: { kind: 's3', s3: { ...settings, prefix: 'blobs/' } }, workerSlots: 0 }, { logs });
     const token = (await createKey(db, { scope: 'worker' })).apiKey;
     const home = mkdtempSync(path.join(tmpdir(), 'tessera-worker-'));
-    const worker = await startProcess(['worker', '--server', tessera.url, '--token', token, '--slots', '2', '--json'], { TESSERA_HOME: home, TESSERA_LOG_LEVEL: 'warn' });
+    const worker = await startProcess(['worker', '--server', tessera.url, '--token', token, '--slots', '2', '--json'], { TESSERA_HOME: home, TESSERA_LOG_LEVEL: 'warn', TESSERA_HOST_IMAGES: 'python:*' });
     try {
       // The input arrives through the upload link (stored in the bucket too).
       const created = (await tessera.call('POST', '/v1/customer/jobs', { templateId: 'word-count', params: { partitioner: { chunks: 4 } }, dataSource: { dataSourceDescriptor: 'file' } })).body.job;
