@@ -173,7 +173,8 @@ export function createContainerRuntime(settings: ContainerSettings) {
       // The engine's own failures (an image it cannot pull or start) are 125-127, and the container never ran.
       if (!timedOut && !aborted && exit.code !== null && exit.code >= 125 && exit.code <= 127 && status !== 'exited') {
         const said = stderr.text().trim().split('\n').slice(-5).join('\n');
-        throw new TesseraError('FAILED_PRECONDITION', `${engine.version} could not run the image ${quote(image)}: ${said}`, { hint: /pull|not known|manifest unknown|unauthorized/i.test(said) ? 'the image is not on this worker and could not be pulled: load it (podman load / podman pull), or give registry credentials in the manifest (platform_config.username, token)' : undefined });
+        const pulling = /pull|not known|manifest unknown|unauthorized/i.test(said);
+        throw new TesseraError('FAILED_PRECONDITION', `${engine.version} could not run the image ${quote(image)}${pulling ? ' (it is not on this worker and could not be pulled: load it there, or give registry credentials in the manifest, platform_config.username and token)' : ''}: ${said}`);
       }
       const memoryLimitHit = oomKilled === 'true' || (exit.code === 137 && !timedOut && !aborted && cgroup?.memoryLimitHit(limits.memoryBytes) === true);
       const killed = timedOut || aborted || memoryLimitHit;

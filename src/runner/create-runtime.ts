@@ -92,12 +92,12 @@ export async function createRuntime(settings: RuntimeSettings, log: Log): Promis
     async run(invocation: Invocation): Promise<TaskRunResult> {
       const what = `${invocation.manifest.name}@${invocation.manifest.version}`;
       if (manifestWantsNetwork(invocation.manifest) && settings.network !== 'public') {
-        throw new TesseraError('PERMISSION_DENIED', `${what} asks for the public internet (platform_config.network "public"), and this worker gives tasks no network`, { hint: 'the operator may allow it with TESSERA_TASK_NETWORK=public; otherwise the app must work without a network' });
+        throw new TesseraError('PERMISSION_DENIED', `${what} asks for the public internet (platform_config.network "public"), and this worker gives tasks no network (its operator may allow it with TESSERA_TASK_NETWORK=public)`, { hint: 'otherwise the app must work without a network' });
       }
       const image = manifestImage(invocation.manifest);
       if (image && !onHost(image)) {
         if (!containers) {
-          throw new TesseraError('FAILED_PRECONDITION', `${what} runs in the image ${quote(image)}, and this worker has no container runtime and does not map that image to its host`, { hint: 'install podman on a worker, or set TESSERA_HOST_IMAGES on one to run this image\'s tasks in its host sandbox' });
+          throw new TesseraError('FAILED_PRECONDITION', `${what} runs in the image ${quote(image)}, and this worker has no container runtime and does not map that image to its host (install podman, or set TESSERA_HOST_IMAGES to run the image's tasks in the host sandbox)`);
         }
         return containers.run(invocation, image);
       }

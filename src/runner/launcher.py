@@ -137,7 +137,9 @@ def _make_sandbox(setup):
         inside = root + target
         if os.path.isdir(source):
             os.makedirs(inside, exist_ok=True)
-        else:
+        elif not os.path.exists(inside):
+            # A mount point for a file, made in the sandbox's own root (a file already there, in a
+            # read-only folder of the host's, is mounted over as it is).
             os.makedirs(os.path.dirname(inside), exist_ok=True)
             open(inside, "a").close()
         _bind(source, inside, mode == "ro")

@@ -121,7 +121,8 @@ export function createHostSandbox(settings: SandboxSettings): HostSandbox {
     // With a network, names resolve through slirp4netns's own resolver, not the host's (which may be private).
     if (resolv) {
       writeFileSync(resolv, 'nameserver 10.0.2.3\n', { mode: 0o644 });
-      mounts.push([resolv, '/etc/resolv.conf', 'ro']);
+      // Where /etc/resolv.conf leads (systemd-resolved makes it a link into /run), so the link works inside.
+      mounts.push([resolv, existsSync('/etc/resolv.conf') ? realpathSync('/etc/resolv.conf') : '/etc/resolv.conf', 'ro']);
     }
     let slirp: ReturnType<typeof spawn> | undefined;
     const cleanup = () => {
