@@ -110,7 +110,11 @@ function figures(results: Results, options: BenchOptions): string[] {
       ['xargs -P2', xargs.xargs_seconds, 1],
       ['Tessera (server + 1 worker agent × 2 slots), create → COMPLETE (database clock)', xargs.tessera_seconds, xargs.overhead_vs_xargs],
       ['the same, every python process started from scratch (TESSERA_PYTHON_FORKSERVER=false)', xargs.tessera_cold_seconds, xargs.overhead_vs_xargs_cold],
-    ])}`);
+      ['the same, tasks not confined (TESSERA_SANDBOX=off; not the default)', xargs.tessera_unconfined_seconds, xargs.overhead_vs_xargs_unconfined],
+    ])}\n\nIn an image: ${'skipped' in xargs.containers ? `not run (${xargs.containers.skipped})` : `${xargs.containers.chunks} chunks, ${xargs.containers.image}\n\n${table(['runner', 'seconds', 'ratio'], [
+      ['xargs -P2, a podman run per chunk', xargs.containers.xargs_podman_seconds, 1],
+      ['Tessera, the app naming the image (podman per task)', xargs.containers.tessera_seconds, xargs.containers.overhead_vs_xargs_podman],
+    ])}`}`);
   }
   if (scale) {
     out.push(`### 4. Scale: one noop job, create → COMPLETE (tessera up on the PostgreSQL server)\n\n${table(['chunks', 'seconds', 'chunks/s', 'server peak RSS (MB)'], [

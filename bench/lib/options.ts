@@ -24,6 +24,8 @@ export interface Sizes {
   /** Chunks of the python3 job compared with xargs -P2, and the CPU each burns. */
   xargsChunks: number;
   burnMs: number;
+  /** Chunks of the same job run in a container image (a podman run each under xargs, against Tessera). */
+  containerChunks: number;
   /** The two job sizes of the scale benchmark. */
   scaleSmall: number;
   scaleLarge: number;
@@ -33,8 +35,8 @@ export interface Sizes {
 }
 
 const SCALES: Record<'full' | 'smoke', Sizes> = {
-  full: { throughputJobs: 20_000, throughputRounds: 3, latencySamples: 300, xargsChunks: 1_000, burnMs: 20, scaleSmall: 10_000, scaleLarge: 100_000, apiSeconds: 20, apiRate: 1_000 },
-  smoke: { throughputJobs: 100, throughputRounds: 1, latencySamples: 5, xargsChunks: 8, burnMs: 20, scaleSmall: 20, scaleLarge: 60, apiSeconds: 1, apiRate: 200 },
+  full: { throughputJobs: 20_000, throughputRounds: 3, latencySamples: 300, xargsChunks: 1_000, burnMs: 20, containerChunks: 100, scaleSmall: 10_000, scaleLarge: 100_000, apiSeconds: 20, apiRate: 1_000 },
+  smoke: { throughputJobs: 100, throughputRounds: 1, latencySamples: 5, xargsChunks: 8, burnMs: 20, containerChunks: 2, scaleSmall: 20, scaleLarge: 60, apiSeconds: 1, apiRate: 200 },
 };
 
 export interface BenchOptions {
@@ -50,6 +52,8 @@ export interface BenchOptions {
   tesseraChunksPerJob: number;
   /** Tasks each worker leases ahead of its free slots in the throughput benchmark (--prefetch). */
   tesseraPrefetch: number;
+  /** The local image of the container rows of the process benchmark (BENCH_IMAGE, else TESSERA_TEST_IMAGE); none skips them. */
+  image: string | undefined;
 }
 
 /** The flags `npm run bench --` takes, each with a value (`--only api` or `--only=api`). */
@@ -65,7 +69,8 @@ export function benchUsage(): string {
             (default: the repository, replacing the committed results)
 
 Environment: BENCH_SCALE, BENCH_ONLY, BENCH_OUT as the flags; BENCH_DATABASE_URL (default
-TESSERA_TEST_DATABASE_URL); sizes and Tessera's shape: ${KNOWN_SIZE_VARIABLES}.`;
+TESSERA_TEST_DATABASE_URL); BENCH_IMAGE, the local image of the container rows (default
+TESSERA_TEST_IMAGE; none skips them); sizes and Tessera's shape: ${KNOWN_SIZE_VARIABLES}.`;
 }
 
 /** Thrown for --help: the caller prints benchUsage() and runs nothing. */
@@ -113,7 +118,7 @@ const sizeVariable = (key: string): string => `BENCH_${key.replace(/[A-Z]/g, (le
 const SIZE_VARIABLES = Object.keys(SCALES.full).map(sizeVariable);
 const SHAPE_VARIABLES = ['BENCH_TESSERA_WORKERS', 'BENCH_TESSERA_SLOTS', 'BENCH_TESSERA_CHUNKS_PER_JOB', 'BENCH_TESSERA_PREFETCH'];
 const KNOWN_SIZE_VARIABLES = [...SIZE_VARIABLES, ...SHAPE_VARIABLES].join(', ');
-const KNOWN_VARIABLES = new Set(['BENCH_SCALE', 'BENCH_ONLY', 'BENCH_OUT', 'BENCH_DATABASE_URL', ...SIZE_VARIABLES, ...SHAPE_VARIABLES]);
+const KNOWN_VARIABLES = new Set(['BENCH_SCALE', 'BENCH_ONLY', 'BENCH_OUT', 'BENCH_DATABASE_URL', 'BENCH_IMAGE', ...SIZE_VARIABLES, ...SHAPE_VARIABLES]);
 
 /** Reads the flags and BENCH_ variables; an unknown or malformed one is an error saying which. */
 export function benchOptions(argv = process.argv.slice(2), env = process.env): BenchOptions {
@@ -143,5 +148,6 @@ export function benchOptions(argv = process.argv.slice(2), env = process.env): B
     tesseraSlots: positive('BENCH_TESSERA_SLOTS', env.BENCH_TESSERA_SLOTS, 16 * availableParallelism()),
     tesseraChunksPerJob: positive('BENCH_TESSERA_CHUNKS_PER_JOB', env.BENCH_TESSERA_CHUNKS_PER_JOB, 20_000),
     tesseraPrefetch: positive('BENCH_TESSERA_PREFETCH', env.BENCH_TESSERA_PREFETCH, 1_000),
+    image: env.BENCH_IMAGE || env.TESSERA_TEST_IMAGE || undefined,
   };
 }

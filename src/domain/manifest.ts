@@ -103,11 +103,22 @@ export function manifestWantsNetwork(manifest: Manifest): boolean {
   return network === 'public' || network === true;
 }
 
-/** Credentials for a private image (platform_config.private_image, username, token), if it names them. */
+/** The account secret that holds a private image's token (platform_config.token "secret:<id>"), if the manifest names one. */
+export function manifestRegistrySecret(manifest: Manifest): string | undefined {
+  const token = pick(manifest.platformConfig, 'token');
+  return typeof token === 'string' && token.startsWith(REGISTRY_SECRET_PREFIX) ? token.slice(REGISTRY_SECRET_PREFIX.length) : undefined;
+}
+
+const REGISTRY_SECRET_PREFIX = 'secret:';
+
+/**
+ * Credentials for a private image (platform_config.username and token), if the manifest gives them
+ * itself; a token naming an account secret is opened by the server instead (manifestRegistrySecret).
+ */
 export function manifestRegistryCredentials(manifest: Manifest): { username: string; token: string } | undefined {
   const username = pick(manifest.platformConfig, 'username');
   const token = pick(manifest.platformConfig, 'token');
-  return typeof username === 'string' && typeof token === 'string' && token !== '' ? { username, token } : undefined;
+  return typeof username === 'string' && typeof token === 'string' && token !== '' && !token.startsWith(REGISTRY_SECRET_PREFIX) ? { username, token } : undefined;
 }
 
 function parseRequirements(raw: Record<string, unknown>, where: string): DeviceRequirements {

@@ -29,11 +29,21 @@ export interface TaskLease {
    * null means the built-in passthrough (partitioner or assembler). Otherwise the component's
    * files are the archive with this content hash, fetched with fetchComponent and cached by hash.
    */
-  component: { manifest: Manifest; archive: { sha256: string; size: number } } | null;
+  component: { manifest: Manifest; archive: { sha256: string; size: number }; registry?: RegistryCredentials } | null;
   /** This stage's params (PARTITIONER_PARAMS / APP_PARAMS / ASSEMBLER_PARAMS). */
   params: Record<string, unknown>;
   /** config.taskTimeout in milliseconds, if the job set one. */
   timeoutMs: number | undefined;
+}
+
+/**
+ * Credentials to pull a component's private image, when its manifest names an account secret for
+ * them (platform_config.token "secret:<id>"): opened by the server for the lease, used by the worker
+ * through a file only it reads, never logged.
+ */
+export interface RegistryCredentials {
+  username: string;
+  token: string;
 }
 
 /** Log levels as ByteNite's logs call names them; a line's level comes from its text or its stream. */

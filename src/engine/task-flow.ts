@@ -6,7 +6,9 @@ import type { JobState } from '../domain/job-state.js';
 import { isFinal, previousState, shortState, stateIndex } from '../domain/job-state.js';
 import type { Job, TaskKind } from '../domain/types.js';
 import { priorityRank } from '../domain/types.js';
-import type { TaskLease, TaskReport } from '../domain/worker-link.js';
+import type { RegistryCredentials, TaskLease, TaskReport } from '../domain/worker-link.js';
+import type { Manifest } from '../domain/manifest.js';
+import { manifestRegistrySecret } from '../domain/manifest.js';
 import { EMPTY_REPORT } from '../domain/worker-link.js';
 import { getTemplate } from '../store/catalog.js';
 import type { Queryable } from '../store/db.js';
@@ -146,6 +148,12 @@ export function createTaskFlow(deps: EngineDeps) {
     return job;
   }
 
+  async function registryCredentials(accountId: string, manifest: Manifest, secretId: string): Promise<RegistryCredentials> {
+    const opened = await deps.secrets.credentials(accountId, 'other', secretId, `${manifest.name}@${manifest.version}: platform_config.token`);
+    const username = manifest.platformConfig.username;
+    return { username: typeof username === 'string' && username !== '' ? username : opened.accessKeyId, token: opened.secretAccessKey };
+  }
+
   /** What every lease of one job's tasks of one kind shares, as a lease carries it. */
   type StageOfJob = Pick<TaskLease, 'jobId' | 'accountId' | 'component' | 'params' | 'timeoutMs'>;
 
@@ -154,10 +162,13 @@ export function createTaskFlow(deps: EngineDeps) {
     const job = await jobOf(jobId);
     if (!job || isFinal(job.state)) throw failedPrecondition(`job ${jobId} is no longer running`);
     const component = await componentOf(job, kind);
+    // A private image whose token is an account secret: opened here, for this lease only.
+    const secretId = component ? manifestRegistrySecret(component.manifest) : undefined;
+    const registry = secretId ? await registryCredentials(job.accountId, component!.manifest, secretId) : undefined;
     return {
       jobId: job.id,
       accountId: job.accountId,
-      component: component ? { manifest: component.manifest, archive: component.archive } : null,
+      component: component ? { manifest: component.manifest, archive: component.archive, ...(registry ? { registry } : {}) } : null,
       params: job.params[COMPONENT_KIND[kind]] ?? {},
       timeoutMs: job.config.taskTimeout ? job.config.taskTimeout * 1000 : undefined,
     };

@@ -116,7 +116,7 @@ export function createContainerRuntime(settings: ContainerSettings) {
     // The environment and any registry credentials go through files only this worker reads, never its command line.
     const envFile = path.join(scratch, 'env');
     writeFileSync(envFile, Object.entries(env).map(([key, value]) => `${key}=${value.replace(/\n/g, ' ')}\n`).join(''), { mode: 0o600 });
-    const credentials = manifestRegistryCredentials(invocation.manifest);
+    const credentials = invocation.registry ?? manifestRegistryCredentials(invocation.manifest);
     const authFile = path.join(scratch, 'auth.json');
     if (credentials) writeFileSync(authFile, JSON.stringify({ auths: { [registryOf(image)]: { auth: Buffer.from(`${credentials.username}:${credentials.token}`).toString('base64') } } }), { mode: 0o600 });
     handOverTaskFolders(folders, settings.user);

@@ -34,6 +34,8 @@ export interface Invocation {
   componentSha256: string;
   /** The entrypoint's real path inside componentFolder (checked to be inside its app/ folder). */
   entrypoint: string;
+  /** Credentials for the component's private image, opened by the server from an account secret. */
+  registry?: { username: string; token: string } | undefined;
   folders: TaskFolders;
   /** Environment variables naming stage folders, by their name under the task's folder: { TASK_DIR: 'task' }. */
   folderVariables: Record<string, string>;

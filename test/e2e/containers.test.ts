@@ -105,6 +105,30 @@ test('a component naming an image runs in it with podman: its folders, an unpriv
         assert.match(job.errorMessage, /memory limit of 256 MB/);
       });
 
+      await t.test('a private image\'s credentials, from the manifest or an account secret, are used and never shown', async () => {
+        const token = 'registry-token-0123456789abcdef';
+        await installComponents(tessera, [
+          { name: 'private-literal', type: 'app', entrypoint: 'main.py', code: 'print(1)\n', image: 'registry.invalid/team/app:1', registry: { username: 'robot', token } },
+          { name: 'private-secret', type: 'app', entrypoint: 'main.py', code: 'print(1)\n', image: 'registry.invalid/team/app:1', registry: { username: 'robot', token: 'secret:registry-key' } },
+        ]);
+        for (const app of ['private-literal', 'private-secret']) await installTemplate(tessera, { id: app, description: '', app, partitioner: 'passthrough', assembler: 'passthrough', config: { maxTaskRetries: 0 } });
+        // No registry can be reached here: the pull fails, saying so, and the token is nowhere in what Tessera shows.
+        const literal = await run(tessera, 'private-literal');
+        assert.equal(literal.state, 'JOB_STATE_FAILED');
+        assert.match(literal.errorMessage, /could not run the image "registry\.invalid\/team\/app:1" \(it is not on this worker and could not be pulled/);
+        const missing = await run(tessera, 'private-secret');
+        assert.equal(missing.state, 'JOB_STATE_FAILED');
+        assert.match(missing.errorMessage, /this account has no other secret "registry-key"/);
+        const saved = await tessera.call('POST', '/v1/auth/secrets', { secret: { id: 'registry-key', secretType: 'other', accessKey: 'robot' }, secretKey: token });
+        assert.equal(saved.status, 200, JSON.stringify(saved.body));
+        const opened = await run(tessera, 'private-secret');
+        assert.match(opened.errorMessage, /could not be pulled/);
+        for (const job of [literal, opened]) {
+          const logs = await tessera.call('GET', `/v1/customer/jobs/${job.id}/logs`);
+          assert.ok(!JSON.stringify(job).includes(token) && !JSON.stringify(logs.body).includes(token), 'the token is shown nowhere');
+        }
+      });
+
       await t.test('a timeout removes the container and everything in it', async () => {
         const job = await run(tessera, 'image-sleeper', { config: { taskTimeout: 2 } });
         assert.equal(job.state, 'JOB_STATE_FAILED');

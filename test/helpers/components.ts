@@ -17,6 +17,8 @@ export interface TestComponent {
   image?: string;
   /** platform_config.network ("public" asks for the internet). */
   network?: string;
+  /** platform_config.username and token, for a private image (a token "secret:<id>" names an account secret). */
+  registry?: { username: string; token: string };
   minMemoryGb?: number;
 }
 
@@ -33,7 +35,7 @@ export async function componentArchive(component: TestComponent): Promise<string
     // Mixed spellings on purpose: manifests in the wild use both.
     const manifest = {
       Name: component.name, version: '1.0', type: component.type, platform: 'docker', Entrypoint: component.entrypoint,
-      platformConfig: { container: component.image ?? 'python:3.11', ...(component.network ? { network: component.network } : {}) },
+      platformConfig: { container: component.image ?? 'python:3.11', ...(component.network ? { network: component.network } : {}), ...(component.registry ? { private_image: true, ...component.registry } : {}) },
       ...(component.minMemoryGb !== undefined ? { device_requirements: { min_memory: component.minMemoryGb } } : {}),
     };
     writeFileSync(path.join(folder, 'manifest.json'), JSON.stringify(manifest));
