@@ -134,7 +134,7 @@ export function createContainerRuntime(settings: ContainerSettings) {
     ];
     const cgroup = settings.cgroups.available ? settings.cgroups.container(path.basename(folders.root)) : undefined;
     const args = [
-      'run', '--name', name, ...(cgroup ? ['--cgroup-parent', cgroup.parent] : []), '--label', label, '--pull=missing', ...(credentials ? ['--authfile', authFile] : []),
+      'run', '--rm', '--name', name, ...(cgroup ? ['--cgroup-parent', cgroup.parent] : []), '--label', label, '--pull=missing', ...(credentials ? ['--authfile', authFile] : []),
       '--network', network, '--user', `${settings.user.uid}:${settings.user.gid}`, '--cap-drop', 'all', '--security-opt', 'no-new-privileges',
       '--memory', `${limits.memoryBytes}b`, '--memory-swap', `${limits.memoryBytes}b`, '--pids-limit', String(limits.processes),
       '--ulimit', `nofile=${limits.openFiles}:${limits.openFiles}`, '--ulimit', `nproc=${nproc}:${nproc}`, '--ulimit', `fsize=${limits.fileBytes}:${limits.fileBytes}`, '--ulimit', 'core=0:0',
@@ -147,12 +147,13 @@ export function createContainerRuntime(settings: ContainerSettings) {
     const stderr = new OutputTail(64 * 1024);
     let timedOut = false;
     let aborted = false;
+    let stopping: Promise<unknown> | undefined;
     running.add(name);
     try {
       const exit = await new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve, reject) => {
         const child = spawn(engine.command[0]!, [...engine.command.slice(1), ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
-        // A killed engine client leaves its container running: the container itself is removed.
-        const stop = () => void engineCall(['rm', '--force', '--time', '0', name]);
+        // The container is removed (and everything in it killed), not just the engine's client.
+        const stop = () => void (stopping ??= engineCall(['rm', '--force', '--time', '0', name]));
         const timer = invocation.timeoutMs ? setTimeout(() => ((timedOut = true), stop()), invocation.timeoutMs) : undefined;
         const onAbort = () => ((aborted = true), stop());
         if (invocation.signal?.aborted) onAbort();
@@ -166,17 +167,17 @@ export function createContainerRuntime(settings: ContainerSettings) {
           resolve({ code, signal });
         });
       });
-      const inspected = await engineCall(['inspect', '--format', '{{.State.OOMKilled}} {{.State.Status}}', name]);
-      const [oomKilled, status] = inspected.stdout.trim().split(' ');
       const wallSeconds = Number(process.hrtime.bigint() - started) / 1e9;
       const measured = readUsageFile(path.join(usageFolder, 'usage')) ?? { cpuSeconds: 0, peakMemoryBytes: 0 };
-      // The engine's own failures (an image it cannot pull or start) are 125-127, and the container never ran.
-      if (!timedOut && !aborted && exit.code !== null && exit.code >= 125 && exit.code <= 127 && status !== 'exited') {
+      // 125 is the engine's own failure (an image it cannot pull or start); 126 and 127 (the
+      // entrypoint cannot be run) stay the task's, with the engine's words in its stderr.
+      if (!timedOut && !aborted && exit.code === 125) {
         const said = stderr.text().trim().split('\n').slice(-5).join('\n');
         const pulling = /pull|not known|manifest unknown|unauthorized/i.test(said);
         throw new TesseraError('FAILED_PRECONDITION', `${engine.version} could not run the image ${quote(image)}${pulling ? ' (it is not on this worker and could not be pulled: load it there, or give registry credentials in the manifest, platform_config.username and token)' : ''}: ${said}`);
       }
-      const memoryLimitHit = oomKilled === 'true' || (exit.code === 137 && !timedOut && !aborted && cgroup?.memoryLimitHit(limits.memoryBytes) === true);
+      // podman does not always say a container was killed at its memory limit; its cgroup parent does.
+      const memoryLimitHit = exit.code === 137 && !timedOut && !aborted && cgroup?.memoryLimitHit(limits.memoryBytes) === true;
       const killed = timedOut || aborted || memoryLimitHit;
       return {
         exitCode: killed ? null : exit.code,
@@ -192,7 +193,8 @@ export function createContainerRuntime(settings: ContainerSettings) {
     } finally {
       joined?.release();
       running.delete(name);
-      await engineCall(['rm', '--force', '--time', '0', name]);
+      // --rm removed it when it ended by itself; a killed one is gone once its removal returns.
+      await stopping;
       await cgroup?.remove();
       rmSync(scratch, { recursive: true, force: true });
     }

@@ -159,3 +159,45 @@ test('an image that no connected worker can run fails its job after the grace pe
     }
   });
 });
+
+const REGISTRY_IMAGE = process.env.TESSERA_TEST_REGISTRY_IMAGE;
+const REGISTRY_USER = process.env.TESSERA_TEST_REGISTRY_USER ?? '';
+const REGISTRY_PASSWORD = process.env.TESSERA_TEST_REGISTRY_PASSWORD ?? '';
+const registrySkip = REGISTRY_IMAGE || REQUIRED ? false : 'TESSERA_TEST_REGISTRY_IMAGE is not set (run: eval "$(bash scripts/test-registry.sh)")';
+if (registrySkip) console.error(`\n*** private registry test SKIPPED: ${registrySkip}. ***\n`);
+
+test('a private image is pulled with the credentials of its manifest or of an account secret, and refused with wrong ones', { skip: registrySkip, timeout: 300_000 }, async () => {
+  assert.ok(REGISTRY_IMAGE, 'TESSERA_TEST_REGISTRY_IMAGE is not set, and REQUIRE_SERVICES=1 requires the private registry test (run scripts/test-registry.sh)');
+  // Only the registry has it: each run must pull it.
+  const forget = () => spawnSync('podman', ['rmi', '--force', REGISTRY_IMAGE!]);
+  await withFreshDb('pglite', async (db) => {
+    const tessera = await startTestTessera(db, { hostImages: [] });
+    try {
+      const app = 'import os, sys\nopen(os.path.join(os.environ["TASK_RESULTS_DIR"], "python.txt"), "w").write(sys.executable)\n';
+      await installComponents(tessera, [
+        { name: 'from-secret', type: 'app', entrypoint: 'main.py', code: app, image: REGISTRY_IMAGE!, registry: { username: REGISTRY_USER, token: 'secret:registry' } },
+        { name: 'from-manifest', type: 'app', entrypoint: 'main.py', code: app, image: REGISTRY_IMAGE!, registry: { username: REGISTRY_USER, token: REGISTRY_PASSWORD } },
+        { name: 'wrong-token', type: 'app', entrypoint: 'main.py', code: app, image: REGISTRY_IMAGE!, registry: { username: REGISTRY_USER, token: 'not-the-password' } },
+      ]);
+      for (const id of ['from-secret', 'from-manifest', 'wrong-token']) await installTemplate(tessera, { id, description: '', app: id, partitioner: 'passthrough', assembler: 'passthrough', config: { maxTaskRetries: 0 } });
+      const saved = await tessera.call('POST', '/v1/auth/secrets', { secret: { id: 'registry', secretType: 'other', accessKey: REGISTRY_USER }, secretKey: REGISTRY_PASSWORD });
+      assert.equal(saved.status, 200, JSON.stringify(saved.body));
+      for (const id of ['from-secret', 'from-manifest']) {
+        forget();
+        const job = await run(tessera, id);
+        assert.equal(job.state, 'JOB_STATE_COMPLETE', `${id}: ${job.errorMessage}`);
+        const results = await tessera.call('GET', `/v1/customer/jobs/${job.id}/results`);
+        assert.equal(await (await fetch(results.body.results[0].link)).text(), '/usr/bin/python3');
+      }
+      forget();
+      const refused = await run(tessera, 'wrong-token');
+      assert.equal(refused.state, 'JOB_STATE_FAILED');
+      assert.match(refused.errorMessage, /could not be pulled/);
+      assert.match(refused.errorMessage, /unauthorized|authentication required|invalid username\/password/i);
+      assert.ok(!JSON.stringify(refused).includes(REGISTRY_PASSWORD));
+    } finally {
+      await tessera.stop();
+      forget();
+    }
+  });
+});
