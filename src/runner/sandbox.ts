@@ -227,7 +227,9 @@ export function createHostSandbox(settings: SandboxSettings): HostSandbox {
       else if (!cgroup && result.exitCode !== 0 && /MemoryError|Cannot allocate memory|out of memory/i.test(result.stderrTail)) result.memoryLimitBytes = invocation.limits.memoryBytes;
       return result;
     } finally {
-      await cgroup?.remove();
+      // In the background: processes the namespace's end killed take a few ms to leave the
+      // cgroup, and the slot need not wait for them (the cgroup's verdict was read above).
+      void cgroup?.remove().catch((error: unknown) => log.warn({ err: error }, 'a task cgroup could not be removed'));
     }
   }
 

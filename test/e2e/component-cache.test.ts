@@ -4,9 +4,9 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { test } from 'node:test';
 import { withFreshDb } from '../helpers/db.js';
-import { installComponents, installTemplate } from '../helpers/components.js';
+import { firstResult, installComponents, installTemplate, runToEnd } from '../helpers/components.js';
 import type { TestTessera } from '../helpers/tessera.js';
-import { startTestTessera, waitFor } from '../helpers/tessera.js';
+import { startTestTessera } from '../helpers/tessera.js';
 
 // A worker's component cache is checked before a process first uses a folder: one changed on disk
 // (by anything outside a sandbox: tasks see it read-only) is refused, removed and unpacked anew, so
@@ -15,16 +15,9 @@ import { startTestTessera, waitFor } from '../helpers/tessera.js';
 const SAYS_APP = 'import os\nopen(os.path.join(os.environ["TASK_RESULTS_DIR"], "said.txt"), "w").write("as pushed")\n';
 
 async function said(tessera: TestTessera): Promise<string> {
-  const created = await tessera.call('POST', '/v1/customer/jobs', { templateId: 'says', dataSource: { dataSourceDescriptor: 'bypass' } });
-  const jobId = created.body.job.id as string;
-  await tessera.call('POST', `/v1/customer/jobs/${jobId}/run`);
-  const job = await waitFor('the job to end', async () => {
-    const { body } = await tessera.call('GET', `/v1/customer/jobs/${jobId}`);
-    return ['JOB_STATE_COMPLETE', 'JOB_STATE_FAILED'].includes(body.job.state) ? body.job : undefined;
-  });
+  const job = await runToEnd(tessera, { templateId: 'says', dataSource: { dataSourceDescriptor: 'bypass' } });
   assert.equal(job.state, 'JOB_STATE_COMPLETE', job.errorMessage);
-  const results = await tessera.call('GET', `/v1/customer/jobs/${jobId}/results`);
-  return (await fetch(results.body.results[0].link)).text();
+  return firstResult(tessera, job.id);
 }
 
 test('a component folder changed on disk is refused and unpacked anew before its next use', { timeout: 120_000 }, async () => {

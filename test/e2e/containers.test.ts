@@ -5,7 +5,7 @@ import type { AddressInfo } from 'node:net';
 import { test } from 'node:test';
 import { withFreshDb } from '../helpers/db.js';
 import type { ApiCaller } from '../helpers/components.js';
-import { installComponents, installTemplate } from '../helpers/components.js';
+import { firstResult, installComponents, installTemplate, runToEnd } from '../helpers/components.js';
 import { startTestTessera, waitFor } from '../helpers/tessera.js';
 
 // Components that name an image (platform_config.container) run in it, with podman, when the
@@ -41,15 +41,8 @@ for _ in range(64):
 
 const SLEEPER_APP = 'import time\ntime.sleep(120)\n';
 
-async function run(api: ApiCaller, templateId: string, extra: Record<string, unknown> = {}): Promise<any> {
-  const created = await api.call('POST', '/v1/customer/jobs', { templateId, ...extra });
-  assert.equal(created.status, 200, JSON.stringify(created.body));
-  const jobId = created.body.job.id as string;
-  await api.call('POST', `/v1/customer/jobs/${jobId}/run`);
-  return waitFor(`job ${jobId} to end`, async () => {
-    const { body } = await api.call('GET', `/v1/customer/jobs/${jobId}`);
-    return ['JOB_STATE_COMPLETE', 'JOB_STATE_FAILED'].includes(body.job.state) ? body.job : undefined;
-  }, 120_000);
+function run(api: ApiCaller, templateId: string, extra: Record<string, unknown> = {}): Promise<any> {
+  return runToEnd(api, { templateId, ...extra });
 }
 
 /** Containers of Tessera's left on the machine (every task's container is removed when it ends). */
@@ -86,8 +79,7 @@ test('a component naming an image runs in it with podman: its folders, an unpriv
       await t.test('the task runs in the image, with its chunk at /task and the component at /component', async () => {
         const job = await run(tessera, 'in-image', { dataSource: { dataSourceDescriptor: 'url', params: { url: `http://127.0.0.1:${port}/chunk.txt` } }, params: { app: { port } } });
         assert.equal(job.state, 'JOB_STATE_COMPLETE', job.errorMessage);
-        const results = await tessera.call('GET', `/v1/customer/jobs/${job.id}/results`);
-        const seen = (await (await fetch(results.body.results[0].link)).json()) as Record<string, unknown>;
+        const seen = JSON.parse(await firstResult(tessera, job.id)) as Record<string, unknown>;
         assert.equal(seen.python, '/usr/bin/python3', 'the image\'s python, not the host\'s');
         assert.match(String(seen.debian), /^12\./);
         if (process.getuid?.() === 0) assert.equal(seen.uid, 65534);
@@ -186,8 +178,7 @@ test('a private image is pulled with the credentials of its manifest or of an ac
         forget();
         const job = await run(tessera, id);
         assert.equal(job.state, 'JOB_STATE_COMPLETE', `${id}: ${job.errorMessage}`);
-        const results = await tessera.call('GET', `/v1/customer/jobs/${job.id}/results`);
-        assert.equal(await (await fetch(results.body.results[0].link)).text(), '/usr/bin/python3');
+        assert.equal(await firstResult(tessera, job.id), '/usr/bin/python3');
       }
       forget();
       const refused = await run(tessera, 'wrong-token');

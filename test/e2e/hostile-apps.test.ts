@@ -9,6 +9,7 @@ import path from 'node:path';
 import { test } from 'node:test';
 import { withFreshDb } from '../helpers/db.js';
 import { attack, attackOutcome, completedAttack, installHostile, startAttack } from '../helpers/hostile.js';
+import { firstResult, runToEnd } from '../helpers/components.js';
 import type { TestTessera } from '../helpers/tessera.js';
 import { startTestTessera, waitFor } from '../helpers/tessera.js';
 
@@ -156,16 +157,9 @@ test('hostile apps, embedded: nothing a task tries reaches the host, the data fo
 
       await t.test('the ordinary word-count app is still exact', async () => {
         const source = `http://127.0.0.1:${hostService.port}/text.txt`;
-        const created = await api.call('POST', '/v1/customer/jobs', { templateId: 'word-count', dataSource: { dataSourceDescriptor: 'url', params: { url: source } }, params: { partitioner: { chunks: 2 } } });
-        const jobId = created.body.job.id as string;
-        await api.call('POST', `/v1/customer/jobs/${jobId}/run`);
-        const job = await waitFor('word-count to end', async () => {
-          const { body } = await api.call('GET', `/v1/customer/jobs/${jobId}`);
-          return ['JOB_STATE_COMPLETE', 'JOB_STATE_FAILED'].includes(body.job.state) ? body.job : undefined;
-        });
+        const job = await runToEnd(api, { templateId: 'word-count', dataSource: { dataSourceDescriptor: 'url', params: { url: source } }, params: { partitioner: { chunks: 2 } } });
         assert.equal(job.state, 'JOB_STATE_COMPLETE', job.errorMessage);
-        const results = await api.call('GET', `/v1/customer/jobs/${jobId}/results`);
-        assert.deepEqual(await (await fetch(results.body.results[0].link)).json(), { host: 1, service: 1 });
+        assert.deepEqual(JSON.parse(await firstResult(api, job.id)), { host: 1, service: 1 });
       });
     } finally {
       await tessera?.stop();

@@ -7,9 +7,9 @@ import type { AddressInfo } from 'node:net';
 import { networkInterfaces } from 'node:os';
 import { test } from 'node:test';
 import { withFreshDb } from '../helpers/db.js';
-import { installComponents, installTemplate } from '../helpers/components.js';
+import { firstResult, installComponents, installTemplate, runToEnd } from '../helpers/components.js';
 import type { TestTessera } from '../helpers/tessera.js';
-import { startTestTessera, waitFor } from '../helpers/tessera.js';
+import { startTestTessera } from '../helpers/tessera.js';
 
 // A task's network. By default none; an app that asks for the public internet gets it only where
 // the operator allows it (TESSERA_TASK_NETWORK=public), and then still reaches neither loopback,
@@ -72,16 +72,8 @@ async function outsideHost(): Promise<{ address: string; hostSide: string; port:
 }
 
 async function probe(tessera: TestTessera, templateId: string, targets: [string, number][]): Promise<{ job: any; seen?: Record<string, string> }> {
-  const created = await tessera.call('POST', '/v1/customer/jobs', { templateId, dataSource: { dataSourceDescriptor: 'bypass' }, params: { app: { targets } } });
-  const jobId = created.body.job.id as string;
-  await tessera.call('POST', `/v1/customer/jobs/${jobId}/run`);
-  const job = await waitFor('the probe to end', async () => {
-    const { body } = await tessera.call('GET', `/v1/customer/jobs/${jobId}`);
-    return ['JOB_STATE_COMPLETE', 'JOB_STATE_FAILED'].includes(body.job.state) ? body.job : undefined;
-  });
-  if (job.state !== 'JOB_STATE_COMPLETE') return { job };
-  const results = await tessera.call('GET', `/v1/customer/jobs/${jobId}/results`);
-  return { job, seen: (await (await fetch(results.body.results[0].link)).json()) as Record<string, string> };
+  const job = await runToEnd(tessera, { templateId, dataSource: { dataSourceDescriptor: 'bypass' }, params: { app: { targets } } });
+  return job.state === 'JOB_STATE_COMPLETE' ? { job, seen: JSON.parse(await firstResult(tessera, job.id)) as Record<string, string> } : { job };
 }
 
 async function install(tessera: TestTessera): Promise<void> {

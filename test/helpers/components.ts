@@ -72,3 +72,28 @@ export async function installCopyTemplate(api: ApiCaller): Promise<void> {
   await installComponents(api, [COPY_APP]);
   await installTemplate(api, { id: 'copy', description: 'copies its input', app: 'copy', partitioner: 'passthrough', assembler: 'passthrough' });
 }
+
+/** Creates a job (`body` as POST /v1/customer/jobs takes it), runs it, and returns it once it has ended. */
+export async function runToEnd(api: ApiCaller, body: Record<string, unknown>, timeoutMs = 120_000): Promise<any> {
+  const created = await api.call('POST', '/v1/customer/jobs', body);
+  assert.equal(created.status, 200, JSON.stringify(created.body));
+  const jobId = created.body.job.id as string;
+  assert.equal((await api.call('POST', `/v1/customer/jobs/${jobId}/run`)).status, 200);
+  return endedJob(api, jobId, timeoutMs);
+}
+
+/** The job once it is COMPLETE or FAILED. */
+export async function endedJob(api: ApiCaller, jobId: string, timeoutMs = 120_000): Promise<any> {
+  const { waitFor } = await import('./tessera.js');
+  return waitFor(`job ${jobId} to end`, async () => {
+    const { body } = await api.call('GET', `/v1/customer/jobs/${jobId}`);
+    return ['JOB_STATE_COMPLETE', 'JOB_STATE_FAILED'].includes(body.job?.state) ? body.job : undefined;
+  }, timeoutMs);
+}
+
+/** The text of a job's first result, read through its signed link. */
+export async function firstResult(api: ApiCaller, jobId: string): Promise<string> {
+  const results = await api.call('GET', `/v1/customer/jobs/${jobId}/results`);
+  assert.ok(results.body.results?.[0]?.link, JSON.stringify(results.body));
+  return (await fetch(results.body.results[0].link)).text();
+}

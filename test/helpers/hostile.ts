@@ -3,8 +3,7 @@ import path from 'node:path';
 import { packFolder } from '../../src/blobs/archive.js';
 import { packageRoot } from '../../src/config/config.js';
 import type { ApiCaller } from './components.js';
-import { installTemplate } from './components.js';
-import { waitFor } from './tessera.js';
+import { endedJob, firstResult, installTemplate } from './components.js';
 
 // A hostile tenant's app (test/fixtures/hostile), pushed like any app, and the attacks it tries
 // from inside a task: the hostile-app suites (embedded and server + agent) run them and check
@@ -34,15 +33,8 @@ export async function startAttack(api: ApiCaller, attack: string, params: Record
 }
 
 export async function attackOutcome(api: ApiCaller, jobId: string, timeoutMs = 60_000): Promise<AttackOutcome> {
-  const job = await waitFor(`attack job ${jobId} to end`, async () => {
-    const { body } = await api.call('GET', `/v1/customer/jobs/${jobId}`);
-    return ['JOB_STATE_COMPLETE', 'JOB_STATE_FAILED'].includes(body.job?.state) ? body.job : undefined;
-  }, timeoutMs);
-  if (job.state !== 'JOB_STATE_COMPLETE') return { job, result: undefined };
-  const results = await api.call('GET', `/v1/customer/jobs/${jobId}/results`);
-  const link = results.body.results.find((entry: { name: string }) => entry.name.endsWith('result.json'))?.link;
-  assert.ok(link, JSON.stringify(results.body));
-  return { job, result: await (await fetch(link)).json() };
+  const job = await endedJob(api, jobId, timeoutMs);
+  return { job, result: job.state === 'JOB_STATE_COMPLETE' ? JSON.parse(await firstResult(api, jobId)) : undefined };
 }
 
 /** Runs one attack to its end: the job, and what the app found when it completed. */
