@@ -1,6 +1,6 @@
 import type { Readable } from 'node:stream';
 import type { FastifyInstance } from 'fastify';
-import { invalidArgument, quote, unauthenticated } from '../domain/errors.js';
+import { invalidArgument, isTesseraError, quote, unauthenticated } from '../domain/errors.js';
 import { isJobState } from '../domain/job-state.js';
 import { compactLeases } from '../domain/lease-wire.js';
 import type { LogLine, ReportedOutput, TaskReport, TaskUsage } from '../domain/worker-link.js';
@@ -128,7 +128,9 @@ export function registerWorkerRoutes(app: FastifyInstance, engine: Engine): void
       // Checked before a body is read: only workers may send the large ones.
       scope.addHook('onRequest', async (request) => {
         const credential = presentedKey(request.headers.authorization);
-        await accountOf(engine, credential, 'worker').catch(() => {
+        await accountOf(engine, credential, 'worker').catch((error: unknown) => {
+          // Only a refused token is a 401: the database being away is a 503 the worker retries.
+          if (isTesseraError(error) && error.code !== 'UNAUTHENTICATED') throw error;
           throw unauthenticated('this endpoint needs a worker token', 'make one with `tessera key create --worker`');
         });
       });
@@ -247,7 +249,7 @@ export function registerWorkerRoutes(app: FastifyInstance, engine: Engine): void
 
       scope.post<TaskParams>('/tasks/:taskId/fail', LARGE_BODY, async (request) => {
         const body = object(request.body);
-        await workers.fail(taskIdOf(request), body.leaseToken, text(body.error, 'error', 64 * 1024), body.retry !== false, reportOf(body.report));
+        await workers.fail(taskIdOf(request), body.leaseToken, text(body.error, 'error', 64 * 1024), body.retry !== false, reportOf(body.report), body.lost === true);
         return { ok: true };
       });
 

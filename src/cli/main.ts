@@ -10,6 +10,7 @@ import { lockHome } from './home-lock.js';
 import { hostname } from 'node:os';
 import path from 'node:path';
 import { createHttpLink } from '../worker/http-link.js';
+import { retryDelay, retryable, sleep } from '../worker/backoff.js';
 import { describeRuntime, machineOffer, newWorkerId } from '../worker/machine.js';
 import { createRuntime } from '../runner/create-runtime.js';
 import { createWorker } from '../worker/worker.js';
@@ -84,10 +85,21 @@ async function worker(options: { server?: string; token?: string; slots?: string
   const identity = { id: newWorkerId(), name: hostname(), slots: Math.max(1, config.workerSlots), ...machineOffer(config, runtime.description) };
   const servers = config.serverUrl.split(',').map((url) => url.replace(/\/+$/, ''));
   const link = createHttpLink({ servers, token: config.workerToken, worker: identity, log: logger });
-  const { heartbeatMs } = await link.register().catch(async (error: Error) => {
-    await runtime.close();
-    throw new TesseraError('UNAVAILABLE', `could not register with ${servers.join(', ')}: ${error.message}`, { hint: 'check --server and --token' });
-  });
+  // Servers that are away at start are waited for, as later on; a refused token is final.
+  let heartbeatMs = 0;
+  for (let failures = 0; !heartbeatMs; failures++) {
+    try {
+      ({ heartbeatMs } = await link.register());
+    } catch (error) {
+      if (!retryable(error)) {
+        await runtime.close();
+        throw new TesseraError('UNAUTHENTICATED', `${servers.join(', ')} refused this worker: ${(error as Error).message}`, { hint: 'check --token (make one with `tessera key create --worker`) and --server' });
+      }
+      const delayMs = retryDelay(failures);
+      logger.warn({ err: error }, `cannot register with ${servers.join(', ')}: ${(error as Error).message}; retrying in ${(delayMs / 1000).toFixed(1)} s`);
+      await sleep(delayMs);
+    }
+  }
   const agent = createWorker({
     link,
     slots: identity.slots,
@@ -97,6 +109,11 @@ async function worker(options: { server?: string; token?: string; slots?: string
     // The server's lease length decides the heartbeat, whatever this machine's settings say.
     heartbeatMs,
     leaseWaitMs: 20_000,
+    onFatal: (error) => {
+      logger.error({ err: error }, 'stopping: the servers refuse this worker');
+      process.stderr.write(`error: the servers refuse this worker: ${error.message}\n  hint: its token may have been revoked; make a new one with \`tessera key create --worker\`\n`);
+      void agent.stop().finally(() => process.exit(2));
+    },
   });
   agent.start();
   print(options.json, { workerId: identity.id, servers, slots: identity.slots, region: identity.region, runtime: runtime.description }, `worker ${identity.id} (${identity.slots} slots${identity.region ? `, region ${identity.region}` : ''}) serving ${servers.join(', ')}\n  ${describeRuntime(runtime.description)}`);

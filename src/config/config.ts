@@ -54,6 +54,8 @@ export interface Config {
   /** A job whose queued task no connected worker can run fails after this long, saying why. */
   unservedGraceSeconds: number;
   defaultMaxTaskRetries: number;
+  /** A task lost with its worker this many times (TESSERA_MAX_LOST_LEASES) fails; a lost lease costs no attempt. */
+  maxLostLeases: number;
   resultLinkTtlSeconds: number;
   examplesDir: string;
   logLevel: string;
@@ -191,6 +193,7 @@ export function loadConfig(flags: Flags = {}, givenEnv: Env = process.env): Conf
     leaseSeconds: integerSetting('TESSERA_LEASE_SECONDS', env.TESSERA_LEASE_SECONDS, 30, 2, 3600, '30'),
     unservedGraceSeconds: integerSetting('TESSERA_UNSERVED_GRACE_SECONDS', env.TESSERA_UNSERVED_GRACE_SECONDS, 120, 1, 7 * 24 * 3600, '120'),
     defaultMaxTaskRetries: integerSetting('TESSERA_MAX_TASK_RETRIES', env.TESSERA_MAX_TASK_RETRIES, 2, 0, 100, '2'),
+    maxLostLeases: integerSetting('TESSERA_MAX_LOST_LEASES', env.TESSERA_MAX_LOST_LEASES, 10, 1, 1000, '10'),
     resultLinkTtlSeconds: integerSetting('TESSERA_LINK_TTL_SECONDS', env.TESSERA_LINK_TTL_SECONDS, 48 * 3600, 1, 30 * 24 * 3600, '172800'),
     examplesDir: path.resolve(env.TESSERA_EXAMPLES_DIR ?? path.join(PACKAGE_ROOT, 'examples')),
     logLevel: String(flags.logLevel ?? env.TESSERA_LOG_LEVEL ?? 'info'),

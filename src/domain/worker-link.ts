@@ -128,6 +128,9 @@ export interface WorkerLink {
   onJobStopped?(listener: (jobId: string) => void): () => void;
   /** Tells the server a task whose lease was lost (its job aborted) has stopped running. */
   stopped(lease: TaskLease): Promise<void>;
-  /** Records a failed attempt; `retry: false` when trying again cannot help. */
-  fail(lease: TaskLease, error: string, retry: boolean, report: TaskReport): Promise<void>;
+  /**
+   * Records a failed attempt; `retry: false` when trying again cannot help; `lost` when it was no
+   * failure of the task's own (the worker was stopped under it), which costs the task no attempt.
+   */
+  fail(lease: TaskLease, error: string, retry: boolean, report: TaskReport, lost?: boolean): Promise<void>;
 }

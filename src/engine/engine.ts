@@ -105,6 +105,12 @@ export async function createEngine(options: EngineOptions): Promise<Engine> {
   const deliveries = createDeliveries(deps);
   deps.signals.on('deliveries', () => deliveries.kick());
   const scheduler = createScheduler(deps, flow, deliveries);
+  // Embedded, this process alone opens the database (the home is locked): every lease still held
+  // is a dead process's, handed back now rather than when it would expire.
+  if (db.kind === 'pglite') {
+    const handedBack = await flow.expireLeases(true);
+    if (handedBack > 0) log.info({ tasks: handedBack }, 'handed back the leases of the previous process');
+  }
   const tokenKey = await getOrCreateSetting(db, 'access_token_key', () => randomBytes(32).toString('base64url'));
   const firstKey = await ensureFirstAccount(db, config.initialApiKey);
   // Tasks queued by other replicas wake this one's idle workers through the database.

@@ -86,7 +86,7 @@ export function createLocalLink(deps: EngineDeps, flow: TaskFlow, worker: { id: 
       return completed;
     },
 
-    fail: (lease, error, retry, report) => flow.recordFailure(lease, error, retry, report),
+    fail: (lease, error, retry, report, lost) => flow.recordFailure(lease, error, retry, report, lost),
 
     async fetchComponent(sha256, filePath) {
       await blobs.getFile(archiveKey(sha256), filePath);

@@ -289,8 +289,8 @@ export function createRemoteWorkers(deps: EngineDeps, flow: TaskFlow) {
       return released + (everything ? await releaseOwnedTasks(db, workerId) : 0);
     },
 
-    async fail(taskId: number, leaseToken: unknown, error: string, retry: boolean, report: TaskReport): Promise<void> {
-      await flow.recordFailure(await requireLease(taskId, leaseToken), error.slice(0, 8000), retry, report);
+    async fail(taskId: number, leaseToken: unknown, error: string, retry: boolean, report: TaskReport, lost = false): Promise<void> {
+      await flow.recordFailure(await requireLease(taskId, leaseToken), error.slice(0, 8000), retry, report, lost);
     },
 
     /** A component archive by content hash, for workers to cache; only archives of registered components. */

@@ -174,9 +174,10 @@ export function createTaskFlow(deps: EngineDeps) {
     };
   }
 
-  async function recordFailure(lease: AttemptRef & { leaseToken: string }, error: string, retry: boolean, report: TaskReport = EMPTY_REPORT): Promise<void> {
+  /** A failed attempt; `lost`: no failure of the task's own (its worker was stopped), which costs no attempt. */
+  async function recordFailure(lease: AttemptRef & { leaseToken: string }, error: string, retry: boolean, report: TaskReport = EMPTY_REPORT, lost = false): Promise<void> {
     const ended = await db.transaction(async (tx) => {
-      const attempt = await failTaskAttempt(tx, lease.taskId, lease.leaseToken, error, retry);
+      const attempt = await failTaskAttempt(tx, lease.taskId, lease.leaseToken, error, retry, lost, config.maxLostLeases);
       if (!attempt) return null;
       // Locked first, as in recordCompletion.
       await getJobForEngine(tx, lease.jobId, { lock: true });
@@ -200,11 +201,15 @@ export function createTaskFlow(deps: EngineDeps) {
   async function settleFailedAttempt(tx: Queryable, attempt: FailedAttempt, error: string): Promise<void> {
     const what = attempt.kind === 'app' ? `chunk ${attempt.chunkIndex}` : attempt.kind === 'partition' ? 'the partitioner' : 'the assembler';
     if (attempt.retrying) {
-      await appendJobEvent(tx, attempt.jobId, 'task', null, `${what} failed (attempt ${attempt.attempt} of ${attempt.maxAttempts}), retrying: ${error}`);
+      const how = attempt.lost ? `was lost with its worker (${attempt.lostLeases} of at most ${config.maxLostLeases} times; no attempt counted), running it again` : `failed (attempt ${attempt.attempt} of ${attempt.maxAttempts}), retrying`;
+      await appendJobEvent(tx, attempt.jobId, 'task', null, `${what} ${how}: ${error}`);
       return;
     }
     const attempts = attempt.attempt === 1 ? '1 attempt' : `${attempt.attempt} attempts`;
-    if (await failJob(tx, attempt.jobId, `${what} failed after ${attempts}: ${error}`)) await cancelJobTasks(tx, attempt.jobId);
+    const message = attempt.lost
+      ? `${what} was lost with its worker ${attempt.lostLeases} times (TESSERA_MAX_LOST_LEASES), each time its worker stopped heartbeating or was stopped: it may be what brings them down; last: ${error}`
+      : `${what} failed after ${attempts}${attempt.lostLeases > 0 ? ` (and ${attempt.lostLeases} lost with their workers)` : ''}: ${error}`;
+    if (await failJob(tx, attempt.jobId, message)) await cancelJobTasks(tx, attempt.jobId);
   }
 
   // The queue's upkeep, in the background while the workers lease: statistics after a big fan-out
@@ -451,12 +456,16 @@ export function createTaskFlow(deps: EngineDeps) {
     },
 
     recordCompletions,
-    /** Leases whose worker went silent: retried, or the job fails when it was the last attempt. */
-    async expireLeases(): Promise<number> {
+    /**
+     * Leases whose worker went silent (or, `all`, every lease: an embedded start, whose previous
+     * process is gone): run again without costing an attempt, or the job fails once one was lost
+     * too often.
+     */
+    async expireLeases(all = false): Promise<number> {
       // Expiry and its consequence commit together, so a crash between them cannot leave a
       // failed last attempt behind a job that still looks like it is running.
       const expired = await db.transaction(async (tx) => {
-        const attempts = await expireLeases(tx);
+        const attempts = await expireLeases(tx, config.maxLostLeases, all ? 100_000 : 1000, all);
         await countFailedAttempts(tx, attempts);
         for (const attempt of attempts) await settleFailedAttempt(tx, attempt, 'the worker stopped heartbeating (crashed or cut off) and its lease expired');
         return attempts;

@@ -1,6 +1,7 @@
 import { mkdirSync } from 'node:fs';
 import { PGlite } from '@electric-sql/pglite';
 import pg from 'pg';
+import { TesseraError } from '../domain/errors.js';
 
 // The one seam between Tessera's SQL and the two PostgreSQL engines it runs on: embedded PGlite
 // (one in-process connection) and a PostgreSQL server (a pool). Everything above this file sees
@@ -63,21 +64,53 @@ async function openPglite(dataDir: string | undefined): Promise<Db> {
 
 const SCHEMA_NAME = /^[a-z_][a-z0-9_]{0,62}$/;
 
+/**
+ * SQLSTATEs and socket errors that mean the database is away (restarting, shut down, not yet
+ * accepting, the connection cut), not that a statement was wrong: the caller may try again soon.
+ */
+const UNAVAILABLE_STATES = new Set(['57P01', '57P02', '57P03', '08000', '08001', '08003', '08004', '08006', '53300']);
+const UNAVAILABLE_SOCKET = /^(ECONNREFUSED|ECONNRESET|ETIMEDOUT|EPIPE|EHOSTUNREACH|ENETUNREACH|EAI_AGAIN)$/;
+
+export function databaseUnavailable(error: unknown): boolean {
+  const { code, message } = (error ?? {}) as { code?: string; message?: string };
+  return (code !== undefined && (UNAVAILABLE_STATES.has(code) || UNAVAILABLE_SOCKET.test(code))) || /Connection terminated|connection timeout|timeout exceeded when trying to connect|Client has encountered a connection error/i.test(message ?? '');
+}
+
+/** The database being away becomes UNAVAILABLE (HTTP 503, code 14) with a hint to retry; other errors are left as they are. */
+function whenAway(error: unknown): unknown {
+  if (!databaseUnavailable(error)) return error;
+  return new TesseraError('UNAVAILABLE', `the database is unavailable: ${(error as Error).message}`, { hint: 'retry in a few seconds; Tessera reconnects on its own', cause: error });
+}
+
 async function openPostgres(databaseUrl: string, options: DbOptions): Promise<Db> {
   const schema = options.schema;
   if (schema !== undefined && !SCHEMA_NAME.test(schema)) throw new Error(`schema name ${JSON.stringify(schema)} must match ${SCHEMA_NAME}`);
   const settings = ['-c TimeZone=UTC', ...(schema ? [`-c search_path=${schema}`] : [])].join(' ');
-  const pool = new pg.Pool({ connectionString: databaseUrl, max: options.poolSize ?? 10, options: settings });
+  const pool = new pg.Pool({ connectionString: databaseUrl, max: options.poolSize ?? 10, options: settings, connectionTimeoutMillis: 10_000 });
   // An idle client losing its connection (server restart) must not crash the process; the next query reconnects.
   pool.on('error', () => {});
   if (schema) await pool.query(`CREATE SCHEMA IF NOT EXISTS ${schema}`);
-  const query = async <Row>(sql: string, params: unknown[] = []): Promise<Row[]> => (await pool.query(sql, params)).rows as Row[];
+  const query = async <Row>(sql: string, params: unknown[] = []): Promise<Row[]> => {
+    try {
+      return (await pool.query(sql, params)).rows as Row[];
+    } catch (error) {
+      throw whenAway(error);
+    }
+  };
   return {
     kind: 'postgres',
     query,
-    exec: async (sql) => void (await pool.query(sql)),
+    exec: async (sql) => void (await query(sql)),
     async transaction(work) {
-      const client = await pool.connect();
+      const client = await pool.connect().catch((error: unknown) => {
+        throw whenAway(error);
+      });
+      // A checked-out client whose connection dies (a database restart) emits 'error': with no
+      // listener that ended the process. The statement under way fails instead, and the broken
+      // client is not handed out again.
+      let broken: Error | undefined;
+      const onError = (error: Error) => void (broken = error);
+      client.on('error', onError);
       try {
         await client.query('BEGIN');
         const result = await work({
@@ -87,10 +120,12 @@ async function openPostgres(databaseUrl: string, options: DbOptions): Promise<Db
         await client.query('COMMIT');
         return result;
       } catch (error) {
-        await client.query('ROLLBACK').catch(() => {});
-        throw error;
+        if (databaseUnavailable(error)) broken ??= error as Error;
+        else await client.query('ROLLBACK').catch(() => {});
+        throw whenAway(error);
       } finally {
-        client.release();
+        client.off('error', onError);
+        client.release(broken);
       }
     },
     async listen(channel, onNotify) {
@@ -102,11 +137,23 @@ async function openPostgres(databaseUrl: string, options: DbOptions): Promise<Db
         next.on('notification', () => onNotify());
         // A dropped connection is re-opened; until then leasing falls back to polling.
         next.on('error', () => {
-          if (!closed) setTimeout(() => void connect().catch(() => {}), 1000).unref();
+          if (!closed) reconnect(1000);
         });
-        await next.connect();
-        await next.query(`LISTEN ${channel}`);
+        try {
+          await next.connect();
+          await next.query(`LISTEN ${channel}`);
+        } catch (error) {
+          await next.end().catch(() => {});
+          throw error;
+        }
         client = next;
+      };
+      /** Tries again until the database is back (every try at most 30 s after the last). */
+      const reconnect = (delayMs: number) => {
+        setTimeout(() => {
+          if (closed) return;
+          connect().catch(() => reconnect(Math.min(30_000, delayMs * 2)));
+        }, delayMs).unref();
       };
       await connect();
       return async () => {

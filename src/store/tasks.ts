@@ -410,53 +410,67 @@ export interface FailedAttempt {
   maxAttempts: number;
   /** True when the task was put back in the queue for another attempt. */
   retrying: boolean;
+  /** The lease was lost with its worker (no failure of the task's own), and how often that happened. */
+  lost: boolean;
+  lostLeases: number;
+}
+
+/**
+ * What a failed or lost attempt does to its task: a lost one (`$lost`) costs no attempt and goes
+ * back to the queue until it was lost `$maxLost` times; a failed one goes back while it may be
+ * retried (`$retry`) and has attempts left. The same CASE decides the state and whether it ended.
+ */
+function nextState(retry: string, lost: string, maxLost: string): string {
+  return `CASE WHEN ${lost} THEN (CASE WHEN lost_leases + 1 < ${maxLost} THEN 'queued' ELSE 'failed' END)
+               WHEN ${retry} AND attempt < max_attempts THEN 'queued' ELSE 'failed' END`;
+}
+
+type AttemptRow = { job_id: string; kind: TaskKind; chunk_index: number; attempt: number; max_attempts: number; state: TaskState; lost_leases: number };
+
+function attemptOf(row: AttemptRow, lost: boolean): FailedAttempt {
+  return { jobId: row.job_id, kind: row.kind, chunkIndex: row.chunk_index, attempt: row.attempt, maxAttempts: row.max_attempts, retrying: row.state === 'queued', lost, lostLeases: row.lost_leases };
 }
 
 /**
  * Records a failed attempt (fenced like completion). The task goes back to the queue while it
  * has attempts left (`retry` permitting), otherwise it ends failed.
  */
-export async function failTaskAttempt(db: Queryable, taskId: number, leaseToken: string, error: string, retry: boolean): Promise<FailedAttempt | null> {
-  const [row] = await db.query<{ job_id: string; kind: TaskKind; chunk_index: number; attempt: number; max_attempts: number; state: TaskState }>(
+export async function failTaskAttempt(db: Queryable, taskId: number, leaseToken: string, error: string, retry: boolean, lost = false, maxLost = 10): Promise<FailedAttempt | null> {
+  const state = nextState('$4', '$5', '$6');
+  const [row] = await db.query<AttemptRow>(
     `UPDATE tasks
-        SET state = CASE WHEN $4 AND attempt < max_attempts THEN 'queued' ELSE 'failed' END,
-            last_error = $3, lease_token = NULL, lease_owner = NULL, lease_expires_at = NULL,
-            finished_at = CASE WHEN $4 AND attempt < max_attempts THEN NULL ELSE now() END
+        SET state = ${state}, finished_at = CASE WHEN ${state} = 'queued' THEN NULL ELSE now() END,
+            lost_leases = lost_leases + CASE WHEN $5 THEN 1 ELSE 0 END, max_attempts = max_attempts + CASE WHEN $5 THEN 1 ELSE 0 END,
+            last_error = $3, lease_token = NULL, lease_owner = NULL, lease_expires_at = NULL
       WHERE id = $1 AND lease_token = $2 AND state = 'leased'
-      RETURNING job_id, kind, chunk_index, attempt, max_attempts, state`,
-    [taskId, leaseToken, error, retry],
+      RETURNING job_id, kind, chunk_index, attempt, max_attempts, state, lost_leases`,
+    [taskId, leaseToken, error, retry, lost, maxLost],
   );
   if (!row) return null;
   if (row.state === 'queued') await notifyTasksQueued(db);
-  return { jobId: row.job_id, kind: row.kind, chunkIndex: row.chunk_index, attempt: row.attempt, maxAttempts: row.max_attempts, retrying: row.state === 'queued' };
+  return attemptOf(row, lost);
 }
 
 /**
- * Leases whose holder stopped heartbeating (a crashed or partitioned worker): the task goes back
- * to the queue, or ends failed when that was its last attempt. Returns what it did, per task.
- * The ids are looked up in the primary key, as in leaseTasks.
+ * Leases whose holder stopped heartbeating (a crashed or partitioned worker), or, with `all`, every
+ * lease (an embedded start: the process that held them is gone). Each is a lost lease: the task
+ * goes back to the queue without losing an attempt, or ends failed once lost `maxLost` times.
+ * Returns what it did, per task. The ids are looked up in the primary key, as in leaseTasks.
  */
-export async function expireLeases(db: Queryable, limit = 1000): Promise<(FailedAttempt & { taskId: number })[]> {
-  const rows = await db.query<{ id: string | number; job_id: string; kind: TaskKind; chunk_index: number; attempt: number; max_attempts: number; state: TaskState }>(
+export async function expireLeases(db: Queryable, maxLost: number, limit = 1000, all = false): Promise<(FailedAttempt & { taskId: number })[]> {
+  const state = nextState('false', 'true', '$2');
+  const rows = await db.query<AttemptRow & { id: string | number }>(
     `UPDATE tasks
-        SET state = CASE WHEN attempt < max_attempts THEN 'queued' ELSE 'failed' END,
-            last_error = 'lease expired: the worker stopped heartbeating (crashed or cut off)',
-            lease_token = NULL, lease_owner = NULL, lease_expires_at = NULL,
-            finished_at = CASE WHEN attempt < max_attempts THEN NULL ELSE now() END
-      WHERE id = ANY(ARRAY(SELECT id FROM tasks WHERE state = 'leased' AND lease_expires_at < now() LIMIT $1 FOR UPDATE SKIP LOCKED))
-      RETURNING id, job_id, kind, chunk_index, attempt, max_attempts, state`,
-    [limit],
+        SET state = ${state}, finished_at = CASE WHEN ${state} = 'queued' THEN NULL ELSE now() END,
+            lost_leases = lost_leases + 1, max_attempts = max_attempts + 1,
+            last_error = 'lease lost: the worker stopped heartbeating (crashed, stopped or cut off)',
+            lease_token = NULL, lease_owner = NULL, lease_expires_at = NULL
+      WHERE id = ANY(ARRAY(SELECT id FROM tasks WHERE state = 'leased' AND lease_expires_at < (CASE WHEN $3 THEN 'infinity'::timestamptz ELSE now() END) LIMIT $1 FOR UPDATE SKIP LOCKED))
+      RETURNING id, job_id, kind, chunk_index, attempt, max_attempts, state, lost_leases`,
+    [limit, maxLost, all],
   );
   if (rows.some((row) => row.state === 'queued')) await notifyTasksQueued(db);
-  return rows.map((row) => ({
-    taskId: Number(row.id),
-    jobId: row.job_id,
-    kind: row.kind,
-    chunkIndex: row.chunk_index,
-    attempt: row.attempt,
-    maxAttempts: row.max_attempts,
-    retrying: row.state === 'queued',
-  }));
+  return rows.map((row) => ({ taskId: Number(row.id), ...attemptOf(row, true) }));
 }
 
 /**

@@ -14,6 +14,7 @@ import { createBatcher, eachAtMost } from '../domain/batch.js';
 import { encodeBundle } from '../domain/file-bundle.js';
 import type { CompactLeases, WireLease } from '../domain/lease-wire.js';
 import { expandLeases } from '../domain/lease-wire.js';
+import { retryDelay, retryable, sleep } from './backoff.js';
 import type { MachineOffer } from './machine.js';
 
 // A worker agent's link to Tessera servers over HTTP (the /v1/worker protocol). Several server
@@ -64,6 +65,19 @@ interface DiskFile {
 
 /** Connections kept open between the worker's JSON calls, one pool per scheme. */
 const AGENTS = { 'http:': new http.Agent({ keepAlive: true }), 'https:': new https.Agent({ keepAlive: true }) };
+
+/** How long a report of finished work is retried while the servers are away (see patiently). */
+const REPORT_PATIENCE_MS = 5 * 60_000;
+
+/** The error code of an HTTP status from a server: 5xx (and no answer) is passing, 4xx a refusal. */
+function codeOfStatus(status: number): TesseraError['code'] {
+  if (status === 401) return 'UNAUTHENTICATED';
+  if (status === 403) return 'PERMISSION_DENIED';
+  if (status === 404) return 'NOT_FOUND';
+  if (status === 429) return 'RESOURCE_EXHAUSTED';
+  if (status >= 400 && status < 500) return 'FAILED_PRECONDITION';
+  return 'UNAVAILABLE';
+}
 
 /** How long a JSON call may go unanswered (a lease call waits at most 30 s for work). */
 const CALL_TIMEOUT_MS = 120_000;
@@ -158,8 +172,27 @@ export function createHttpLink(options: HttpLinkOptions): HttpLink {
     const text = body === undefined ? undefined : JSON.stringify(body);
     const answer = await onServers((base) => requestJson(`${base}${route}`, method, authorization, text, signal), true, signal);
     const payload = answer.payload as T & { message?: string };
-    if (answer.status < 200 || answer.status > 299) throw new TesseraError(answer.status === 401 ? 'UNAUTHENTICATED' : 'UNAVAILABLE', `${method} ${route} answered HTTP ${answer.status}: ${payload.message ?? ''}`);
+    if (answer.status < 200 || answer.status > 299) throw new TesseraError(codeOfStatus(answer.status), `${method} ${route} answered HTTP ${answer.status}: ${payload.message ?? ''}`);
     return payload;
+  }
+
+  /**
+   * A report of finished work (completions, failures, releases, stops) is tried again while the
+   * servers or their database are away, for up to REPORT_PATIENCE_MS: an outage shorter than
+   * that loses no work. A refusal (a lease no longer current, a bad request) is not retried.
+   */
+  async function patiently<T>(what: string, send: () => Promise<T>): Promise<T> {
+    const deadline = Date.now() + REPORT_PATIENCE_MS;
+    for (let failures = 0; ; failures++) {
+      try {
+        return await send();
+      } catch (error) {
+        if (!retryable(error) || Date.now() > deadline) throw error;
+        const delayMs = retryDelay(failures);
+        options.log.warn({ err: error, retryInSeconds: Math.round(delayMs / 100) / 10 }, `${what} failed: ${(error as Error).message}; retrying in ${(delayMs / 1000).toFixed(1)} s`);
+        await sleep(delayMs);
+      }
+    }
   }
 
   async function register(): Promise<{ leaseSeconds: number; heartbeatMs: number }> {
@@ -184,7 +217,7 @@ export function createHttpLink(options: HttpLinkOptions): HttpLink {
   // Slots finishing while a completion call is out are completed together in the next call.
   type Completion = { taskId: number; leaseToken: string; kind: TaskLease['kind']; outputs: ReportedOutput[]; report: TaskReport };
   const completeBatched = createBatcher<Completion, { completed: boolean; error?: string }>(async (completions) => {
-    const { results } = await json<{ results: { completed: boolean; error?: string }[] }>('POST', '/v1/worker/complete', { completions });
+    const { results } = await patiently(`completing ${completions.length} tasks`, () => json<{ results: { completed: boolean; error?: string }[] }>('POST', '/v1/worker/complete', { completions }));
     return results;
     // Two calls out at once: the server records one batch while the next one travels.
   }, COMPLETION_BATCH, 2);
@@ -373,10 +406,12 @@ export function createHttpLink(options: HttpLinkOptions): HttpLink {
       await json('POST', `${task(lease)}/stopped`, { leaseToken: lease.leaseToken });
     },
 
-    async fail(lease, error, retry, report) {
-      const response = await call('POST', `${task(lease)}/fail`, { leaseToken: lease.leaseToken, error, retry, report });
-      // A lost lease: the failure is moot, the task already belongs to someone else.
-      if (!response.ok && response.status !== 400) throw new TesseraError('UNAVAILABLE', `reporting the failure of task ${lease.taskId} answered HTTP ${response.status}`);
+    async fail(lease, error, retry, report, lost) {
+      await patiently(`reporting the failure of task ${lease.taskId}`, async () => {
+        const response = await call('POST', `${task(lease)}/fail`, { leaseToken: lease.leaseToken, error, retry, report, ...(lost ? { lost: true } : {}) });
+        // A lost lease: the failure is moot, the task already belongs to someone else.
+        if (!response.ok && response.status !== 400) throw new TesseraError('UNAVAILABLE', `reporting the failure of task ${lease.taskId} answered HTTP ${response.status}`);
+      });
     },
   };
 }

@@ -1,4 +1,6 @@
 import type { Log } from '../domain/log.js';
+import { isTesseraError } from '../domain/errors.js';
+import { retryDelay, sleep } from './backoff.js';
 import type { TaskLease, WorkerLink } from '../domain/worker-link.js';
 import { COMPLETION_BATCH, EMPTY_REPORT, MAX_LEASE_BATCH } from '../domain/worker-link.js';
 import type { TaskEnvironment, TaskOutcome } from './run-task.js';
@@ -30,6 +32,11 @@ export interface WorkerOptions {
   /** How long one lease call may wait for work. */
   leaseWaitMs?: number;
   /**
+   * Called once when the servers refuse this worker for good (its token revoked or unknown): it has
+   * stopped leasing, and the caller decides what happens next (`tessera worker` exits non-zero).
+   */
+  onFatal?: (error: Error) => void;
+  /**
    * Tasks leased ahead of free slots and kept in a local queue. Many small tasks then share a
    * round trip, and a slot starts its next task without waiting for one; the queued leases are
    * heartbeated like running ones and handed back when the worker stops. 0 leases only for idle
@@ -55,6 +62,9 @@ export function createWorker(options: WorkerOptions): Worker {
   const stopping = new AbortController();
   let slots: Promise<void>[] = [];
   let heartbeat: NodeJS.Timeout | undefined;
+  // Keeps the process alive while the worker runs: every other timer is unref'd, and with no
+  // socket open (every server away) Node would otherwise find nothing to wait for and exit.
+  let keepAlive: NodeJS.Timeout | undefined;
   let unsubscribe: (() => void) | undefined;
 
   async function beat(): Promise<void> {
@@ -106,6 +116,10 @@ export function createWorker(options: WorkerOptions): Worker {
     return pumping;
   }
 
+  // Failed lease calls in a row, and when the first of them failed (backoff.ts spaces the tries).
+  let failures = 0;
+  let failingSince = 0;
+
   async function leaseWhileWanted(): Promise<void> {
     try {
       while (wanted() && !stopping.signal.aborted) {
@@ -115,9 +129,22 @@ export function createWorker(options: WorkerOptions): Worker {
           leases = await link.lease(max, options.leaseWaitMs ?? 5000, stopping.signal);
         } catch (error) {
           if (stopping.signal.aborted) break;
-          log.error({ err: error }, 'leasing failed; trying again shortly');
-          await new Promise((resolve) => setTimeout(resolve, 1000).unref());
+          if (isTesseraError(error) && error.code === 'UNAUTHENTICATED') {
+            log.error({ err: error }, 'the servers refuse this worker\'s token; it stops leasing');
+            stopping.abort();
+            options.onFatal?.(error);
+            break;
+          }
+          const delayMs = retryDelay(failures++);
+          if (failures === 1) failingSince = Date.now();
+          // One line a try: the tries space out to one every RETRY_MAX_MS or so.
+          log.warn({ err: error, retryInSeconds: Math.round(delayMs / 100) / 10 }, `cannot lease tasks: ${(error as Error).message}; retrying in ${(delayMs / 1000).toFixed(1)} s`);
+          await sleep(delayMs, stopping.signal);
           continue;
+        }
+        if (failures > 0) {
+          log.warn({ afterSeconds: Math.round((Date.now() - failingSince) / 1000) }, 'leasing works again');
+          failures = 0;
         }
         // Registered as held before a slot gets it, so the next heartbeat extends it.
         for (const lease of leases) {
@@ -157,7 +184,7 @@ export function createWorker(options: WorkerOptions): Worker {
         // Killed because this worker is stopping: the attempt ends now and the task runs again
         // elsewhere at once, rather than when its lease runs out. (Fenced: a lease already lost
         // to an abort or an expiry changes nothing.)
-        if (stopping.signal.aborted) await link.fail(lease, 'the worker running it was stopped', true, EMPTY_REPORT);
+        if (stopping.signal.aborted) await link.fail(lease, 'the worker running it was stopped', true, EMPTY_REPORT, true);
         // The process is gone: a cancelled job can now report Cancelled rather than Cancelling.
         await link.stopped(lease);
       }
@@ -196,6 +223,7 @@ export function createWorker(options: WorkerOptions): Worker {
       });
       heartbeat = setInterval(() => void beat(), options.heartbeatMs);
       heartbeat.unref();
+      keepAlive = setInterval(() => {}, 1 << 30);
       slots = Array.from({ length: options.slots }, () => slot());
       if (prefetch() > 0) void pump();
     },
@@ -213,6 +241,7 @@ export function createWorker(options: WorkerOptions): Worker {
       for (const entry of held.values()) entry.stop.stop();
       unsubscribe?.();
       clearInterval(heartbeat);
+      clearInterval(keepAlive);
       await Promise.all(slots);
       await Promise.all(reporting);
       await pumping;

@@ -130,7 +130,7 @@ async function openPgliteDb(): Promise<{ db: Db; drop: () => Promise<void> }> {
   return { db, drop: () => db.close() };
 }
 
-async function openSchemaDb(databaseUrl: string): Promise<{ db: Db; drop: () => Promise<void>; schema: string }> {
+export async function openSchemaDb(databaseUrl: string): Promise<{ db: Db; drop: () => Promise<void>; schema: string }> {
   // Time plus randomness: test files run in parallel processes against one database.
   const schema = `test_${Date.now().toString(36)}_${randomBytes(4).toString('hex')}`;
   // Eight connections: enough for the concurrency tests to race for real.

@@ -154,7 +154,7 @@ forEachEngine('completion is fenced by the lease token', async (db) => {
   assert.equal(await completeTask(db, lease.id, 'not-the-token', []), null);
   // The lease expires and another worker takes the task: the first worker's token is dead.
   await db.query(`UPDATE tasks SET lease_expires_at = now() - interval '1 second' WHERE id = $1`, [lease.id]);
-  const expired = await expireLeases(db);
+  const expired = await expireLeases(db, 10);
   assert.deepEqual(expired.map((attempt) => [attempt.taskId, attempt.retrying]), [[lease.id, true]]);
   const [second] = await leaseTasks(db, 'w2', 1, 30);
   assert.equal(second?.id, lease.id);
@@ -189,8 +189,21 @@ forEachEngine('failed attempts are retried until max_attempts, then the task fai
   await insertTasks(db, 'J', 'app', [{ chunkIndex: 1 }, { chunkIndex: 2 }], { maxAttempts: 1, priority: 0 });
   const [one, two] = await leaseTasks(db, 'w', 2, 30);
   assert.equal((await failTaskAttempt(db, one!.id, one!.leaseToken, 'bad input', false))?.retrying, false);
-  await db.query(`UPDATE tasks SET lease_expires_at = now() - interval '1 second' WHERE id = $1`, [two!.id]);
-  assert.deepEqual((await expireLeases(db)).map((attempt) => attempt.retrying), [false]);
+  // A lease lost with its worker costs no attempt: the task's only attempt runs again…
+  const expire = async (leaseId: number) => {
+    await db.query(`UPDATE tasks SET lease_expires_at = now() - interval '1 second' WHERE id = $1`, [leaseId]);
+    return (await expireLeases(db, 2)).map((attempt) => [attempt.retrying, attempt.lost, attempt.lostLeases, attempt.maxAttempts]);
+  };
+  assert.deepEqual(await expire(two!.id), [[true, true, 1, 2]]);
+  // …until it was lost as often as allowed (2 here): then it fails.
+  const [again] = await leaseTasks(db, 'w', 1, 30);
+  assert.equal(again?.id, two!.id);
+  assert.deepEqual(await expire(again!.id), [[false, true, 2, 3]]);
+  // A worker stopped under its task reports it lost: no attempt counted either.
+  await insertTasks(db, 'J', 'app', [{ chunkIndex: 3 }], { maxAttempts: 1, priority: 0 });
+  const [three] = await leaseTasks(db, 'w', 1, 30);
+  const stopped = await failTaskAttempt(db, three!.id, three!.leaseToken, 'the worker running it was stopped', true, true, 2);
+  assert.deepEqual([stopped?.retrying, stopped?.lost, stopped?.lostLeases], [true, true, 1]);
 }, migrated);
 
 forEachEngine('cancelling a job stops its queued and running tasks', async (db) => {
@@ -276,7 +289,7 @@ forEachEngine('a completion, a failure or a lease check of one task reads that t
     await completeAppTasks(explaining, batch(500).map((lease) => ({ ...lease, outputs: [] })));
     await releaseOwnedTasks(explaining, 'w1');
     await listWorkers(explaining, 30);
-    await expireLeases(explaining);
+    await expireLeases(explaining, 10);
   });
   assert.equal(lists.seqScans, 0, 'no sequential scan of the tasks table');
   assert.ok(lists.rows <= 6 * 2000 + 10, `the six read ${lists.rows} task rows`);
@@ -308,11 +321,11 @@ forEachEngine('a lease that is not renewed runs out on its own; a heartbeat keep
   // Real time, not a rewritten timestamp: the one-second lease must lapse by the database's clock.
   // Polled with a deadline rather than one fixed sleep.
   const deadline = Date.now() + 15_000;
-  let expired = await expireLeases(db);
+  let expired = await expireLeases(db, 10);
   while (expired.length === 0) {
     assert.ok(Date.now() < deadline, 'a 1-second lease was still current after 15 s');
     await delay(50);
-    expired = await expireLeases(db);
+    expired = await expireLeases(db, 10);
   }
   assert.deepEqual(expired.map((attempt) => [attempt.taskId, attempt.retrying]), [[abandoned!.id, true]], 'only the lease nobody renewed');
   assert.equal(await completeTask(db, abandoned!.id, abandoned!.leaseToken, []), null, 'its old holder can no longer complete it');
