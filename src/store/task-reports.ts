@@ -155,8 +155,8 @@ export async function listJobProgress(db: Queryable, accountId: string, jobId: s
 
 /** Per-task usage and state for a job's tasks table (the dashboard and `tessera job status`). */
 export async function listJobTasks(db: Queryable, jobId: string, page: { limit: number; offset: number }) {
-  const rows = await db.query<{ id: string | number; kind: TaskKind; chunk_index: number; state: string; attempt: number; lease_owner: string | null; started_at: Date | null; finished_at: Date | null; cpu_seconds: number | null; wall_seconds: number | null; peak_memory_bytes: string | number | null; last_error: string | null }>(
-    `SELECT id, kind, chunk_index, state, attempt, lease_owner, started_at, finished_at, cpu_seconds, wall_seconds, peak_memory_bytes, last_error
+  const rows = await db.query<{ id: string | number; kind: TaskKind; chunk_index: number; state: string; attempt: number; lost_leases: number; lease_owner: string | null; started_at: Date | null; finished_at: Date | null; cpu_seconds: number | null; wall_seconds: number | null; peak_memory_bytes: string | number | null; last_error: string | null }>(
+    `SELECT id, kind, chunk_index, state, attempt, lost_leases, lease_owner, started_at, finished_at, cpu_seconds, wall_seconds, peak_memory_bytes, last_error
        FROM tasks WHERE job_id = $1 ORDER BY CASE kind WHEN 'partition' THEN 0 WHEN 'app' THEN 1 ELSE 2 END, chunk_index LIMIT $2 OFFSET $3`,
     [jobId, page.limit, page.offset],
   );
@@ -166,6 +166,8 @@ export async function listJobTasks(db: Queryable, jobId: string, page: { limit: 
     chunkIndex: row.chunk_index,
     state: row.state,
     attempt: row.attempt,
+    /** Leases lost with their workers (counted apart: they cost no attempt). */
+    lostLeases: row.lost_leases,
     worker: row.lease_owner,
     startedAt: row.started_at,
     finishedAt: row.finished_at,

@@ -104,7 +104,7 @@ test('tessera up prints a generated key once', async () => {
   }
 });
 
-test('a server killed with SIGKILL mid-job resumes the job after a restart', async () => {
+test('a server killed with SIGKILL mid-job resumes the job after a restart, its leases handed back at once', async () => {
   const home = mkdtempSync(path.join(tmpdir(), 'tessera-up-'));
   const examples = mkdtempSync(path.join(tmpdir(), 'tessera-examples-'));
   try {
@@ -115,7 +115,8 @@ test('a server killed with SIGKILL mid-job resumes the job after a restart', asy
     writeFileSync(path.join(slow, 'manifest.json'), JSON.stringify({ name: 'slow', version: '1.0', entrypoint: 'main.py' }));
     writeFileSync(path.join(slow, 'app', 'main.py'), 'import os, time\ntime.sleep(2)\nopen(os.path.join(os.environ["TASK_RESULTS_DIR"], "done.txt"), "w").write(os.environ["CHUNK_NUMBER"])\n');
     writeFileSync(path.join(examples, 'slow', 'template.json'), JSON.stringify({ id: 'slow', app: 'slow', partitioner: 'passthrough', assembler: 'passthrough' }));
-    const env = { TESSERA_API_KEY: KEY, TESSERA_EXAMPLES_DIR: examples, TESSERA_LEASE_SECONDS: '2' };
+    // Leases of a minute: the restart must not wait them out (only one process owns an embedded home).
+    const env = { TESSERA_API_KEY: KEY, TESSERA_EXAMPLES_DIR: examples, TESSERA_LEASE_SECONDS: '60' };
 
     const first = await up(home, env);
     const api = `${first.info.url}/v1/customer`;
@@ -130,8 +131,13 @@ test('a server killed with SIGKILL mid-job resumes the job after a restart', asy
       const job = await waitFor('the job to finish after the restart', async () => {
         const got = (await get(`${second.info.url}/v1/customer/jobs/${jobId}`, KEY)).body.job;
         return ['JOB_STATE_COMPLETE', 'JOB_STATE_FAILED'].includes(got.state) ? got : undefined;
-      }, 60_000);
+      }, 30_000);
       assert.equal(job.state, 'JOB_STATE_COMPLETE', job.errorMessage);
+      assert.match(second.stderr(), /handed back the leases of the previous process/);
+      // Its lease was lost with the killed process: counted apart, its two leases one attempt each.
+      const tasks = (await get(`${second.info.url}/v1/customer/jobs/${jobId}/tasks`, KEY)).body.data as { kind: string; attempt: number; lostLeases: number }[];
+      const app = tasks.find((task) => task.kind === 'app');
+      assert.deepEqual([app?.attempt, app?.lostLeases], [2, 1]);
       const results = (await get(`${second.info.url}/v1/customer/jobs/${jobId}/results`, KEY)).body.results;
       assert.deepEqual(results.map((result: { name: string }) => result.name), ['done.txt']);
     } finally {
