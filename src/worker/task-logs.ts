@@ -29,29 +29,56 @@ export function levelOf(line: string, stream: 'stdout' | 'stderr'): LogLevel {
   return stream === 'stdout' ? 'INFO' : 'ERROR';
 }
 
+/** The unfinished last line of a stream: at most MAX_LINE_CHARS bytes of it, and how much more there was. */
+interface UnfinishedLine {
+  bytes: Buffer[];
+  kept: number;
+  leftOut: number;
+}
+
 export class LogCollector {
   private readonly head: LogLine[] = [];
   private tail: LogLine[] = [];
   private omitted = 0;
-  private readonly partial = { stdout: '', stderr: '' };
+  private readonly partial: Record<'stdout' | 'stderr', UnfinishedLine> = { stdout: { bytes: [], kept: 0, leftOut: 0 }, stderr: { bytes: [], kept: 0, leftOut: 0 } };
 
   constructor(private readonly maxLines: number) {}
 
+  /**
+   * Lines are cut in bytes, before they are decoded: a line of hundreds of megabytes costs no more
+   * memory than MAX_LINE_CHARS (as a string, a cut kept its whole line alive through V8's slices).
+   */
   write(stream: 'stdout' | 'stderr', chunk: Buffer): void {
-    const text = this.partial[stream] + chunk.toString('utf8');
-    const lines = text.split('\n');
-    this.partial[stream] = lines.pop()!;
-    // A process that never writes a newline must not grow the buffer without bound.
-    if (this.partial[stream].length > MAX_LINE_CHARS) {
-      lines.push(this.partial[stream]);
-      this.partial[stream] = '';
+    const partial = this.partial[stream];
+    let start = 0;
+    for (let end = chunk.indexOf(10); ; end = chunk.indexOf(10, start)) {
+      const piece = chunk.subarray(start, end < 0 ? chunk.length : end);
+      const room = MAX_LINE_CHARS - partial.kept;
+      if (room > 0) {
+        // Copied: a slice would keep the whole chunk alive.
+        const kept = Buffer.from(piece.subarray(0, room));
+        partial.bytes.push(kept);
+        partial.kept += kept.length;
+      }
+      partial.leftOut += Math.max(0, piece.length - Math.max(0, room));
+      if (end < 0) return;
+      this.flush(stream);
+      start = end + 1;
     }
-    for (const line of lines) this.add(stream, line);
+  }
+
+  private flush(stream: 'stdout' | 'stderr'): void {
+    const partial = this.partial[stream];
+    const text = Buffer.concat(partial.bytes).toString('utf8');
+    this.add(stream, partial.leftOut > 0 ? `${text}… (${partial.leftOut} more bytes of this line left out)` : text);
+    partial.bytes = [];
+    partial.kept = 0;
+    partial.leftOut = 0;
   }
 
   private add(stream: 'stdout' | 'stderr', raw: string): void {
     const line = raw.replace(/\r$/, '').replaceAll('\u0000', '');
-    const entry: LogLine = { at: new Date().toISOString(), stream, level: levelOf(line, stream), line: line.length > MAX_LINE_CHARS ? `${line.slice(0, MAX_LINE_CHARS)}…` : line };
+    const entry: LogLine = { at: new Date().toISOString(), stream, level: levelOf(line, stream), line };
     const keepHead = Math.ceil(this.maxLines / 2);
     if (this.head.length < keepHead) {
       this.head.push(entry);
@@ -67,10 +94,7 @@ export class LogCollector {
 
   /** Every kept line, after flushing unterminated last lines. */
   lines(): LogLine[] {
-    for (const stream of ['stdout', 'stderr'] as const) {
-      if (this.partial[stream]) this.add(stream, this.partial[stream]);
-      this.partial[stream] = '';
-    }
+    for (const stream of ['stdout', 'stderr'] as const) if (this.partial[stream].kept + this.partial[stream].leftOut > 0) this.flush(stream);
     const keepTail = this.maxLines - Math.ceil(this.maxLines / 2);
     const omitted = this.omitted + Math.max(0, this.tail.length - keepTail);
     const tail = keepTail > 0 ? this.tail.slice(-keepTail) : [];

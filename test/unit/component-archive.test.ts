@@ -110,4 +110,19 @@ test('task logs: split into lines, levels read from the text, bounded to the fir
   assert.equal(lines[1]!.stream, 'stderr');
   assert.match(lines[5]!.line, /… 94 lines left out/);
   assert.deepEqual(lines.slice(6).map((line) => line.line), ['line 96', 'line 97', 'line 98', 'line 99', 'last, unterminated']);
+
+  // A line of 50 MB, written in pieces, is one line cut at 4,096 characters and marked; a UTF-8
+  // character split between two writes is whole.
+  const long = new LogCollector(10);
+  long.write('stdout', Buffer.from('é'.slice(0, 1)));
+  const half = Buffer.from('€');
+  long.write('stdout', half.subarray(0, 1));
+  long.write('stdout', half.subarray(1));
+  const block = Buffer.alloc(1 << 20, 'x');
+  for (let piece = 0; piece < 50; piece++) long.write('stdout', block);
+  long.write('stdout', Buffer.from('\nafter\n'));
+  const [cut, after] = long.lines();
+  assert.equal(cut!.line.slice(0, 2), 'é€');
+  assert.match(cut!.line, new RegExp(`^é€x{${4096 - 5}}… \\(${50 * 2 ** 20 - (4096 - 5)} more bytes of this line left out\\)$`));
+  assert.equal(after!.line, 'after');
 });
