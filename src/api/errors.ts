@@ -83,8 +83,25 @@ function send(error: TesseraError, request: FastifyRequest, reply: FastifyReply)
   void reply.status(status).send(body);
 }
 
+/** A full disk (or too many open files) is the server's resource running out, said as such: not a bare 500. */
+function fromSystem(error: Error & { code?: string; path?: string }): TesseraError | null {
+  if (error.code === 'ENOSPC' || error.code === 'EDQUOT') {
+    return withHttpStatus(new TesseraError('RESOURCE_EXHAUSTED', `the server's disk is full${error.path ? ` (writing ${error.path})` : ''}: ${error.code}`, { hint: 'the operator must free space or grow the disk; retry later' }), 507);
+  }
+  if (error.code === 'EMFILE' || error.code === 'ENFILE') {
+    return withHttpStatus(new TesseraError('RESOURCE_EXHAUSTED', `the server has run out of open files: ${error.code}`, { hint: 'retry later; the operator may raise the limit (ulimit -n)' }), 503);
+  }
+  return null;
+}
+
+/** A storage that is full is 507 Insufficient Storage (not 429): no client slows down to fix it. */
+function diskFull(error: TesseraError): TesseraError {
+  const cause = (error as { cause?: { code?: string } }).cause;
+  return error.code === 'RESOURCE_EXHAUSTED' && (cause?.code === 'ENOSPC' || cause?.code === 'EDQUOT') ? withHttpStatus(error, 507) : error;
+}
+
 export function errorHandler(error: FastifyError, request: FastifyRequest, reply: FastifyReply): void {
-  const known = isTesseraError(error) ? error : fromFastify(error);
+  const known = isTesseraError(error) ? diskFull(error) : fromFastify(error) ?? fromSystem(error);
   if (known) {
     if (rpcStatus(known).status >= 500) request.log.error({ err: error }, 'request failed');
     send(known, request, reply);

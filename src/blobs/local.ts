@@ -18,6 +18,13 @@ async function renameMaking(from: string, to: string): Promise<void> {
   }
 }
 
+/** A write that found the disk full, said as the blob folder being full (the error keeps the system's). */
+function full(root: string, error: unknown): unknown {
+  const code = (error as NodeJS.ErrnoException).code;
+  if (code !== 'ENOSPC' && code !== 'EDQUOT') return error;
+  return new TesseraError('RESOURCE_EXHAUSTED', `the blob folder ${root} is full (${code})`, { hint: 'the operator must free space or grow its disk; retry later', cause: error });
+}
+
 /** Blobs as files under one folder (the embedded default: ./.tessera/blobs). */
 export function createLocalBlobStore(root: string): BlobStore {
   const resolve = (key: string) => path.join(root, ...checkBlobKey(key).split('/'));
@@ -42,7 +49,7 @@ export function createLocalBlobStore(root: string): BlobStore {
         await rename(temporary, target);
       } catch (error) {
         await rm(temporary, { force: true });
-        throw error;
+        throw full(root, error);
       }
       return (await statKey(key))!;
     },
@@ -81,7 +88,7 @@ export function createLocalBlobStore(root: string): BlobStore {
         await rename(temporary, target);
       } catch (error) {
         await rm(temporary, { force: true });
-        throw error;
+        throw full(root, error);
       }
       return { key, size };
     },

@@ -35,6 +35,9 @@ export function heartbeatInterval(config: Config): number {
   return Math.max(250, Math.min(2000, (config.leaseSeconds * 1000) / 3));
 }
 
+/** What a job says when its partitioner made no chunk (it then completes, with no result). */
+const NO_CHUNKS = 'Tessera: the partitioner wrote no chunks (CHUNKS_DIR was empty), so no app task ran and the assembler got no results';
+
 /** Every task kind may run 1 + maxTaskRetries times (a crash or timeout counts as an attempt). */
 export function maxAttemptsOf(job: Job, config: Config): number {
   return 1 + (job.config.maxTaskRetries ?? config.defaultMaxTaskRetries);
@@ -290,7 +293,10 @@ export function createTaskFlow(deps: EngineDeps) {
     // asks for a stronger one deadlocks with its twin.
     const job = await getJobForEngine(tx, lease.jobId, { lock: true });
     if (!job) return 'lost';
-    await recordTaskReport(tx, lease, report, false);
+    // Not an error, but never silent: said in the partitioner's logs and in the job's events.
+    const noChunks = lease.kind === 'partition' && outputs.length === 0;
+    await recordTaskReport(tx, lease, noChunks ? { ...report, logs: [...report.logs, { at: new Date().toISOString(), stream: 'stderr', level: 'WARN', line: NO_CHUNKS }] } : report, false);
+    if (noChunks) await appendJobEvent(tx, lease.jobId, 'task', null, NO_CHUNKS);
     const advance = (from: JobState, to: JobState, message?: string) => advanceJob(tx, lease, from, to, message);
     switch (lease.kind) {
       case 'partition':

@@ -58,7 +58,8 @@ export function createUploads(deps: EngineDeps) {
       // Each attempt writes its own key: a part sent twice at once never mixes the two bodies.
       const key = `jobs/${jobId}/upload/part-${String(part).padStart(5, '0')}-${randomBytes(6).toString('hex')}`;
       const stored = await blobs.putStream(key, body, config.maxSourceBytes - others).catch((error) => {
-        if (error instanceof TesseraError && error.code === 'RESOURCE_EXHAUSTED') {
+        // The store's size limit (a full disk, which has the system's error as its cause, stays what it is).
+        if (error instanceof TesseraError && error.code === 'RESOURCE_EXHAUSTED' && error.cause === undefined) {
           throw new TesseraError('RESOURCE_EXHAUSTED', `the upload of job ${jobId} is larger than the limit of ${config.maxSourceBytes} bytes`, { hint: 'the operator can raise TESSERA_MAX_SOURCE_BYTES' });
         }
         throw error;

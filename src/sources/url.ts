@@ -74,7 +74,9 @@ async function openUrl(url: string, options: UrlFetchOptions): Promise<{ respons
     }
     if (status !== 200) {
       response.resume();
-      throw new TesseraError('FAILED_PRECONDITION', `fetching the url source ${current.href} answered HTTP ${status}`, { hint: 'check that the URL is right and publicly readable' });
+      // A refusal (404, 403, 410…) says the same again; a server error, a timeout or a throttle may pass.
+      const passing = status >= 500 || status === 408 || status === 429;
+      throw new TesseraError(passing ? 'UNAVAILABLE' : 'INVALID_ARGUMENT', `fetching the url source ${current.href} answered HTTP ${status}`, { field: 'dataSource.params.url', hint: passing ? 'the source may answer later; the task is tried again' : 'check that the URL is right and publicly readable' });
     }
     const declared = Number(response.headers['content-length']);
     if (Number.isFinite(declared) && declared > options.maxBytes) {

@@ -79,6 +79,11 @@ function codeOfStatus(status: number): TesseraError['code'] {
   return 'UNAVAILABLE';
 }
 
+/** The error codes of rpcStatus code numbers a server answers with (src/api/errors.ts). */
+const RPC_CODES: Record<number, TesseraError['code']> = {
+  3: 'INVALID_ARGUMENT', 4: 'DEADLINE_EXCEEDED', 5: 'NOT_FOUND', 7: 'PERMISSION_DENIED', 8: 'RESOURCE_EXHAUSTED', 9: 'FAILED_PRECONDITION', 14: 'UNAVAILABLE', 16: 'UNAUTHENTICATED',
+};
+
 /** How long a JSON call may go unanswered (a lease call waits at most 30 s for work). */
 const CALL_TIMEOUT_MS = 120_000;
 
@@ -358,8 +363,9 @@ export function createHttpLink(options: HttpLinkOptions): HttpLink {
     async fetchSource(lease, folder) {
       const response = await call('GET', `${task(lease)}/source?${tokenQuery(lease)}`);
       if (!response.ok || !response.body) {
-        const payload = (await response.json().catch(() => ({}))) as { message?: string };
-        throw new TesseraError('FAILED_PRECONDITION', payload.message ?? `fetching the source answered HTTP ${response.status}`);
+        const payload = (await response.json().catch(() => ({}))) as { code?: number; message?: string };
+        // The server's verdict keeps its code: a source that refuses (INVALID_ARGUMENT) is not retried.
+        throw new TesseraError(RPC_CODES[payload.code ?? -1] ?? codeOfStatus(response.status), payload.message ?? `fetching the source answered HTTP ${response.status}`);
       }
       const name = safeFileName(decodeURIComponent(response.headers.get('x-tessera-file-name') ?? 'input'));
       await pipeline(Readable.fromWeb(response.body as never), createWriteStream(path.join(folder, name)));
