@@ -101,6 +101,10 @@ export interface Config {
   uploadLinkTtlSeconds: number;
   /** Temporary storage (results in the bucket destination, uploads) is deleted this long after the job ends. */
   retentionSeconds: number;
+  /** A finished job's task rows, log lines and events are deleted this long after it ended (TESSERA_TASK_ROW_RETENTION_HOURS). */
+  taskRowRetentionSeconds: number;
+  /** A finished job itself is deleted this long after it ended (TESSERA_JOB_RETENTION_DAYS). */
+  jobRetentionSeconds: number;
   /** TESSERA_SANDBOX: every task process confined (the default); false only for a single-user laptop. */
   sandbox: boolean;
   /** The host user a task runs as when the worker is root (TESSERA_TASK_USER, uid:gid). */
@@ -215,6 +219,8 @@ export function loadConfig(flags: Flags = {}, givenEnv: Env = process.env): Conf
     metricsToken: nonEmpty(env.TESSERA_METRICS_TOKEN, 'TESSERA_METRICS_TOKEN', /^[\x21-\x7e]{16,512}$/, 'the output of: openssl rand -hex 24'),
     uploadLinkTtlSeconds: integerSetting('TESSERA_UPLOAD_LINK_TTL_SECONDS', env.TESSERA_UPLOAD_LINK_TTL_SECONDS, 24 * 3600, 1, 30 * 24 * 3600, '86400'),
     retentionSeconds: integerSetting('TESSERA_RETENTION_HOURS', env.TESSERA_RETENTION_HOURS, 48, 1, 24 * 365, '48') * 3600,
+    taskRowRetentionSeconds: integerSetting('TESSERA_TASK_ROW_RETENTION_HOURS', env.TESSERA_TASK_ROW_RETENTION_HOURS, 7 * 24, 1, 24 * 3650, '168') * 3600,
+    jobRetentionSeconds: integerSetting('TESSERA_JOB_RETENTION_DAYS', env.TESSERA_JOB_RETENTION_DAYS, 90, 1, 3650, '90') * 86400,
     sandbox: switchSetting('TESSERA_SANDBOX', env.TESSERA_SANDBOX, true),
     taskUser: userSetting(env.TESSERA_TASK_USER),
     taskMemoryBytes: integerSetting('TESSERA_TASK_MEMORY_MB', env.TESSERA_TASK_MEMORY_MB, 2048, 16, 16 * 1024 * 1024, '4096') * 2 ** 20,

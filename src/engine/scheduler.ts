@@ -6,6 +6,8 @@ import type { EngineDeps } from './deps.js';
 import type { TaskFlow } from './task-flow.js';
 import type { Deliveries } from './deliveries.js';
 import { ABANDONED_UPLOAD_MS } from '../blobs/blob-store.js';
+import type { RetentionPass } from './row-retention.js';
+import { createRowRetention } from './row-retention.js';
 
 // The periodic sweep: leases whose worker went silent, jobs whose chunks are all done but whose app
 // phase was left open, jobs past their jobTimeout, and a kick for deliveries and retention. Every
@@ -16,6 +18,8 @@ const SWEEP_INTERVAL_MS = 1000;
 /** How often the blob store is swept of abandoned uploads (and once, a minute after start). */
 const BLOB_SWEEP_INTERVAL_MS = 6 * 60 * 60 * 1000;
 const FIRST_BLOB_SWEEP_MS = 60 * 1000;
+/** How often rows past their retention are deleted (row-retention.ts). */
+const RETENTION_INTERVAL_MS = 60 * 1000;
 
 function describeNeeds(task: UnservedTask): string {
   const needs = [
@@ -34,6 +38,25 @@ export function createScheduler(deps: EngineDeps, flow: TaskFlow, deliveries: De
   let running: Promise<void> | undefined;
   let blobTimer: NodeJS.Timeout | undefined;
   let blobSweep: Promise<void> | undefined;
+  let retentionTimer: NodeJS.Timeout | undefined;
+  let retentionPass: Promise<RetentionPass | undefined> | undefined;
+  const retention = createRowRetention(deps);
+
+  /** One pass of row retention; its failure (the database away) waits for the next. */
+  function retainRows(): Promise<RetentionPass | undefined> {
+    retentionPass ??= retention
+      .pass()
+      .then((pass) => {
+        if (pass.rows + pass.jobsDeleted + pass.workersDeleted > 0) deps.log.info(pass, 'deleted rows past their retention');
+        return pass;
+      })
+      .catch((error: unknown) => {
+        deps.log.warn({ err: error }, 'could not delete rows past their retention; trying again later');
+        return undefined;
+      })
+      .finally(() => (retentionPass = undefined));
+    return retentionPass;
+  }
 
   async function failTimedOutJobs(): Promise<void> {
     for (const job of await listTimedOutJobs(deps.db)) {
@@ -105,6 +128,8 @@ export function createScheduler(deps: EngineDeps, flow: TaskFlow, deliveries: De
 
   return {
     sweep,
+    /** Runs a pass of row retention now (tests; the scheduler runs one a minute). */
+    retainRows,
     start(): void {
       if (timer) return;
       timer = setInterval(() => {
@@ -120,10 +145,14 @@ export function createScheduler(deps: EngineDeps, flow: TaskFlow, deliveries: De
         blobTimer.unref();
       }, FIRST_BLOB_SWEEP_MS);
       blobTimer.unref();
+      retentionTimer = setInterval(() => void retainRows(), RETENTION_INTERVAL_MS);
+      retentionTimer.unref();
     },
     async stop(): Promise<void> {
       clearInterval(timer);
       clearTimeout(blobTimer);
+      clearInterval(retentionTimer);
+      await retentionPass;
       timer = undefined;
       blobTimer = undefined;
       await running;
