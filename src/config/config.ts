@@ -219,7 +219,7 @@ export function loadConfig(flags: Flags = {}, givenEnv: Env = process.env): Conf
     metricsToken: nonEmpty(env.TESSERA_METRICS_TOKEN, 'TESSERA_METRICS_TOKEN', /^[\x21-\x7e]{16,512}$/, 'the output of: openssl rand -hex 24'),
     uploadLinkTtlSeconds: integerSetting('TESSERA_UPLOAD_LINK_TTL_SECONDS', env.TESSERA_UPLOAD_LINK_TTL_SECONDS, 24 * 3600, 1, 30 * 24 * 3600, '86400'),
     retentionSeconds: integerSetting('TESSERA_RETENTION_HOURS', env.TESSERA_RETENTION_HOURS, 48, 1, 24 * 365, '48') * 3600,
-    taskRowRetentionSeconds: integerSetting('TESSERA_TASK_ROW_RETENTION_HOURS', env.TESSERA_TASK_ROW_RETENTION_HOURS, 7 * 24, 1, 24 * 3650, '168') * 3600,
+    taskRowRetentionSeconds: Math.round(decimalSetting('TESSERA_TASK_ROW_RETENTION_HOURS', env.TESSERA_TASK_ROW_RETENTION_HOURS, 7 * 24, '168', 0.01) * 3600),
     jobRetentionSeconds: integerSetting('TESSERA_JOB_RETENTION_DAYS', env.TESSERA_JOB_RETENTION_DAYS, 90, 1, 3650, '90') * 86400,
     sandbox: switchSetting('TESSERA_SANDBOX', env.TESSERA_SANDBOX, true),
     taskUser: userSetting(env.TESSERA_TASK_USER),
@@ -264,10 +264,10 @@ function prefetchSetting(raw: string | number | undefined): number | 'auto' {
   }
 }
 
-function decimalSetting(name: string, raw: string | undefined, fallback: number, example: string): number {
+function decimalSetting(name: string, raw: string | undefined, fallback: number, example: string, min = 0): number {
   if (raw === undefined || raw === '') return fallback;
   const value = /^\d+(\.\d+)?$/.test(raw.trim()) ? Number(raw.trim()) : Number.NaN;
-  if (!Number.isFinite(value)) throw settingError(name, raw, 'expected a number ≥ 0 such as 0.5', example);
+  if (!Number.isFinite(value) || value < min) throw settingError(name, raw, `expected a number ≥ ${min} such as 0.5`, example);
   return value;
 }
 

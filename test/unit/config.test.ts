@@ -52,6 +52,12 @@ test('the sandbox is on unless turned off, and its limits, user, network and ima
   assert.throws(() => loadConfig({}, { TESSERA_TASK_NETWORK: 'everything' }), /TESSERA_TASK_NETWORK = "everything" is invalid: expected one of none, public/);
   assert.throws(() => loadConfig({}, { TESSERA_TASK_MEMORY_MB: '8' }), /TESSERA_TASK_MEMORY_MB = "8" is invalid: expected a whole number from 16/);
   assert.deepEqual(loadConfig({}, { TESSERA_HOST_IMAGES: 'python:*, node:20*,' }).hostImages, ['python:*', 'node:20*']);
+  // Retention: task rows in hours (fractions too, for a short test), jobs in days.
+  assert.equal(defaults.taskRowRetentionSeconds, 7 * 24 * 3600);
+  assert.equal(defaults.jobRetentionSeconds, 90 * 86400);
+  assert.equal(loadConfig({}, { TESSERA_TASK_ROW_RETENTION_HOURS: '0.5' }).taskRowRetentionSeconds, 1800);
+  assert.throws(() => loadConfig({}, { TESSERA_TASK_ROW_RETENTION_HOURS: '0' }), /TESSERA_TASK_ROW_RETENTION_HOURS = "0" is invalid: expected a number ≥ 0.01/);
+  assert.equal(defaults.maxLostLeases, 10);
   assert.deepEqual(loadConfig({}, { TESSERA_HOST_IMAGES: '' }).hostImages, [], 'set and empty: no image runs on the host');
   assert.throws(() => loadConfig({}, { TESSERA_HOST_IMAGES: 'python:*,bad image' }), /TESSERA_HOST_IMAGES = "bad image" is invalid/);
 });
