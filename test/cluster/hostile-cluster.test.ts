@@ -8,7 +8,8 @@ import { migrate } from '../../src/store/migrate.js';
 import type { Process } from '../helpers/cluster.js';
 import { apiCaller, clusterEnv, startProcess, stopProcess } from '../helpers/cluster.js';
 import { forPostgres } from '../helpers/db.js';
-import { attack, completedAttack, installHostile } from '../helpers/hostile.js';
+import { attack, attackOutcome, completedAttack, installHostile, startAttack } from '../helpers/hostile.js';
+import { waitFor } from '../helpers/tessera.js';
 
 // The hostile-app suite on a cluster: a `tessera server` holding the database URL and the sealing
 // key in its environment, and a `tessera worker` agent holding its token, as an operator runs them.
@@ -48,17 +49,30 @@ forPostgres('hostile apps on a server and a worker agent: no secret, file, port 
     const network = await completedAttack(api, 'network', { targets: [['127.0.0.1', apiPort], ['127.0.0.1', 5432], ['localhost', apiPort], ...hostAddresses.map((address) => [address, 5432])] });
     for (const [where, what] of Object.entries(network.outcomes as Record<string, string>)) assert.notEqual(what, 'connected', where);
 
+    // Another account's task, running at the same time on the same agent, and the component's own files.
+    const otherKey = (await createKey(db, { newAccount: true })).apiKey;
+    const other = apiCaller(server.info.url, otherKey);
+    await installHostile(other);
+    const marker = randomBytes(8).toString('hex');
+    const victim = await startAttack(other, 'victim', { marker, seconds: 6 });
+    const otherAccount = (await other.call('GET', '/v1/auth/user')).body.accountId as string;
+    await waitFor('the victim to write its marker', async () => existsSync(path.join(workerHome, 'cache', 'accounts', otherAccount, `victim-${marker}`)), 30_000);
+    assert.deepEqual((await completedAttack(api, 'peek', { marker })).hits, []);
+    assert.equal((await attackOutcome(other, victim)).job.state, 'JOB_STATE_COMPLETE');
+    const writes = await completedAttack(api, 'write-component');
+    for (const [where, what] of Object.entries(writes.attempts as Record<string, string>)) assert.match(what, /^(EROFS|EACCES)$/, where);
+
     const signals = await completedAttack(api, 'signals', { pids: [server.child.pid, worker.child.pid] });
     for (const [pid, what] of Object.entries(signals.outcomes as Record<string, string>)) assert.equal(what, 'ESRCH', `pid ${pid}`);
     assert.equal(server.child.exitCode, null, 'the server is alive');
     assert.equal(worker.child.exitCode, null, 'the worker is alive');
 
-    const marker = randomBytes(8).toString('hex');
-    const escaped = await attack(api, 'escape', { marker, seconds: 60 }, { taskTimeout: 3 });
+    const escapeMarker = randomBytes(8).toString('hex');
+    const escaped = await attack(api, 'escape', { marker: escapeMarker, seconds: 60 }, { taskTimeout: 3 });
     assert.equal(escaped.job.state, 'JOB_STATE_FAILED');
     assert.match(escaped.job.errorMessage, /timed out after 3 s/);
     const accountId = (await api.call('GET', '/v1/auth/user')).body.accountId as string;
-    const beat = path.join(workerHome, 'cache', 'accounts', accountId, `escape-${marker}`);
+    const beat = path.join(workerHome, 'cache', 'accounts', accountId, `escape-${escapeMarker}`);
     assert.ok(existsSync(beat), 'the grandchild ran');
     const last = readFileSync(beat, 'utf8');
     await new Promise((resolve) => setTimeout(resolve, 1500));
