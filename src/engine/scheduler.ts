@@ -48,6 +48,8 @@ export function createScheduler(deps: EngineDeps, flow: TaskFlow, deliveries: De
       .pass()
       .then((pass) => {
         if (pass.rows + pass.jobsDeleted + pass.workersDeleted > 0) deps.log.info(pass, 'deleted rows past their retention');
+        // Rows left at the pass's limit: the next pass follows soon rather than in a minute.
+        if (pass.more && retentionTimer) setTimeout(() => void retainRows(), 1000).unref();
         return pass;
       })
       .catch((error: unknown) => {
