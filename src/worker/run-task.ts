@@ -249,8 +249,9 @@ async function produce(link: WorkerLink, lease: TaskLease, env: TaskEnvironment,
       await link.enterStage(lease, 'JOB_STATE_UPLOADING');
       await link.fetchSource(lease, sourceDir);
       await link.enterStage(lease, 'JOB_STATE_PARTITIONING');
+      // The built-in passthrough hands over what it was given: no task's output to hold to a limit.
       if (!lease.component) {
-        const inputs = await listFiles(sourceDir, env.maxOutputBytes);
+        const inputs = await listFiles(sourceDir);
         return inputs.slice(0, 1).map((input) => ({ name: 'data_0.bin', path: input.path }));
       }
       // A built-in partitioner hands its chunks over without writing them.
@@ -284,7 +285,7 @@ async function produce(link: WorkerLink, lease: TaskLease, env: TaskEnvironment,
       const outputDir = folder('output');
       await link.enterStage(lease, 'JOB_STATE_MERGING');
       await link.fetchResults(lease, resultsDir);
-      if (!lease.component) return listFiles(resultsDir, env.maxOutputBytes);
+      if (!lease.component) return listFiles(resultsDir);
       await execute(lease, env, scratch, stop, attempt, { folders: { TASK_RESULTS_DIR: 'results', OUTPUT_DIR: 'output' }, variables: { ASSEMBLER_PARAMS: params } });
       return listFiles(outputDir, env.maxOutputBytes);
     }

@@ -22,6 +22,7 @@ import { startTestTessera, waitFor } from '../helpers/tessera.js';
 const MEMORY_MB = 128;
 const PROCESSES = 48;
 const FILE_MB = 8;
+const OUTPUT_MB = 12;
 
 /** The host's own addresses other than loopback (a task must not reach the host through them either). */
 function hostAddresses(): string[] {
@@ -48,7 +49,7 @@ test('hostile apps, embedded: nothing a task tries reaches the host, the data fo
     const hostService = await listen();
     let tessera: TestTessera | undefined;
     try {
-      tessera = await startTestTessera(db, { taskMemoryBytes: MEMORY_MB * 2 ** 20, taskProcesses: PROCESSES, taskMaxFileBytes: FILE_MB * 2 ** 20, secretsKey: secret.padEnd(40, 'x') });
+      tessera = await startTestTessera(db, { taskMemoryBytes: MEMORY_MB * 2 ** 20, taskProcesses: PROCESSES, taskMaxFileBytes: FILE_MB * 2 ** 20, taskMaxOutputBytes: OUTPUT_MB * 2 ** 20, secretsKey: secret.padEnd(40, 'x') });
       const other = { call: (method: string, route: string, body?: unknown) => tessera!.call(method, route, body, tessera!.otherApiKey) };
       await installHostile(tessera);
       await installHostile(other);
@@ -153,6 +154,12 @@ test('hostile apps, embedded: nothing a task tries reaches the host, the data fo
       await t.test('a file past the size limit is refused', async () => {
         const seen = await completedAttack(api, 'big-file', { mb: 2 * FILE_MB });
         assert.equal(seen.written, 'EFBIG');
+      });
+
+      await t.test('files past what a task may hand over in all are refused, naming the limit', async () => {
+        const outcome = await attack(api, 'many-files', { files: 5, mb: 3 });
+        assert.equal(outcome.job.state, 'JOB_STATE_FAILED');
+        assert.match(outcome.job.errorMessage, new RegExp(`more than its limit of ${OUTPUT_MB} MB in files \\(TESSERA_TASK_MAX_OUTPUT_MB\\)`));
       });
 
       await t.test('the ordinary word-count app is still exact', async () => {
