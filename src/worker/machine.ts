@@ -31,7 +31,7 @@ export function machineOffer(settings: { workerRegion: string; workerGpus: strin
 
 /** The start line's account of a worker's runtimes. */
 export function describeRuntime(runtime: RuntimeDescription): string {
-  const containers = runtime.containers ? `${runtime.containers} (${runtime.images.length} images here)` : 'none';
+  const containers = runtime.containers ? `${runtime.containers} (${runtime.images.length} image${runtime.images.length === 1 ? '' : 's'} here)` : 'none';
   return `tasks run in: sandbox ${runtime.sandbox}; limits ${runtime.limits}; network ${runtime.network}; containers ${containers}; host images ${runtime.hostImages.join(', ') || 'none'}`;
 }
 
