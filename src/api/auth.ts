@@ -25,6 +25,9 @@ export async function accountOf(engine: Engine, credential: string, scope: KeySc
   if (!credential.startsWith(TOKEN_PREFIX)) return engine.keys.authenticate(credential, scope);
   const claims = engine.tokens.verify(credential);
   if (claims.scope !== scope) throw unauthenticated(`this access token is for the ${claims.scope} API`);
+  // A token dies with its key.
+  const key = await engine.keys.activeKey(claims.keyId);
+  if (!key || key.accountId !== claims.accountId) throw unauthenticated('the key this access token was made from was revoked', 'use another key of this account');
   return claims.accountId;
 }
 

@@ -59,6 +59,31 @@ export const ADDITIONAL_SCHEMAS: Record<string, unknown> = {
     properties: { token: { type: 'string' }, expiresIn: { type: 'string', format: 'int64', description: 'Seconds until the token expires.' }, scope: { type: 'string' } },
   },
   authUserResponse: { type: 'object', properties: { accountId: { type: 'string', minLength: 7, maxLength: 7 }, scope: { type: 'string' } } },
+  authKey: {
+    type: 'object',
+    description: 'An API key or worker token of the account: never its secret, only its first characters.',
+    required: ['id', 'prefix', 'scope', 'createdAt', 'lastUsedAt', 'revokedAt'],
+    additionalProperties: false,
+    properties: {
+      id: { type: 'string' },
+      prefix: { type: 'string', description: 'The first characters of the key, to tell keys apart.' },
+      scope: { type: 'string', enum: ['customer', 'worker'], description: 'customer: this API; worker: a token for the account\'s own workers (tessera worker --token).' },
+      createdAt: { type: 'string', format: 'date-time' },
+      lastUsedAt: { type: ['string', 'null'], format: 'date-time', description: 'Noted at most once a minute.' },
+      revokedAt: { type: ['string', 'null'], format: 'date-time' },
+    },
+  },
+  authKeysResponse: { type: 'object', required: ['keys'], properties: { keys: { type: 'array', items: ref('authKey') } } },
+  authCreateKeyRequest: {
+    type: 'object',
+    additionalProperties: false,
+    properties: { scope: { type: 'string', enum: ['customer', 'worker'], default: 'customer' } },
+  },
+  authCreateKeyResponse: {
+    type: 'object',
+    required: ['key', 'apiKey'],
+    properties: { key: ref('authKey'), apiKey: { type: 'string', description: 'The key itself: shown this once (only a hash is stored).' } },
+  },
   asyncJobResponse: {
     type: 'object',
     description: 'The Bytescale-style asynchronous job body (docs/async-jobs.md).',
@@ -178,6 +203,31 @@ export const ADDITIONAL_PATHS: Record<string, Record<string, unknown>> = {
       security: [],
       requestBody: { required: true, content: json(ref('authAccessTokenRequest')) },
       responses: { 200: { description: 'A successful response.', content: json(ref('authAccessTokenResponse')) }, ...errorResponses },
+    },
+  },
+  '/v1/auth/keys': {
+    get: {
+      operationId: 'Auth_ListKeys',
+      summary: "The account's keys and worker tokens, never their secrets",
+      tags: ['Tessera'],
+      responses: { 200: { description: 'A successful response.', content: json(ref('authKeysResponse')) }, ...errorResponses },
+    },
+    post: {
+      operationId: 'Auth_CreateKey',
+      summary: 'Make a key (or a worker token for the account\'s own workers), shown once',
+      tags: ['Tessera'],
+      requestBody: { required: false, content: json(ref('authCreateKeyRequest')) },
+      responses: { 200: { description: 'A successful response.', content: json(ref('authCreateKeyResponse')) }, ...errorResponses },
+    },
+  },
+  '/v1/auth/keys/{keyId}': {
+    delete: {
+      operationId: 'Auth_RevokeKey',
+      summary: 'Revoke a key: it and every access token made from it stop working at once',
+      description: 'The account\'s last customer key cannot be revoked (make another first). Other replicas stop accepting it within 2 s.',
+      tags: ['Tessera'],
+      parameters: [{ name: 'keyId', in: 'path', required: true, schema: { type: 'string', maxLength: 64 } }],
+      responses: generic,
     },
   },
   '/v1/auth/user': {

@@ -6,6 +6,7 @@ import { TesseraError } from '../domain/errors.js';
 import type { ExampleOptions } from './example.js';
 import { registerJobCommands } from './job-commands.js';
 import { registerRegistryCommands } from './registry-commands.js';
+import { registerKeyCommands } from './key-commands.js';
 import { lockHome } from './home-lock.js';
 import { hostname } from 'node:os';
 import path from 'node:path';
@@ -125,22 +126,6 @@ async function worker(options: { server?: string; token?: string; slots?: string
   process.once('SIGTERM', () => void shutdown());
 }
 
-async function keyCreate(options: CommonOptions & { newAccount?: boolean; account?: string; worker?: boolean }): Promise<void> {
-  const config = loadConfig(flagsOf(options));
-  const unlock = config.databaseUrl ? () => {} : lockHome(config.home);
-  const [{ openDb }, { migrate }, { createKey }] = await Promise.all([import('../store/db.js'), import('../store/migrate.js'), import('../engine/accounts.js')]);
-  const db = await openDb({ databaseUrl: config.databaseUrl, schema: config.databaseSchema, dataDir: path.join(config.home, 'db') });
-  try {
-    await migrate(db);
-    const key = await createKey(db, { ...(options.account ? { accountId: options.account } : {}), ...(options.newAccount ? { newAccount: true } : {}), scope: options.worker ? 'worker' : 'customer' });
-    if (options.worker) print(options.json, { token: key.apiKey }, `worker token (shown only this once; for tessera worker --token):\n  ${key.apiKey}`);
-    else print(options.json, { accountId: key.accountId, apiKey: key.apiKey }, `API key for account ${key.accountId} (shown only this once):\n  ${key.apiKey}`);
-  } finally {
-    await db.close();
-    unlock();
-  }
-}
-
 async function whoami(options: { server?: string; key?: string; json?: boolean }): Promise<void> {
   const config = loadConfig({ server: options.server, key: options.key });
   if (!config.clientApiKey) throw new TesseraError('UNAUTHENTICATED', 'no API key given', { hint: 'pass --key or set TESSERA_API_KEY' });
@@ -194,12 +179,7 @@ export async function main(argv: string[]): Promise<void> {
     .option('--json', 'print machine-readable JSON')
     .action(worker);
 
-  const key = program.command('key').description('API keys');
-  common(key.command('create').description('make an API key (stored hashed; printed once)'))
-    .option('--account <id>', 'account to add the key to (default: the first account)')
-    .option('--new-account', 'make a new account for the key')
-    .option('--worker', 'make a worker token (for tessera worker) instead of a customer key')
-    .action(keyCreate);
+  registerKeyCommands(program);
 
   common(program.command('example').argument('<name>', 'example to run: word-count').description('start Tessera embedded and run an example job through the HTTP API'))
     .option('--port <port>', 'HTTP port (default: a free one)', '0')

@@ -1,9 +1,9 @@
 import { randomUUID } from 'node:crypto';
-import { notFound, unauthenticated } from '../domain/errors.js';
+import { failedPrecondition, invalidArgument, notFound, quote, unauthenticated } from '../domain/errors.js';
 import { API_KEY_PREFIX, hashSecret, newAccountId, newApiKey } from '../domain/ids.js';
 import type { Db, Queryable } from '../store/db.js';
-import type { KeyScope } from '../store/accounts.js';
-import { countAccounts, findApiKeyByHash, insertAccount, insertApiKey, listAccountIds } from '../store/accounts.js';
+import type { FoundKey, KeyRow, KeyScope } from '../store/accounts.js';
+import { countAccounts, countActiveKeys, findActiveApiKey, findApiKeyByHash, insertAccount, insertApiKey, listAccountIds, listApiKeys, revokeApiKey, touchApiKey } from '../store/accounts.js';
 
 // Accounts and their API keys. A key is shown once, when it is made; only its SHA-256 is stored
 // (keys carry 256 random bits, so a slow password hash would add nothing but latency).
@@ -11,10 +11,13 @@ import { countAccounts, findApiKeyByHash, insertAccount, insertApiKey, listAccou
 export interface NewKey {
   accountId: string;
   apiKey: string;
+  keyId: string;
 }
 
-async function storeKey(db: Queryable, accountId: string, apiKey: string, scope: KeyScope): Promise<void> {
-  await insertApiKey(db, { id: randomUUID(), accountId, keyHash: hashSecret(apiKey), keyPrefix: apiKey.slice(0, API_KEY_PREFIX.length + 4), scope });
+async function storeKey(db: Queryable, accountId: string, apiKey: string, scope: KeyScope): Promise<string> {
+  const id = randomUUID();
+  await insertApiKey(db, { id, accountId, keyHash: hashSecret(apiKey), keyPrefix: apiKey.slice(0, API_KEY_PREFIX.length + 4), scope });
+  return id;
 }
 
 /**
@@ -29,8 +32,7 @@ export async function ensureFirstAccount(db: Db, initialApiKey: string | undefin
     const accountId = newAccountId();
     const apiKey = initialApiKey ?? newApiKey();
     await insertAccount(tx, accountId);
-    await storeKey(tx, accountId, apiKey, 'customer');
-    return { accountId, apiKey };
+    return { accountId, apiKey, keyId: await storeKey(tx, accountId, apiKey, 'customer') };
   });
 }
 
@@ -50,52 +52,120 @@ export async function createKey(db: Db, options: { accountId?: string; newAccoun
     await insertAccount(db, accountId);
   }
   const apiKey = newApiKey();
-  await storeKey(db, accountId, apiKey, options.scope ?? 'customer');
-  return { accountId, apiKey };
+  return { accountId, apiKey, keyId: await storeKey(db, accountId, apiKey, options.scope ?? 'customer') };
 }
 
 /** The account a presented key belongs to, or UNAUTHENTICATED. */
 export async function authenticate(db: Db, apiKey: string, scope: KeyScope): Promise<string> {
-  return accountOfKey(await findApiKeyByHash(db, hashSecret(apiKey)), scope);
+  return accountOfKey(await findApiKeyByHash(db, hashSecret(apiKey)), scope).accountId;
 }
 
-function accountOfKey(found: { accountId: string; scope: KeyScope } | null, scope: KeyScope): string {
+function accountOfKey(found: FoundKey | null, scope: KeyScope): FoundKey {
   if (!found || found.scope !== scope) {
     throw unauthenticated('the API key is not valid', 'send a key made by `tessera up` or `tessera key create` in the Authorization header');
   }
-  return found.accountId;
+  return found;
 }
 
-/** How long a server trusts a key it has looked up: a key revoked in the database stops working within this. */
+/** How long a server trusts a key it has looked up: a key revoked on another replica stops working within this. */
 export const KEY_CACHE_MS = 2000;
 const MAX_CACHED_KEYS = 10_000;
 
 export interface KeyCheck {
   /** authenticate(), answering from memory for a key found less than KEY_CACHE_MS ago. */
   authenticate(apiKey: string, scope: KeyScope): Promise<string>;
+  /** The key itself (its id too, which an access token names). */
+  authenticateKey(apiKey: string, scope: KeyScope): Promise<FoundKey>;
+  /** A key by id while it is not revoked (an access token's key), remembered as briefly. */
+  activeKey(keyId: string): Promise<FoundKey | null>;
+  /** Forgets a revoked key at once on this server (other replicas within KEY_CACHE_MS). */
+  forget(keyId: string): void;
 }
 
 /**
  * Key lookups remembered for a moment. Every worker call and every customer request presents a
  * key: a worker running 60 ms tasks looked its key up three times per task (measured), one
  * query in three of the whole task flow. Only keys that exist are remembered (by their hash), so
- * guessing keys fills nothing; an unknown key is looked up each time.
+ * guessing keys fills nothing; an unknown key is looked up each time. A lookup from the database
+ * also notes the key's use (at most once a minute).
  */
 export function createKeyCheck(db: Db, ttlMs = KEY_CACHE_MS): KeyCheck {
-  const known = new Map<string, { at: number; key: { accountId: string; scope: KeyScope } }>();
+  const byHash = new Map<string, { at: number; key: FoundKey }>();
+  const byId = new Map<string, { at: number; key: FoundKey | null }>();
+  const remember = <K, V>(map: Map<K, V>, key: K, value: V) => {
+    if (map.size >= MAX_CACHED_KEYS) map.clear();
+    map.set(key, value);
+  };
+  const noteUse = (key: FoundKey) => void touchApiKey(db, key.id).catch(() => {});
+  async function authenticateKey(apiKey: string, scope: KeyScope): Promise<FoundKey> {
+    const hash = hashSecret(apiKey);
+    const cached = byHash.get(hash);
+    if (cached && Date.now() - cached.at < ttlMs) return accountOfKey(cached.key, scope);
+    const found = await findApiKeyByHash(db, hash);
+    if (found) {
+      remember(byHash, hash, { at: Date.now(), key: found });
+      noteUse(found);
+    } else {
+      byHash.delete(hash);
+    }
+    return accountOfKey(found, scope);
+  }
   return {
-    async authenticate(apiKey, scope) {
-      const hash = hashSecret(apiKey);
-      const cached = known.get(hash);
-      if (cached && Date.now() - cached.at < ttlMs) return accountOfKey(cached.key, scope);
-      const found = await findApiKeyByHash(db, hash);
-      if (found) {
-        if (known.size >= MAX_CACHED_KEYS) known.clear();
-        known.set(hash, { at: Date.now(), key: found });
-      } else {
-        known.delete(hash);
-      }
-      return accountOfKey(found, scope);
+    authenticateKey,
+    authenticate: async (apiKey, scope) => (await authenticateKey(apiKey, scope)).accountId,
+    async activeKey(keyId) {
+      const cached = byId.get(keyId);
+      if (cached && Date.now() - cached.at < ttlMs) return cached.key;
+      const found = await findActiveApiKey(db, keyId);
+      remember(byId, keyId, { at: Date.now(), key: found });
+      if (found) noteUse(found);
+      return found;
+    },
+    forget(keyId) {
+      byId.delete(keyId);
+      for (const [hash, entry] of byHash) if (entry.key.id === keyId) byHash.delete(hash);
     },
   };
 }
+
+export interface KeyView {
+  id: string;
+  prefix: string;
+  scope: KeyScope;
+  createdAt: string;
+  lastUsedAt: string | null;
+  revokedAt: string | null;
+}
+
+const viewOf = (row: KeyRow): KeyView => ({ id: row.id, prefix: row.prefix, scope: row.scope, createdAt: row.createdAt.toISOString(), lastUsedAt: row.lastUsedAt?.toISOString() ?? null, revokedAt: row.revokedAt?.toISOString() ?? null });
+
+/** An account's own keys through the API (/v1/auth/keys): listed without their secrets, made (shown once), revoked. */
+export function createAccountKeys(db: Db, keys: KeyCheck) {
+  return {
+    async list(accountId: string): Promise<KeyView[]> {
+      return (await listApiKeys(db, accountId)).map(viewOf);
+    },
+    async create(accountId: string, scope: unknown): Promise<{ key: KeyView; apiKey: string }> {
+      if (scope !== undefined && scope !== 'customer' && scope !== 'worker') {
+        throw invalidArgument('scope', `scope ${quote(scope)} must be "customer" (a key for this API) or "worker" (a token for this account's own workers)`);
+      }
+      const made = await createKey(db, { accountId, scope: (scope as KeyScope | undefined) ?? 'customer' });
+      const key = (await listApiKeys(db, accountId)).find((row) => row.id === made.keyId)!;
+      return { key: viewOf(key), apiKey: made.apiKey };
+    },
+    async revoke(accountId: string, keyId: string): Promise<void> {
+      await db.transaction(async (tx) => {
+        const target = (await listApiKeys(tx, accountId)).find((row) => row.id === keyId && row.revokedAt === null);
+        if (!target) throw notFound('key', keyId, 'GET /v1/auth/keys lists this account\'s keys');
+        // The account would have no way in left: a new key first.
+        if (target.scope === 'customer' && (await countActiveKeys(tx, accountId, 'customer')) <= 1) {
+          throw failedPrecondition(`key ${keyId} is this account's last customer key`, 'make another first (POST /v1/auth/keys), then revoke this one');
+        }
+        await revokeApiKey(tx, accountId, keyId);
+      });
+      keys.forget(keyId);
+    },
+  };
+}
+
+export type AccountKeys = ReturnType<typeof createAccountKeys>;

@@ -17,7 +17,8 @@ import type { AsyncJobs } from './async-jobs.js';
 import { createAsyncJobs } from './async-jobs.js';
 import { createTokenIssuer } from './access-tokens.js';
 import type { KeyCheck, NewKey } from './accounts.js';
-import { createKeyCheck, ensureFirstAccount } from './accounts.js';
+import type { AccountKeys } from './accounts.js';
+import { createAccountKeys, createKeyCheck, ensureFirstAccount } from './accounts.js';
 import type { Catalog } from './catalog.js';
 import { createCatalog } from './catalog.js';
 import type { JobFeeds } from './job-feeds.js';
@@ -62,6 +63,8 @@ export interface Engine {
   tokens: TokenIssuer;
   /** Checks API keys (remembering found ones for a moment). */
   keys: KeyCheck;
+  /** An account's own keys (/v1/auth/keys). */
+  accountKeys: AccountKeys;
   /** A worker link for in-process slots. */
   localLink(worker: LocalWorker): WorkerLink;
   /** Set when this start created the first account (the key is shown once, then forgotten). */
@@ -116,6 +119,7 @@ export async function createEngine(options: EngineOptions): Promise<Engine> {
   // Tasks queued by other replicas wake this one's idle workers through the database.
   const unlisten = db.listen ? await db.listen(TASKS_CHANNEL, () => deps.signals.emit('tasks')) : async () => {};
   const jobs = createCustomerJobs(deps);
+  const keys = createKeyCheck(db);
   return {
     deps,
     jobs,
@@ -127,7 +131,8 @@ export async function createEngine(options: EngineOptions): Promise<Engine> {
     uploads: createUploads(deps),
     scheduler,
     tokens: createTokenIssuer(tokenKey),
-    keys: createKeyCheck(db),
+    keys,
+    accountKeys: createAccountKeys(db, keys),
     workers: createRemoteWorkers(deps, flow),
     localLink: (worker) => createLocalLink(deps, flow, { ...worker, hostImages: likePatterns(worker.hostImages) }),
     firstKey,

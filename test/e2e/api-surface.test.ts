@@ -1,4 +1,5 @@
 import assert from 'node:assert/strict';
+import { createHmac } from 'node:crypto';
 import { createTokenIssuer } from '../../src/engine/access-tokens.js';
 import { forEachEngine } from '../helpers/db.js';
 import { checkResponse } from '../helpers/responses.js';
@@ -65,8 +66,13 @@ forEachEngine('access tokens work wherever keys do, until they expire', async (d
     const forged = `tst_${Buffer.from(JSON.stringify({ a: 'someone', s: 'customer', e: 4102444800 })).toString('base64url')}.${signature}`;
     const tampered = `tst_${payload}.${signature!.slice(0, -2)}AA`;
     const secret = (await db.query<{ value: string }>(`SELECT value FROM settings WHERE key = 'access_token_key'`))[0]!.value;
-    const expired = createTokenIssuer(secret).issue('x', 'customer', Date.now() - 2 * 3600 * 1000).token;
-    for (const [bad, mentions] of [[forged, /invalid signature/], [tampered, /invalid signature/], [expired, /expired at/], ['tst_garbage', /malformed/]] as [string, RegExp][]) {
+    const expired = createTokenIssuer(secret).issue('x', 'customer', 'key-x', Date.now() - 2 * 3600 * 1000).token;
+    // Signed right, but naming no key (as tokens of earlier releases did): refused.
+    const keyless = (() => {
+      const body = Buffer.from(JSON.stringify({ a: 'x', s: 'customer', e: 4102444800 })).toString('base64url');
+      return `tst_${body}.${createHmac('sha256', secret).update(body).digest('base64url')}`;
+    })();
+    for (const [bad, mentions] of [[forged, /invalid signature/], [tampered, /invalid signature/], [expired, /expired at/], ['tst_garbage', /malformed/], [keyless, /malformed/]] as [string, RegExp][]) {
       const answer = await tessera.call('GET', '/v1/customer/jobs', undefined, bad);
       assert.equal(answer.status, 401, bad);
       assert.equal(answer.body.code, 16);
