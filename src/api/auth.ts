@@ -2,7 +2,7 @@ import type { FastifyRequest } from 'fastify';
 import { unauthenticated } from '../domain/errors.js';
 import { TOKEN_PREFIX } from '../engine/access-tokens.js';
 import type { Engine } from '../engine/engine.js';
-import type { KeyScope } from '../store/accounts.js';
+import type { FoundKey, KeyScope } from '../store/accounts.js';
 
 // `Authorization: <key|token>` and `Authorization: Bearer <key|token>` both work: ByteNite's clients send both.
 
@@ -20,15 +20,20 @@ export function presentedKey(header: string | undefined): string {
   return key;
 }
 
-/** The account behind an API key or an access token (POST /v1/auth/access_token) of the given scope. */
-export async function accountOf(engine: Engine, credential: string, scope: KeyScope): Promise<string> {
-  if (!credential.startsWith(TOKEN_PREFIX)) return engine.keys.authenticate(credential, scope);
+/** The key behind an API key or an access token (POST /v1/auth/access_token) of the given scope. */
+export async function keyOf(engine: Engine, credential: string, scope: KeyScope): Promise<FoundKey> {
+  if (!credential.startsWith(TOKEN_PREFIX)) return engine.keys.authenticateKey(credential, scope);
   const claims = engine.tokens.verify(credential);
   if (claims.scope !== scope) throw unauthenticated(`this access token is for the ${claims.scope} API`);
   // A token dies with its key.
   const key = await engine.keys.activeKey(claims.keyId);
   if (!key || key.accountId !== claims.accountId) throw unauthenticated('the key this access token was made from was revoked', 'use another key of this account');
-  return claims.accountId;
+  return key;
+}
+
+/** The account behind an API key or an access token of the given scope. */
+export async function accountOf(engine: Engine, credential: string, scope: KeyScope): Promise<string> {
+  return (await keyOf(engine, credential, scope)).accountId;
 }
 
 export function customerAuth(engine: Engine) {

@@ -1,6 +1,6 @@
 import type { Readable } from 'node:stream';
 import type { FastifyInstance } from 'fastify';
-import { invalidArgument, isTesseraError, quote, unauthenticated } from '../domain/errors.js';
+import { TesseraError, invalidArgument, isTesseraError, quote, unauthenticated } from '../domain/errors.js';
 import { isJobState } from '../domain/job-state.js';
 import { compactLeases } from '../domain/lease-wire.js';
 import type { LogLine, ReportedOutput, TaskReport, TaskUsage } from '../domain/worker-link.js';
@@ -8,12 +8,24 @@ import { COMPLETION_BATCH, LOG_LEVELS, MAX_LEASE_BATCH } from '../domain/worker-
 import type { Engine } from '../engine/engine.js';
 import type { WorkerRegistration } from '../engine/remote-workers.js';
 import type { TaskKind } from '../domain/types.js';
-import { accountOf, presentedKey } from './auth.js';
+import { keyOf, presentedKey } from './auth.js';
 import { baseUrlOf } from './links.js';
 
 // The worker protocol: worker agents (tessera worker) register, long-poll for leases, heartbeat,
 // upload their files and complete or fail tasks. Only worker tokens are accepted here, and
-// worker tokens are refused by the customer API.
+// worker tokens are refused by the customer API. A worker id is bound to the token it registered
+// with; every later call names its worker (X-Tessera-Worker) and may act only as that worker, on
+// the leases handed to it (engine/lease-tokens.ts).
+
+declare module 'fastify' {
+  interface FastifyRequest {
+    /** The worker a call acts as, checked against its token (every route but /register). */
+    workerId: string;
+    workerKeyId: string;
+  }
+}
+
+const WORKER_HEADER = 'x-tessera-worker';
 
 const MAX_LEASE_WAIT_MS = 30_000;
 
@@ -128,12 +140,31 @@ export function registerWorkerRoutes(app: FastifyInstance, engine: Engine): void
       // Checked before a body is read: only workers may send the large ones.
       scope.addHook('onRequest', async (request) => {
         const credential = presentedKey(request.headers.authorization);
-        await accountOf(engine, credential, 'worker').catch((error: unknown) => {
+        const key = await keyOf(engine, credential, 'worker').catch((error: unknown) => {
           // Only a refused token is a 401: the database being away is a 503 the worker retries.
           if (isTesseraError(error) && error.code !== 'UNAUTHENTICATED') throw error;
-          throw unauthenticated('this endpoint needs a worker token', 'make one with `tessera key create --worker`');
+          // A revoked token says so: its worker stops with that message.
+          const revoked = isTesseraError(error) && /revoked/.test(error.message) ? `${error.message}; ` : '';
+          throw unauthenticated(`${revoked}this endpoint needs a worker token`, 'make one with `tessera key create --worker`');
         });
+        request.workerKeyId = key.id;
+        if (request.routeOptions.url === '/v1/worker/register') return;
+        const workerId = request.headers[WORKER_HEADER];
+        if (typeof workerId !== 'string' || !/^[A-Za-z0-9._:-]{1,128}$/.test(workerId)) {
+          throw invalidArgument(WORKER_HEADER, `the ${WORKER_HEADER} header ${quote(workerId)} must name the calling worker`, 'send the id the worker registered with');
+        }
+        await workers.identify(workerId, key.id);
+        request.workerId = workerId;
       });
+
+      /** A body's workerId, when given, is the calling worker's (older workers send it). */
+      const sameWorker = (request: { workerId: string }, value: unknown): string => {
+        if (value !== undefined && value !== request.workerId) {
+          engine.deps.log.warn({ workerId: request.workerId, named: String(value).slice(0, 128) }, 'worker call refused: it named another worker');
+          throw new TesseraError('PERMISSION_DENIED', `worker ${quote(request.workerId)} cannot act as worker ${quote(value)}`, { hint: 'a worker acts only as itself' });
+        }
+        return request.workerId;
+      };
 
       scope.post('/register', async (request) => {
         const body = object(request.body);
@@ -151,7 +182,7 @@ export function registerWorkerRoutes(app: FastifyInstance, engine: Engine): void
           ...(body.runtime !== undefined ? { runtime: runtimeReport(body.runtime) } : {}),
         };
         if (!/^[A-Za-z0-9._:-]{1,128}$/.test(registration.id)) throw invalidArgument('id', `worker id ${quote(registration.id)} must be 1-128 letters, digits, ".", "_", ":" or "-"`);
-        return workers.register(registration);
+        return workers.register(registration, request.workerKeyId);
       });
 
       scope.post('/lease', async (request, reply) => {
@@ -163,45 +194,59 @@ export function registerWorkerRoutes(app: FastifyInstance, engine: Engine): void
         reply.raw.on('close', () => {
           if (!reply.raw.writableFinished) controller.abort();
         });
-        const leases = await workers.lease(
-          text(body.workerId, 'workerId', 128),
-          number(body.max ?? 1, 'max', 1, MAX_LEASE_BATCH),
-          number(body.waitMs ?? 0, 'waitMs', 0, MAX_LEASE_WAIT_MS),
-          baseUrlOf(engine.deps.config, request),
-          controller.signal,
-        );
+        // Its token revoked on this server while it waits: the wait ends, and so does the worker.
+        let revoked = false;
+        const onRevoked = (keyId: string) => {
+          if (keyId !== request.workerKeyId) return;
+          revoked = true;
+          controller.abort();
+        };
+        engine.deps.signals.on('key-revoked', onRevoked);
+        let leases;
+        try {
+          leases = await workers.lease(
+            sameWorker(request, body.workerId),
+            number(body.max ?? 1, 'max', 1, MAX_LEASE_BATCH),
+            number(body.waitMs ?? 0, 'waitMs', 0, MAX_LEASE_WAIT_MS),
+            baseUrlOf(engine.deps.config, request),
+            controller.signal,
+          );
+        } finally {
+          engine.deps.signals.off('key-revoked', onRevoked);
+        }
+        if (revoked) throw unauthenticated('this key was revoked while the worker waited for tasks', 'make a new one with `tessera key create --worker`');
         return body.compact === true ? compactLeases(leases) : { leases };
       });
 
       scope.post('/heartbeat', async (request) => {
         const body = object(request.body);
-        return { lost: await workers.heartbeat(text(body.workerId, 'workerId', 128), leaseList(body.leases)) };
+        return { lost: await workers.heartbeat(sameWorker(request, body.workerId), leaseList(body.leases)) };
       });
 
       scope.post<TaskParams>('/tasks/:taskId/stage', async (request) => {
         const body = object(request.body);
         if (!isJobState(body.state)) throw invalidArgument('state', `state ${quote(body.state)} is not a job state`);
-        await workers.enterStage(taskIdOf(request), body.leaseToken, body.state);
+        await workers.enterStage(request.workerId, taskIdOf(request), body.leaseToken, body.state);
         return { ok: true };
       });
 
       scope.get<TaskParams & { Querystring: { leaseToken?: string } }>('/tasks/:taskId/source', async (request, reply) => {
-        const source = await workers.openSource(taskIdOf(request), request.query.leaseToken);
+        const source = await workers.openSource(request.workerId, taskIdOf(request), request.query.leaseToken);
         reply.raw.on('close', () => void source.cleanup());
         return reply.header('content-type', 'application/octet-stream').header('x-tessera-file-name', encodeURIComponent(source.name)).send(source.stream);
       });
 
       scope.get<TaskParams & { Querystring: { leaseToken?: string } }>('/tasks/:taskId/results', async (request) => ({
-        results: await workers.resultLinks(taskIdOf(request), request.query.leaseToken, baseUrlOf(engine.deps.config, request)),
+        results: await workers.resultLinks(request.workerId, taskIdOf(request), request.query.leaseToken, baseUrlOf(engine.deps.config, request)),
       }));
 
       scope.put<{ Params: { taskId: string; index: string }; Querystring: { leaseToken?: string; name?: string } }>('/tasks/:taskId/files/:index', async (request) => {
-        return workers.upload(taskIdOf(request), request.query.leaseToken, Number(request.params.index), String(request.query.name ?? ''), streamedBody(request.body, 'file'));
+        return workers.upload(request.workerId, taskIdOf(request), request.query.leaseToken, Number(request.params.index), String(request.query.name ?? ''), streamedBody(request.body, 'file'));
       });
 
       // Many small files in one body (domain/file-bundle.ts): `{stored: [{index, blobKey}]}`.
       scope.post<TaskParams & { Querystring: { leaseToken?: string } }>('/tasks/:taskId/files', async (request) => {
-        return { stored: await workers.uploadBundle(taskIdOf(request), request.query.leaseToken, streamedBody(request.body, 'bundle')) };
+        return { stored: await workers.uploadBundle(request.workerId, taskIdOf(request), request.query.leaseToken, streamedBody(request.body, 'bundle')) };
       });
 
       scope.post<TaskParams>('/tasks/:taskId/uploads', LARGE_BODY, async (request) => {
@@ -211,12 +256,12 @@ export function registerWorkerRoutes(app: FastifyInstance, engine: Engine): void
           return { index: number(entry.index, `files[${index}].index`, 0, 1_000_000), name: text(entry.name, `files[${index}].name`, 1024) };
         });
         if (files.length > 10_000) throw invalidArgument('files', `at most 10000 files per request, not ${files.length}`);
-        return { uploads: await workers.uploadLinks(taskIdOf(request), body.leaseToken, files) };
+        return { uploads: await workers.uploadLinks(request.workerId, taskIdOf(request), body.leaseToken, files) };
       });
 
       scope.post<TaskParams>('/tasks/:taskId/complete', LARGE_BODY, async (request) => {
         const body = object(request.body);
-        return { completed: await workers.complete(taskIdOf(request), body.leaseToken, outputsOf(body.outputs, 'outputs'), reportOf(body.report)) };
+        return { completed: await workers.complete(request.workerId, taskIdOf(request), body.leaseToken, outputsOf(body.outputs, 'outputs'), reportOf(body.report)) };
       });
 
       // Several completions in one call: `{completions: [{taskId, leaseToken, kind, outputs, report}]}`,
@@ -236,7 +281,7 @@ export function registerWorkerRoutes(app: FastifyInstance, engine: Engine): void
             report: reportOf(entry.report),
           };
         });
-        return { results: await workers.completeMany(completions) };
+        return { results: await workers.completeMany(request.workerId, completions) };
       });
 
       scope.post('/release', async (request) => {
@@ -244,12 +289,12 @@ export function registerWorkerRoutes(app: FastifyInstance, engine: Engine): void
         const leases = leaseList(body.leases);
         if (leases.length > MAX_LEASE_BATCH) throw invalidArgument('leases', `at most ${MAX_LEASE_BATCH} leases per call, not ${leases.length}`);
         if (body.everything !== undefined && typeof body.everything !== 'boolean') throw invalidArgument('everything', `everything ${quote(body.everything)} must be true or false`);
-        return { released: await workers.release(text(body.workerId, 'workerId', 128), leases, body.everything === true) };
+        return { released: await workers.release(sameWorker(request, body.workerId), leases, body.everything === true) };
       });
 
       scope.post<TaskParams>('/tasks/:taskId/fail', LARGE_BODY, async (request) => {
         const body = object(request.body);
-        await workers.fail(taskIdOf(request), body.leaseToken, text(body.error, 'error', 64 * 1024), body.retry !== false, reportOf(body.report), body.lost === true);
+        await workers.fail(request.workerId, taskIdOf(request), body.leaseToken, text(body.error, 'error', 64 * 1024), body.retry !== false, reportOf(body.report), body.lost === true);
         return { ok: true };
       });
 
@@ -260,7 +305,7 @@ export function registerWorkerRoutes(app: FastifyInstance, engine: Engine): void
 
       scope.post<TaskParams>('/tasks/:taskId/stopped', async (request) => {
         const body = object(request.body);
-        await workers.stopped(taskIdOf(request), text(body.leaseToken, 'leaseToken', 100));
+        await workers.stopped(request.workerId, taskIdOf(request), text(body.leaseToken, 'leaseToken', 100));
         return { ok: true };
       });
     },

@@ -1,9 +1,10 @@
 import { randomUUID } from 'node:crypto';
+import type { EventEmitter } from 'node:events';
 import { failedPrecondition, invalidArgument, notFound, quote, unauthenticated } from '../domain/errors.js';
 import { API_KEY_PREFIX, hashSecret, newAccountId, newApiKey } from '../domain/ids.js';
 import type { Db, Queryable } from '../store/db.js';
 import type { FoundKey, KeyRow, KeyScope } from '../store/accounts.js';
-import { countAccounts, countActiveKeys, findActiveApiKey, findApiKeyByHash, insertAccount, insertApiKey, listAccountIds, listApiKeys, revokeApiKey, touchApiKey } from '../store/accounts.js';
+import { countAccounts, countActiveKeys, findActiveApiKey, findApiKeyByHash, insertAccount, insertApiKey, keyRevokedAt, listAccountIds, listApiKeys, revokeApiKey, touchApiKey } from '../store/accounts.js';
 
 // Accounts and their API keys. A key is shown once, when it is made; only its SHA-256 is stored
 // (keys carry 256 random bits, so a slow password hash would add nothing but latency).
@@ -89,7 +90,7 @@ export interface KeyCheck {
  * guessing keys fills nothing; an unknown key is looked up each time. A lookup from the database
  * also notes the key's use (at most once a minute).
  */
-export function createKeyCheck(db: Db, ttlMs = KEY_CACHE_MS): KeyCheck {
+export function createKeyCheck(db: Db, ttlMs = KEY_CACHE_MS, signals?: EventEmitter): KeyCheck {
   const byHash = new Map<string, { at: number; key: FoundKey }>();
   const byId = new Map<string, { at: number; key: FoundKey | null }>();
   const remember = <K, V>(map: Map<K, V>, key: K, value: V) => {
@@ -107,6 +108,9 @@ export function createKeyCheck(db: Db, ttlMs = KEY_CACHE_MS): KeyCheck {
       noteUse(found);
     } else {
       byHash.delete(hash);
+      // A revoked key says so (its worker, say, stops with this message), rather than "not valid".
+      const revokedAt = await keyRevokedAt(db, hash);
+      if (revokedAt) throw unauthenticated(`this key was revoked at ${revokedAt.toISOString()}`, 'use another key (tessera key list shows them; tessera key create makes one)');
     }
     return accountOfKey(found, scope);
   }
@@ -124,6 +128,8 @@ export function createKeyCheck(db: Db, ttlMs = KEY_CACHE_MS): KeyCheck {
     forget(keyId) {
       byId.delete(keyId);
       for (const [hash, entry] of byHash) if (entry.key.id === keyId) byHash.delete(hash);
+      // Long polls of this key's workers end now rather than at their next call (api/worker-routes.ts).
+      signals?.emit('key-revoked', keyId);
     },
   };
 }

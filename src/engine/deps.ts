@@ -4,6 +4,7 @@ import type { LinkSigner } from '../blobs/signed-links.js';
 import type { Config } from '../config/config.js';
 import type { Log } from '../domain/log.js';
 import type { Db } from '../store/db.js';
+import type { LeaseTokens } from './lease-tokens.js';
 import type { Metrics } from './metrics.js';
 import type { Secrets } from './secrets.js';
 
@@ -14,6 +15,8 @@ export interface EngineDeps {
   config: Config;
   log: Log;
   signer: LinkSigner;
+  /** Lease tokens bound to the worker they were handed to. */
+  leaseTokens: LeaseTokens;
   /** This process's Prometheus metrics (GET /metrics). */
   metrics: Metrics;
   /** Account secrets (bucket credentials), sealed in the database. */

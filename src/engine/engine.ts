@@ -4,6 +4,7 @@ import type { BlobStore } from '../blobs/blob-store.js';
 import { createLocalBlobStore } from '../blobs/local.js';
 import { createS3BlobStore } from '../blobs/s3.js';
 import { createLinkSigner } from '../blobs/signed-links.js';
+import { createLeaseTokens } from './lease-tokens.js';
 import type { Config } from '../config/config.js';
 import type { Log } from '../domain/log.js';
 import type { WorkerLink } from '../domain/worker-link.js';
@@ -96,6 +97,7 @@ export async function createEngine(options: EngineOptions): Promise<Engine> {
     config,
     log,
     signer: createLinkSigner(signingKey),
+    leaseTokens: createLeaseTokens(signingKey),
     signals: createSignals(),
     metrics: createMetrics(db),
     secrets: createSecrets(db, sealingKeyFrom(config.secretsKey ?? (await getOrCreateSetting(db, 'secrets_key', () => randomBytes(32).toString('base64url'))))),
@@ -119,7 +121,7 @@ export async function createEngine(options: EngineOptions): Promise<Engine> {
   // Tasks queued by other replicas wake this one's idle workers through the database.
   const unlisten = db.listen ? await db.listen(TASKS_CHANNEL, () => deps.signals.emit('tasks')) : async () => {};
   const jobs = createCustomerJobs(deps);
-  const keys = createKeyCheck(db);
+  const keys = createKeyCheck(db, undefined, deps.signals);
   return {
     deps,
     jobs,

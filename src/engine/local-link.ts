@@ -20,7 +20,7 @@ export function createLocalLink(deps: EngineDeps, flow: TaskFlow, worker: { id: 
   const { db, blobs, config } = deps;
   // Registered on first use, so the worker shows as connected and its offer is on record.
   let registered: Promise<void> | undefined;
-  const register = () => (registered ??= upsertWorker(db, worker));
+  const register = () => (registered ??= upsertWorker(db, { ...worker, keyId: null }).then(() => undefined));
   let lastTouched = 0;
   // Slots finishing while a completion is being recorded are recorded together in the next transaction.
   const recordCompletion = createBatcher<CompletionItem, boolean>((items) => flow.recordCompletions(items), COMPLETION_BATCH);

@@ -14,7 +14,7 @@ import { isKnownArchive } from '../store/catalog.js';
 import type { TaskOutput, WorkerOffer } from '../store/tasks.js';
 import type { LeasedTask } from '../store/tasks.js';
 import { confirmTaskStopped, findLease, findLeases, heartbeatTasks, listTaskOutputs, releaseOwnedTasks, releaseTasks } from '../store/tasks.js';
-import { touchWorker, upsertWorker } from '../store/workers.js';
+import { touchWorker, upsertWorker, workerKeyOf } from '../store/workers.js';
 import { archiveKey } from './catalog.js';
 import type { EngineDeps } from './deps.js';
 import { fetchJobSource } from './job-source.js';
@@ -77,10 +77,27 @@ async function readAtMost(body: Readable, limit: number): Promise<Buffer> {
 const TOUCH_EVERY_MS = 1000;
 /** Offers kept at most (one per worker id seen lately); past it the map starts afresh. */
 const MAX_OFFERS = 10_000;
+/** How long the key a worker id is bound to is remembered (binding never changes but by re-registering). */
+const BINDING_MS = 2000;
 
 export function createRemoteWorkers(deps: EngineDeps, flow: TaskFlow) {
   const { db, blobs, config } = deps;
   const offers = new Map<string, { offer: WorkerOffer; at: number }>();
+  const bindings = new Map<string, { keyId: string | null; at: number }>();
+
+  /** Refused and logged: what a worker does under an identity or with a lease that is not its own. */
+  function refuse(message: string, fields: Record<string, unknown>, hint: string): TesseraError {
+    deps.log.warn(fields, `worker call refused: ${message}`);
+    return new TesseraError('PERMISSION_DENIED', message, { hint });
+  }
+
+  /** Every presented lease token must have been minted for this worker (lease-tokens.ts). */
+  function ownLeases(workerId: string, leases: { taskId: number; leaseToken: string }[]): void {
+    const foreign = leases.find((lease) => !deps.leaseTokens.isFor(workerId, lease.leaseToken));
+    if (foreign) {
+      throw refuse(`the lease on task ${foreign.taskId} was not given to worker ${quote(workerId)}`, { workerId, taskId: foreign.taskId }, 'a worker acts only on the leases it was handed');
+    }
+  }
 
   /** Marks the worker alive and returns its offer; null when it is not registered. */
   async function touch(workerId: string): Promise<WorkerOffer | null> {
@@ -99,8 +116,9 @@ export function createRemoteWorkers(deps: EngineDeps, flow: TaskFlow) {
     return known && Date.now() - known.at < TOUCH_EVERY_MS ? known.offer : touch(workerId);
   }
 
-  async function requireLease(taskId: number, leaseToken: unknown): Promise<TaskLease> {
+  async function requireLease(workerId: string, taskId: number, leaseToken: unknown): Promise<TaskLease> {
     if (typeof leaseToken !== 'string' || leaseToken.length === 0 || leaseToken.length > 100) throw invalidArgument('leaseToken', 'leaseToken is required');
+    ownLeases(workerId, [{ taskId, leaseToken }]);
     const task = await findLease(db, taskId, leaseToken);
     if (!task) throw failedPrecondition(`the lease on task ${taskId} is not current (it expired, was re-leased, or the job stopped)`, 'drop the task; the server has handed it elsewhere');
     return leaseOf(task);
@@ -149,10 +167,29 @@ export function createRemoteWorkers(deps: EngineDeps, flow: TaskFlow) {
   }
 
   return {
-    async register(worker: WorkerRegistration): Promise<{ workerId: string; leaseSeconds: number; heartbeatMs: number }> {
-      await upsertWorker(db, { ...worker, hostImages: likePatterns(worker.hostImages) });
+    /** Registers a worker under the token key it presented: its id is bound to that key from now on. */
+    async register(worker: WorkerRegistration, keyId: string): Promise<{ workerId: string; leaseSeconds: number; heartbeatMs: number }> {
+      if (!(await upsertWorker(db, { ...worker, keyId, hostImages: likePatterns(worker.hostImages) }))) {
+        throw refuse(`worker id ${quote(worker.id)} is registered with another token`, { workerId: worker.id, keyId }, 'each worker registers under an id of its own (tessera worker picks a new one at every start)');
+      }
       offers.delete(worker.id);
+      bindings.set(worker.id, { keyId, at: Date.now() });
       return { workerId: worker.id, leaseSeconds: config.leaseSeconds, heartbeatMs: heartbeatInterval(config) };
+    },
+
+    /**
+     * Checks that a worker id is registered under the key presenting it: every call but
+     * registration names its worker (the X-Tessera-Worker header), and acts as that worker only.
+     */
+    async identify(workerId: string, keyId: string): Promise<void> {
+      let known = bindings.get(workerId);
+      if (!known || Date.now() - known.at >= BINDING_MS) {
+        known = { keyId: await workerKeyOf(db, workerId), at: Date.now() };
+        if (bindings.size >= MAX_OFFERS) bindings.clear();
+        bindings.set(workerId, known);
+      }
+      if (known.keyId === null) throw new TesseraError('NOT_FOUND', `worker ${quote(workerId)} is not registered`, { hint: 'register again (POST /v1/worker/register)' });
+      if (known.keyId !== keyId) throw refuse(`worker ${quote(workerId)} is registered with another token`, { workerId, keyId }, 'a worker calls with the token it registered with');
     },
 
     async lease(workerId: string, max: number, waitMs: number, baseUrl: string, signal: AbortSignal): Promise<WireLease[]> {
@@ -175,17 +212,18 @@ export function createRemoteWorkers(deps: EngineDeps, flow: TaskFlow) {
     },
 
     async heartbeat(workerId: string, leases: { taskId: number; leaseToken: string }[]): Promise<number[]> {
+      ownLeases(workerId, leases);
       await touch(workerId);
       return heartbeatTasks(db, leases.map((lease) => ({ id: lease.taskId, leaseToken: lease.leaseToken })), config.leaseSeconds);
     },
 
-    async enterStage(taskId: number, leaseToken: unknown, state: JobState): Promise<void> {
-      await flow.enterStage(await requireLease(taskId, leaseToken), state);
+    async enterStage(workerId: string, taskId: number, leaseToken: unknown, state: JobState): Promise<void> {
+      await flow.enterStage(await requireLease(workerId, taskId, leaseToken), state);
     },
 
     /** The partition task's input: fetched by the server (its URL rules apply), streamed on. */
-    async openSource(taskId: number, leaseToken: unknown): Promise<{ name: string; stream: Readable; cleanup: () => Promise<void> }> {
-      const lease = await requireLease(taskId, leaseToken);
+    async openSource(workerId: string, taskId: number, leaseToken: unknown): Promise<{ name: string; stream: Readable; cleanup: () => Promise<void> }> {
+      const lease = await requireLease(workerId, taskId, leaseToken);
       const folder = await mkdtemp(path.join(tmpdir(), 'tessera-source-'));
       try {
         const file = await fetchJobSource(deps, lease.jobId, folder);
@@ -197,15 +235,15 @@ export function createRemoteWorkers(deps: EngineDeps, flow: TaskFlow) {
     },
 
     /** The assemble task's inputs: every app result, names made unique, as signed links. */
-    async resultLinks(taskId: number, leaseToken: unknown, baseUrl: string): Promise<{ name: string; url: string }[]> {
-      const lease = await requireLease(taskId, leaseToken);
+    async resultLinks(workerId: string, taskId: number, leaseToken: unknown, baseUrl: string): Promise<{ name: string; url: string }[]> {
+      const lease = await requireLease(workerId, taskId, leaseToken);
       const files = uniqueResultNames(await listTaskOutputs(db, lease.jobId, 'app'));
       return Promise.all(files.map(async (file) => ({ name: file.name, url: await readLink(baseUrl, file.blobKey) })));
     },
 
     /** One output file of a task, streamed into the blob store under the key its lease implies. */
-    async upload(taskId: number, leaseToken: unknown, index: number, name: string, body: Readable): Promise<TaskOutput> {
-      const lease = await requireLease(taskId, leaseToken);
+    async upload(workerId: string, taskId: number, leaseToken: unknown, index: number, name: string, body: Readable): Promise<TaskOutput> {
+      const lease = await requireLease(workerId, taskId, leaseToken);
       checkOutputFile(index, name);
       const stored = await blobs.putStream(taskFileKey(lease, index, name), body, config.maxSourceBytes);
       return { name, blobKey: stored.key, size: stored.size };
@@ -216,8 +254,8 @@ export function createRemoteWorkers(deps: EngineDeps, flow: TaskFlow) {
      * the key its lease implies, as the single upload does. The body is read whole, up to
      * MAX_BUNDLE_BYTES; a broken frame refuses the bundle before anything is stored.
      */
-    async uploadBundle(taskId: number, leaseToken: unknown, body: Readable): Promise<{ index: number; blobKey: string }[]> {
-      const lease = await requireLease(taskId, leaseToken);
+    async uploadBundle(workerId: string, taskId: number, leaseToken: unknown, body: Readable): Promise<{ index: number; blobKey: string }[]> {
+      const lease = await requireLease(workerId, taskId, leaseToken);
       const files = decodeBundle(await readAtMost(body, MAX_BUNDLE_BYTES));
       for (const file of files) checkOutputFile(file.index, file.name);
       const stored: { index: number; blobKey: string }[] = new Array(files.length);
@@ -233,8 +271,8 @@ export function createRemoteWorkers(deps: EngineDeps, flow: TaskFlow) {
      * straight into the bucket under the keys its lease implies. Null with local blobs (the worker
      * then PUTs each file here). The completion checks every file arrived.
      */
-    async uploadLinks(taskId: number, leaseToken: unknown, files: { index: number; name: string }[]): Promise<{ index: number; blobKey: string; url: string }[] | null> {
-      const lease = await requireLease(taskId, leaseToken);
+    async uploadLinks(workerId: string, taskId: number, leaseToken: unknown, files: { index: number; name: string }[]): Promise<{ index: number; blobKey: string; url: string }[] | null> {
+      const lease = await requireLease(workerId, taskId, leaseToken);
       if (!blobs.presign) return null;
       const presign = blobs.presign.bind(blobs);
       return Promise.all(files.map(async ({ index, name }) => {
@@ -245,8 +283,8 @@ export function createRemoteWorkers(deps: EngineDeps, flow: TaskFlow) {
     },
 
     /** Fenced completion; every output must be a file uploaded under this very lease. */
-    async complete(taskId: number, leaseToken: unknown, outputs: ReportedOutput[], report: TaskReport): Promise<boolean> {
-      const lease = await requireLease(taskId, leaseToken);
+    async complete(workerId: string, taskId: number, leaseToken: unknown, outputs: ReportedOutput[], report: TaskReport): Promise<boolean> {
+      const lease = await requireLease(workerId, taskId, leaseToken);
       return flow.recordCompletion(lease, await checkOutputs(lease, outputs), report);
     },
 
@@ -255,7 +293,8 @@ export function createRemoteWorkers(deps: EngineDeps, flow: TaskFlow) {
      * transaction. Each gets its own answer: completed, not (its lease is no longer current), or
      * an error for that completion alone (an output that was never uploaded).
      */
-    async completeMany(completions: { taskId: number; leaseToken: string; kind?: TaskKind; outputs: ReportedOutput[]; report: TaskReport }[]): Promise<{ completed: boolean; error?: string }[]> {
+    async completeMany(workerId: string, completions: { taskId: number; leaseToken: string; kind?: TaskKind; outputs: ReportedOutput[]; report: TaskReport }[]): Promise<{ completed: boolean; error?: string }[]> {
+      ownLeases(workerId, completions);
       const answers: { completed: boolean; error?: string }[] = completions.map(() => ({ completed: false }));
       const accepted: { index: number; item: CompletionItem }[] = [];
       // App tasks without files, the many, need no lookup: the fenced update checks the lease
@@ -284,13 +323,14 @@ export function createRemoteWorkers(deps: EngineDeps, flow: TaskFlow) {
 
     /** Leases a stopping worker never started, and with `everything` all it still holds: queued again at once. */
     async release(workerId: string, leases: { taskId: number; leaseToken: string }[], everything: boolean): Promise<number> {
+      ownLeases(workerId, leases);
       await touch(workerId);
       const released = await releaseTasks(db, leases);
       return released + (everything ? await releaseOwnedTasks(db, workerId) : 0);
     },
 
-    async fail(taskId: number, leaseToken: unknown, error: string, retry: boolean, report: TaskReport, lost = false): Promise<void> {
-      await flow.recordFailure(await requireLease(taskId, leaseToken), error.slice(0, 8000), retry, report, lost);
+    async fail(workerId: string, taskId: number, leaseToken: unknown, error: string, retry: boolean, report: TaskReport, lost = false): Promise<void> {
+      await flow.recordFailure(await requireLease(workerId, taskId, leaseToken), error.slice(0, 8000), retry, report, lost);
     },
 
     /** A component archive by content hash, for workers to cache; only archives of registered components. */
@@ -299,7 +339,8 @@ export function createRemoteWorkers(deps: EngineDeps, flow: TaskFlow) {
       return blobs.openRead(archiveKey(sha256));
     },
 
-    async stopped(taskId: number, leaseToken: string): Promise<void> {
+    async stopped(workerId: string, taskId: number, leaseToken: string): Promise<void> {
+      ownLeases(workerId, [{ taskId, leaseToken }]);
       await confirmTaskStopped(db, taskId, leaseToken);
     },
   };

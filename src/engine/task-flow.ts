@@ -257,7 +257,7 @@ export function createTaskFlow(deps: EngineDeps) {
    * gone) fails at once instead of being handed out.
    */
   async function leaseNow(owner: string, max: number, offer: WorkerOffer): Promise<TaskLease[]> {
-    const leased = await leaseTasks(db, owner, max, config.leaseSeconds, offer);
+    const leased = await leaseTasks(db, owner, max, config.leaseSeconds, offer, deps.leaseTokens.mint(owner));
     countTaskUpdates(leased.length);
     const stages = new Map<string, StageOfJob | { failed: string }>();
     const leases: TaskLease[] = [];

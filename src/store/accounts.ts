@@ -42,6 +42,12 @@ export async function findApiKeyByHash(db: Queryable, keyHash: string): Promise<
   return row ? { id: row.id, accountId: row.account_id, scope: row.scope } : null;
 }
 
+/** When the key with this hash was revoked; null when there is no such key or it is active. */
+export async function keyRevokedAt(db: Queryable, keyHash: string): Promise<Date | null> {
+  const [row] = await db.query<{ revoked_at: Date | null }>('SELECT revoked_at FROM api_keys WHERE key_hash = $1', [keyHash]);
+  return row?.revoked_at ?? null;
+}
+
 /** A key that is not revoked, by its id (an access token names the key it was made from). */
 export async function findActiveApiKey(db: Queryable, keyId: string): Promise<FoundKey | null> {
   const [row] = await db.query<{ id: string; account_id: string; scope: KeyScope }>('SELECT id, account_id, scope FROM api_keys WHERE id = $1 AND revoked_at IS NULL', [keyId]);

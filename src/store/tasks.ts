@@ -221,8 +221,7 @@ export async function notifyTasksQueued(db: Queryable): Promise<void> {
  * semi-join over a sequential scan of every task ever run (7 of 16.5 ms with 60,000 rows, growing
  * with the table); the array is looked up in the primary key (5.7 ms in all).
  */
-export async function leaseTasks(db: Queryable, owner: string, limit: number, leaseSeconds: number, offer?: WorkerOffer): Promise<LeasedTask[]> {
-  const token = randomUUID();
+export async function leaseTasks(db: Queryable, owner: string, limit: number, leaseSeconds: number, offer?: WorkerOffer, token: string = randomUUID()): Promise<LeasedTask[]> {
   const [leased] = await db.query<{ tasks: LeasedTuple[] }>(
     `WITH leased AS (
       UPDATE tasks

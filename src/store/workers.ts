@@ -3,14 +3,29 @@ import type { WorkerOffer } from './tasks.js';
 
 // Worker agents. A worker registers once per start and is "connected" while it heartbeats.
 
-export async function upsertWorker(db: Queryable, worker: { id: string; name: string; slots: number; runtime?: unknown } & WorkerOffer): Promise<void> {
-  await db.query(
-    `INSERT INTO workers (id, name, region, slots, cpus, memory_gb, gpus, containers, host_images, runtime) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
+/**
+ * Registers (or re-registers) a worker under the token key it presents (null: a server's own
+ * in-process worker). An id bound to another key is not taken over (false) unless that key was
+ * revoked; nor is an id registered before ids were bound, or an in-process worker's.
+ */
+export async function upsertWorker(db: Queryable, worker: { id: string; keyId: string | null; name: string; slots: number; runtime?: unknown } & WorkerOffer): Promise<boolean> {
+  const rows = await db.query(
+    `INSERT INTO workers (id, name, region, slots, cpus, memory_gb, gpus, containers, host_images, runtime, key_id) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)
      ON CONFLICT (id) DO UPDATE SET name = EXCLUDED.name, region = EXCLUDED.region, slots = EXCLUDED.slots, cpus = EXCLUDED.cpus,
        memory_gb = EXCLUDED.memory_gb, gpus = EXCLUDED.gpus, containers = EXCLUDED.containers, host_images = EXCLUDED.host_images,
-       runtime = EXCLUDED.runtime, last_seen_at = now()`,
-    [worker.id, worker.name, worker.region, worker.slots, worker.cpus, worker.memoryGb, worker.gpus, worker.containers, worker.hostImages, worker.runtime === undefined ? null : JSON.stringify(worker.runtime)],
+       runtime = EXCLUDED.runtime, key_id = EXCLUDED.key_id, last_seen_at = now()
+     WHERE workers.key_id IS NOT DISTINCT FROM EXCLUDED.key_id
+        OR EXISTS (SELECT 1 FROM api_keys k WHERE k.id = workers.key_id AND k.revoked_at IS NOT NULL)
+     RETURNING id`,
+    [worker.id, worker.name, worker.region, worker.slots, worker.cpus, worker.memoryGb, worker.gpus, worker.containers, worker.hostImages, worker.runtime === undefined ? null : JSON.stringify(worker.runtime), worker.keyId],
   );
+  return rows.length > 0;
+}
+
+/** The key a worker id is bound to; null when the id is not registered (or is in-process, or was registered before ids were bound). */
+export async function workerKeyOf(db: Queryable, workerId: string): Promise<string | null> {
+  const [row] = await db.query<{ key_id: string | null }>('SELECT key_id FROM workers WHERE id = $1', [workerId]);
+  return row?.key_id ?? null;
 }
 
 /** Marks the worker as alive; false when it is not registered (the server lost it: register again). */

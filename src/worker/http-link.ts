@@ -92,11 +92,11 @@ const CALL_TIMEOUT_MS = 120_000;
  * says what happened). The worker's hot calls went through fetch before: its web-streams layers
  * cost about 0.6–1.3 ms more CPU per call here than this, and a process task makes two.
  */
-function requestJson(url: string, method: string, authorization: string, body: string | undefined, signal?: AbortSignal): Promise<{ status: number; payload: unknown }> {
+function requestJson(url: string, method: string, identity: Record<string, string>, body: string | undefined, signal?: AbortSignal): Promise<{ status: number; payload: unknown }> {
   const target = new URL(url);
   const scheme = target.protocol;
   if (scheme !== 'http:' && scheme !== 'https:') return Promise.reject(new TesseraError('INVALID_ARGUMENT', `server ${quote(url)} is not an http or https URL`));
-  const headers: Record<string, string | number> = { authorization, accept: 'application/json' };
+  const headers: Record<string, string | number> = { ...identity, accept: 'application/json' };
   if (body !== undefined) Object.assign(headers, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) });
   return new Promise((resolve, reject) => {
     const send = scheme === 'https:' ? https.request : http.request;
@@ -154,14 +154,15 @@ export function createHttpLink(options: HttpLinkOptions): HttpLink {
     }
   }
 
-  const authorization = `Bearer ${options.token}`;
+  // Every call names the worker it acts as; the server checks the token registered that id.
+  const identity = { authorization: `Bearer ${options.token}`, 'x-tessera-worker': options.worker.id };
 
   /** Streams and other non-JSON exchanges, through fetch. A streamed body cannot be sent twice: no retry. */
   function call(method: string, route: string, body?: unknown, init: { signal?: AbortSignal; raw?: Readable; headers?: Record<string, string> } = {}): Promise<Response> {
     return onServers((base) => fetch(`${base}${route}`, {
       method,
       headers: {
-        authorization,
+        ...identity,
         ...(body !== undefined ? { 'content-type': 'application/json' } : {}),
         ...(init.raw ? { 'content-type': 'application/octet-stream' } : {}),
         ...init.headers,
@@ -175,7 +176,7 @@ export function createHttpLink(options: HttpLinkOptions): HttpLink {
   /** The protocol's JSON calls (lease, complete, heartbeat…), through node:http (see requestJson). */
   async function json<T>(method: string, route: string, body?: unknown, signal?: AbortSignal): Promise<T> {
     const text = body === undefined ? undefined : JSON.stringify(body);
-    const answer = await onServers((base) => requestJson(`${base}${route}`, method, authorization, text, signal), true, signal);
+    const answer = await onServers((base) => requestJson(`${base}${route}`, method, identity, text, signal), true, signal);
     const payload = answer.payload as T & { message?: string };
     if (answer.status < 200 || answer.status > 299) throw new TesseraError(codeOfStatus(answer.status), `${method} ${route} answered HTTP ${answer.status}: ${payload.message ?? ''}`);
     return payload;

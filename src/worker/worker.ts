@@ -129,7 +129,8 @@ export function createWorker(options: WorkerOptions): Worker {
           leases = await link.lease(max, options.leaseWaitMs ?? 5000, stopping.signal);
         } catch (error) {
           if (stopping.signal.aborted) break;
-          if (isTesseraError(error) && error.code === 'UNAUTHENTICATED') {
+          // A refused token (revoked, say) or identity is final: retrying would only be refused again.
+          if (isTesseraError(error) && (error.code === 'UNAUTHENTICATED' || error.code === 'PERMISSION_DENIED')) {
             log.error({ err: error }, 'the servers refuse this worker\'s token; it stops leasing');
             stopping.abort();
             options.onFatal?.(error);

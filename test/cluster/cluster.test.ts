@@ -81,17 +81,21 @@ forPostgres('two server replicas and three worker agents run a 500-chunk job', a
     // A customer key is refused by the worker API, and a worker token by the customer API.
     assert.equal((await fetch(`${servers[0]!.info.url}/v1/worker/heartbeat`, { method: 'POST', headers: { authorization: KEY, 'content-type': 'application/json' }, body: '{}' })).status, 401);
     assert.equal((await fetch(`${servers[0]!.info.url}/v1/customer/jobs`, { headers: { authorization: token } })).status, 401);
+    // A worker of our own, by hand: registered, then named in every call.
+    const headers = { authorization: `Bearer ${token}`, 'content-type': 'application/json', 'x-tessera-worker': 'by-hand' };
+    const registered = await fetch(`${servers[0]!.info.url}/v1/worker/register`, { method: 'POST', headers, body: JSON.stringify({ id: 'by-hand', name: 'by hand', slots: 1, cpus: 1, memoryGb: 1 }) });
+    assert.equal(registered.status, 200, await registered.clone().text());
     // A partitioner's completion lists every chunk: 30,000 of them (about 2.5 MiB of JSON) are
-    // read, not refused as too large (the lease is not current, so the answer is that).
+    // read, not refused as too large (the lease is not this worker's, so the answer is that).
     const outputs = Array.from({ length: 30_000 }, (_, index) => ({ name: `data_${index}.bin`, blobKey: `jobs/01M8J8Z5TPF9X1867FNJVDJ67A/a1/chunks/${index}-data_${index}.bin` }));
-    const big = await fetch(`${servers[0]!.info.url}/v1/worker/tasks/1/complete`, { method: 'POST', headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' }, body: JSON.stringify({ leaseToken: 'none', outputs }) });
-    assert.equal(big.status, 400);
-    assert.match(((await big.json()) as { message: string }).message, /not current/);
-    // Completions in one call: each answered on its own (a forged lease is simply not completed);
-    // a malformed batch is refused whole, naming what is wrong.
-    const completeMany = (body: unknown) => fetch(`${servers[0]!.info.url}/v1/worker/complete`, { method: 'POST', headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' }, body: JSON.stringify(body) });
+    const big = await fetch(`${servers[0]!.info.url}/v1/worker/tasks/1/complete`, { method: 'POST', headers, body: JSON.stringify({ leaseToken: 'none', outputs }) });
+    assert.equal(big.status, 403);
+    assert.match(((await big.json()) as { message: string }).message, /the lease on task 1 was not given to worker "by-hand"/);
+    // Completions in one call: a forged lease refuses the call; a malformed batch is refused
+    // whole, naming what is wrong.
+    const completeMany = (body: unknown) => fetch(`${servers[0]!.info.url}/v1/worker/complete`, { method: 'POST', headers, body: JSON.stringify(body) });
     const forged = await completeMany({ completions: [{ taskId: 1, leaseToken: 'none', outputs: [] }, { taskId: 2, leaseToken: 'none', outputs: [], report: { logs: [], usage: null } }] });
-    assert.deepEqual(await forged.json(), { results: [{ completed: false }, { completed: false }] });
+    assert.equal(forged.status, 403);
     const tooMany = await completeMany({ completions: Array.from({ length: 1001 }, () => ({ taskId: 1, leaseToken: 'none' })) });
     assert.equal(tooMany.status, 400);
     assert.match(((await tooMany.json()) as { message: string }).message, /at most 1000/);

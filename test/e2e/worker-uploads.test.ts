@@ -24,7 +24,9 @@ forEachEngine('a partition of 600 files of mixed sizes is uploaded in bundles an
   const scratch = mkdtempSync(path.join(tmpdir(), 'tessera-bundles-'));
   try {
     const token = (await createKey(db, { scope: 'worker' })).apiKey;
-    const link = createHttpLink({ servers: [tessera.url], token, worker: testWorker('bundles'), log: silentLog });
+    const worker = testWorker('bundles');
+    const link = createHttpLink({ servers: [tessera.url], token, worker, log: silentLog });
+    const headers = { authorization: `Bearer ${token}`, 'x-tessera-worker': worker.id };
     const created = await tessera.call('POST', '/v1/customer/jobs', { templateId: 'noop', params: { partitioner: { chunks: 1 } } });
     assert.equal(created.status, 200, JSON.stringify(created.body));
     const jobId = created.body.job.id as string;
@@ -75,7 +77,7 @@ forEachEngine('a partition of 600 files of mixed sizes is uploaded in bundles an
     const [app] = await link.lease(1, 1000);
     assert.ok(app);
     const post = (body: Buffer, leaseToken = app.leaseToken, contentType = 'application/octet-stream') =>
-      fetch(`${tessera.url}/v1/worker/tasks/${app.taskId}/files?leaseToken=${encodeURIComponent(leaseToken)}`, { method: 'POST', headers: { authorization: `Bearer ${token}`, 'content-type': contentType }, body });
+      fetch(`${tessera.url}/v1/worker/tasks/${app.taskId}/files?leaseToken=${encodeURIComponent(leaseToken)}`, { method: 'POST', headers: { ...headers, 'content-type': contentType }, body });
     const refused = async (response: Response, status: number, pattern: RegExp) => {
       const payload = (await response.json()) as { message: string };
       assert.equal(response.status, status, payload.message);
@@ -83,7 +85,7 @@ forEachEngine('a partition of 600 files of mixed sizes is uploaded in bundles an
     };
     const good = encodeBundle([{ index: 0, name: 'a.txt', bytes: Buffer.from('first') }, { index: 1, name: 'b.txt', bytes: Buffer.from('second') }]);
     await refused(await post(good.subarray(0, good.length - 2)), 400, /file 1 of the bundle .*the body ends early/);
-    await refused(await post(good, 'not-the-token'), 400, /not current/);
+    await refused(await post(good, 'not-the-token'), 403, /the lease on task \d+ was not given to worker "bundles/);
     await refused(await post(Buffer.from('{"files": []}'), app.leaseToken, 'application/json'), 400, /send the bundle as application\/octet-stream/);
     await refused(await post(Buffer.alloc(16 * 1024 * 1024 + 1)), 429, /larger than 16777216 bytes/);
     const resultsPrefix = `jobs/${jobId}/results/${app.chunkIndex}`;
@@ -94,7 +96,7 @@ forEachEngine('a partition of 600 files of mixed sizes is uploaded in bundles an
 
     // The completion checks every output is stored under this lease: one that is not names itself.
     const complete = async (outputs: { name: string; blobKey: string | null }[]) => {
-      const response = await fetch(`${tessera.url}/v1/worker/complete`, { method: 'POST', headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' }, body: JSON.stringify({ completions: [{ taskId: app.taskId, leaseToken: app.leaseToken, kind: 'app', outputs }] }) });
+      const response = await fetch(`${tessera.url}/v1/worker/complete`, { method: 'POST', headers: { ...headers, 'content-type': 'application/json' }, body: JSON.stringify({ completions: [{ taskId: app.taskId, leaseToken: app.leaseToken, kind: 'app', outputs }] }) });
       return ((await response.json()) as { results: { completed: boolean; error?: string }[] }).results[0]!;
     };
     const missing = await complete([{ name: 'a.txt', blobKey: `${resultsPrefix}/a1/0-a.txt` }, { name: 'c.txt', blobKey: `${resultsPrefix}/a1/1-c.txt` }]);
