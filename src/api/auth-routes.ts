@@ -1,6 +1,6 @@
 import type { FastifyInstance } from 'fastify';
 import type { Engine } from '../engine/engine.js';
-import { customerAuth } from './auth.js';
+import { customerAuth, throttled } from './auth.js';
 import type { RequestValidator } from './validation.js';
 
 // /v1/auth: exchange an API key for a short-lived access token; an account's own keys.
@@ -21,7 +21,7 @@ export function registerAuthRoutes(app: FastifyInstance, engine: Engine, validat
 
   app.post('/v1/auth/access_token', async (request) => {
     const { apiKey } = validate.body('Auth_GetAccessToken', request.body) as { apiKey: string };
-    const key = await engine.keys.authenticateKey(apiKey, 'customer');
+    const key = await throttled(request, () => engine.keys.authenticateKey(apiKey, 'customer'));
     const { token, expiresIn } = engine.tokens.issue(key.accountId, 'customer', key.id);
     // expiresIn is an int64 in ByteNite's API, so it travels as a string.
     return { token, expiresIn: String(expiresIn), scope: 'customer' };

@@ -79,7 +79,8 @@ export function asyncApiError(error: TesseraError) {
 function send(error: TesseraError, request: FastifyRequest, reply: FastifyReply): void {
   const { status, body } = request.url.startsWith('/v2/') ? asyncApiError(error) : rpcStatus(error);
   // UNAVAILABLE is passing (the database restarting): clients and proxies may retry after this.
-  if (error.code === 'UNAVAILABLE') void reply.header('retry-after', '5');
+  if (error.retryAfterSeconds !== undefined) void reply.header('retry-after', String(error.retryAfterSeconds));
+  else if (error.code === 'UNAVAILABLE') void reply.header('retry-after', '5');
   void reply.status(status).send(body);
 }
 

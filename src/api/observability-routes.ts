@@ -3,7 +3,7 @@ import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { unauthenticated } from '../domain/errors.js';
 import type { Engine } from '../engine/engine.js';
 import { listWorkers } from '../store/stats.js';
-import { customerAuth, presentedKey } from './auth.js';
+import { customerAuth, presentedKey, throttled } from './auth.js';
 
 // What operators and dashboards watch: /metrics (Prometheus), /healthz (the process answers),
 // /readyz (and its database does), the request log and latency histogram, and the workers list.
@@ -45,7 +45,7 @@ export function registerObservabilityRoutes(app: FastifyInstance, engine: Engine
   const { metricsToken } = engine.deps.config;
   const tokenDigest = metricsToken === undefined ? undefined : digest(metricsToken);
   app.get('/metrics', async (request, reply) => {
-    if (tokenDigest) checkMetricsToken(request, tokenDigest);
+    if (tokenDigest) await throttled(request, async () => checkMetricsToken(request, tokenDigest));
     return reply.type(metrics.registry.contentType).send(await metrics.registry.metrics());
   });
 

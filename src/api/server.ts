@@ -3,6 +3,8 @@ import Fastify, { LogController } from 'fastify';
 import type { FastifyBaseLogger, FastifyInstance } from 'fastify';
 import type { Logger } from 'pino';
 import type { Engine } from '../engine/engine.js';
+import { registerAuthThrottle } from './auth.js';
+import { DEFAULT_AUTH_THROTTLE, createAuthThrottle } from './auth-throttle.js';
 import { registerCustomerRoutes } from './customer-routes.js';
 import { registerAsyncRoutes } from './async-routes.js';
 import { registerAuthRoutes } from './auth-routes.js';
@@ -40,6 +42,11 @@ function parseJson(_request: unknown, body: string, done: (error: Error | null, 
   done(null, value);
 }
 
+/** TESSERA_TRUST_PROXY as Fastify takes it: a number of hops becomes proxy-addr's trust function. */
+function trustProxyOption(setting: false | number | string[]): boolean | string[] | ((address: string, hop: number) => boolean) {
+  return typeof setting === 'number' ? (_address, hop) => hop < setting : setting;
+}
+
 export async function createServer(options: ServerOptions): Promise<FastifyInstance> {
   const app = Fastify({
     ...(options.logger === false ? { logger: false } : { loggerInstance: options.logger as FastifyBaseLogger }),
@@ -52,6 +59,8 @@ export async function createServer(options: ServerOptions): Promise<FastifyInsta
     // Keys travel in the Authorization header; never log request headers.
     logController: new LogController({ disableRequestLogging: true }),
     routerOptions: { ignoreTrailingSlash: true, maxParamLength: 1024 },
+    // Behind a proxy, request.ip is the client's only when the proxy is trusted (TESSERA_TRUST_PROXY).
+    trustProxy: trustProxyOption(options.engine.deps.config.trustProxy),
   });
   app.removeAllContentTypeParsers();
   app.addContentTypeParser('application/json', { parseAs: 'string' }, parseJson);
@@ -59,6 +68,7 @@ export async function createServer(options: ServerOptions): Promise<FastifyInsta
   app.addContentTypeParser('application/x-protobuf', (_request, _payload, done) =>
     done(unsupportedMediaType('application/x-protobuf request bodies are not supported; send the same message as JSON')));
   registerCors(app, options.engine.deps.config.corsOrigins);
+  registerAuthThrottle(app, createAuthThrottle({ ...DEFAULT_AUTH_THROTTLE, limit: options.engine.deps.config.authFailuresPerMinute, slowAfter: Math.min(DEFAULT_AUTH_THROTTLE.slowAfter, options.engine.deps.config.authFailuresPerMinute) }));
   app.addHook('onRequest', async (request) => {
     const accept = request.headers.accept;
     if (accept && /application\/x-protobuf/i.test(accept) && !/json|\*\/\*|application\/\*/i.test(accept) && !request.url.startsWith('/v1/files/')) {

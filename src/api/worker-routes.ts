@@ -8,7 +8,7 @@ import { COMPLETION_BATCH, LOG_LEVELS, MAX_LEASE_BATCH } from '../domain/worker-
 import type { Engine } from '../engine/engine.js';
 import type { WorkerRegistration } from '../engine/remote-workers.js';
 import type { TaskKind } from '../domain/types.js';
-import { keyOf, presentedKey } from './auth.js';
+import { authenticate } from './auth.js';
 import { baseUrlOf } from './links.js';
 
 // The worker protocol: worker agents (tessera worker) register, long-poll for leases, heartbeat,
@@ -139,8 +139,7 @@ export function registerWorkerRoutes(app: FastifyInstance, engine: Engine): void
       scope.addContentTypeParser('application/octet-stream', (_request, payload, done) => done(null, payload));
       // Checked before a body is read: only workers may send the large ones.
       scope.addHook('onRequest', async (request) => {
-        const credential = presentedKey(request.headers.authorization);
-        const key = await keyOf(engine, credential, 'worker').catch((error: unknown) => {
+        const key = await authenticate(engine, request, 'worker').catch((error: unknown) => {
           // Only a refused token is a 401: the database being away is a 503 the worker retries.
           if (isTesseraError(error) && error.code !== 'UNAUTHENTICATED') throw error;
           // A revoked token says so: its worker stops with that message.

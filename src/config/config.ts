@@ -1,3 +1,4 @@
+import { isIP } from 'node:net';
 import { readFileSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
 import path from 'node:path';
@@ -70,6 +71,13 @@ export interface Config {
   workerToken: string | undefined;
   /** Origins allowed to call the API from a browser (CORS): empty for none, ['*'] for any. */
   corsOrigins: string[];
+  /**
+   * Proxies in front of the API whose X-Forwarded-For is believed (TESSERA_TRUST_PROXY): false,
+   * a number of hops, or addresses and CIDR ranges. Failed logins are counted per client address.
+   */
+  trustProxy: false | number | string[];
+  /** Failed authentications one address may make in a minute before it is answered 429 (TESSERA_AUTH_FAILURES_PER_MINUTE). */
+  authFailuresPerMinute: number;
   /** Scratch space for running tasks (temporary folders, removed after each task). */
   workDir: string;
   /**
@@ -203,6 +211,8 @@ export function loadConfig(flags: Flags = {}, givenEnv: Env = process.env): Conf
     logLevel: String(flags.logLevel ?? env.TESSERA_LOG_LEVEL ?? 'info'),
     python: env.TESSERA_PYTHON ?? 'python3',
     corsOrigins: originList(env.TESSERA_CORS_ORIGINS),
+    trustProxy: trustProxySetting(env.TESSERA_TRUST_PROXY),
+    authFailuresPerMinute: integerSetting('TESSERA_AUTH_FAILURES_PER_MINUTE', env.TESSERA_AUTH_FAILURES_PER_MINUTE, 50, 1, 1_000_000, '50'),
     workerRegion: nonEmpty(flags.region ?? env.TESSERA_WORKER_REGION, '--region / TESSERA_WORKER_REGION', /^[A-Za-z0-9._-]{1,64}$/, 'eu-west') ?? '',
     workerGpus: (env.TESSERA_WORKER_GPUS ?? '').split(',').map((model) => model.trim()).filter(Boolean),
     serverUrl: (nonEmpty(flags.server ?? env.TESSERA_URL, '--server / TESSERA_URL', /^https?:\/\/[^/,]+(\/?,https?:\/\/[^/,]+)*\/?$/, 'http://127.0.0.1:8080 (or several, comma-separated)') ?? 'http://127.0.0.1:8080').replace(/\/+$/, ''),
@@ -361,6 +371,21 @@ function nonEmpty(raw: string | number | undefined, name: string, pattern: RegEx
 }
 
 /** TESSERA_CORS_ORIGINS: "*" or a comma-separated list of origins such as https://app.example.com */
+/** TESSERA_TRUST_PROXY: off (default), a number of proxy hops, or proxy addresses and CIDR ranges. */
+function trustProxySetting(raw: string | undefined): false | number | string[] {
+  const value = raw?.trim() ?? '';
+  if (value === '' || value === 'off' || value === 'false' || value === '0') return false;
+  if (/^\d{1,2}$/.test(value)) return Number(value);
+  const entries = value.split(',').map((entry) => entry.trim());
+  for (const entry of entries) {
+    const [address = '', bits, extra] = entry.split('/');
+    const ip = isIP(address);
+    const okBits = bits === undefined || (/^\d{1,3}$/.test(bits) && Number(bits) <= (ip === 6 ? 128 : 32));
+    if (!ip || !okBits || extra !== undefined) throw settingError('TESSERA_TRUST_PROXY', entry, 'expected off, a number of proxy hops, or proxy addresses and CIDR ranges', '10.0.0.0/8,127.0.0.1');
+  }
+  return entries;
+}
+
 function originList(raw: string | undefined): string[] {
   if (raw === undefined || raw.trim() === '') return [];
   if (raw.trim() === '*') return ['*'];

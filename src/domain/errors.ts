@@ -26,13 +26,16 @@ export class TesseraError extends Error {
   readonly code: ErrorCode;
   readonly hint: string | undefined;
   readonly fieldViolations: FieldViolation[];
+  /** When to try again, for a refusal that passes (said in a Retry-After header). */
+  readonly retryAfterSeconds: number | undefined;
 
-  constructor(code: ErrorCode, message: string, options: { hint?: string; field?: string; cause?: unknown } = {}) {
+  constructor(code: ErrorCode, message: string, options: { hint?: string; field?: string; cause?: unknown; retryAfterSeconds?: number } = {}) {
     super(message, options.cause === undefined ? undefined : { cause: options.cause });
     this.name = 'TesseraError';
     this.code = code;
     this.hint = options.hint;
     this.fieldViolations = options.field ? [{ field: options.field, description: message }] : [];
+    this.retryAfterSeconds = options.retryAfterSeconds;
   }
 }
 

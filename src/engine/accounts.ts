@@ -71,6 +71,8 @@ function accountOfKey(found: FoundKey | null, scope: KeyScope): FoundKey {
 /** How long a server trusts a key it has looked up: a key revoked on another replica stops working within this. */
 export const KEY_CACHE_MS = 2000;
 const MAX_CACHED_KEYS = 10_000;
+/** How long a key found valid still counts as a known client's (api/auth.ts lets it past a throttled address). */
+const KNOWN_KEY_MS = 10 * 60_000;
 
 export interface KeyCheck {
   /** authenticate(), answering from memory for a key found less than KEY_CACHE_MS ago. */
@@ -79,6 +81,8 @@ export interface KeyCheck {
   authenticateKey(apiKey: string, scope: KeyScope): Promise<FoundKey>;
   /** A key by id while it is not revoked (an access token's key), remembered as briefly. */
   activeKey(keyId: string): Promise<FoundKey | null>;
+  /** Whether this key was found valid within the last KNOWN_KEY_MS: worth a lookup even from an address that guesses keys. */
+  isKnown(apiKey: string): boolean;
   /** Forgets a revoked key at once on this server (other replicas within KEY_CACHE_MS). */
   forget(keyId: string): void;
 }
@@ -93,6 +97,7 @@ export interface KeyCheck {
 export function createKeyCheck(db: Db, ttlMs = KEY_CACHE_MS, signals?: EventEmitter): KeyCheck {
   const byHash = new Map<string, { at: number; key: FoundKey }>();
   const byId = new Map<string, { at: number; key: FoundKey | null }>();
+  const knownHashes = new Map<string, number>();
   const remember = <K, V>(map: Map<K, V>, key: K, value: V) => {
     if (map.size >= MAX_CACHED_KEYS) map.clear();
     map.set(key, value);
@@ -105,6 +110,7 @@ export function createKeyCheck(db: Db, ttlMs = KEY_CACHE_MS, signals?: EventEmit
     const found = await findApiKeyByHash(db, hash);
     if (found) {
       remember(byHash, hash, { at: Date.now(), key: found });
+      remember(knownHashes, hash, Date.now());
       noteUse(found);
     } else {
       byHash.delete(hash);
@@ -117,6 +123,10 @@ export function createKeyCheck(db: Db, ttlMs = KEY_CACHE_MS, signals?: EventEmit
   return {
     authenticateKey,
     authenticate: async (apiKey, scope) => (await authenticateKey(apiKey, scope)).accountId,
+    isKnown(apiKey) {
+      const seen = knownHashes.get(hashSecret(apiKey));
+      return seen !== undefined && Date.now() - seen < KNOWN_KEY_MS;
+    },
     async activeKey(keyId) {
       const cached = byId.get(keyId);
       if (cached && Date.now() - cached.at < ttlMs) return cached.key;
@@ -127,7 +137,11 @@ export function createKeyCheck(db: Db, ttlMs = KEY_CACHE_MS, signals?: EventEmit
     },
     forget(keyId) {
       byId.delete(keyId);
-      for (const [hash, entry] of byHash) if (entry.key.id === keyId) byHash.delete(hash);
+      for (const [hash, entry] of byHash) {
+        if (entry.key.id !== keyId) continue;
+        byHash.delete(hash);
+        knownHashes.delete(hash);
+      }
       // Long polls of this key's workers end now rather than at their next call (api/worker-routes.ts).
       signals?.emit('key-revoked', keyId);
     },

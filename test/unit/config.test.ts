@@ -71,3 +71,16 @@ test('host-image patterns take images by name, with Docker Hub\'s defaults left 
   assert.ok(!imageMatches('node:20', 'node:20-slim'));
   assert.deepEqual(likePatterns(['python:*', 'a_b%c\\d']), ['python:%', 'a\\_b\\%c\\\\d']);
 });
+
+test('trusted proxies are off, a number of hops, or addresses and ranges; the failure limit is a positive number', () => {
+  assert.equal(loadConfig({}, {}).trustProxy, false);
+  assert.equal(loadConfig({}, { TESSERA_TRUST_PROXY: 'off' }).trustProxy, false);
+  assert.equal(loadConfig({}, { TESSERA_TRUST_PROXY: '2' }).trustProxy, 2);
+  assert.deepEqual(loadConfig({}, { TESSERA_TRUST_PROXY: '10.0.0.0/8, 127.0.0.1,fd00::/8' }).trustProxy, ['10.0.0.0/8', '127.0.0.1', 'fd00::/8']);
+  for (const bad of ['10.0.0.0/33', 'proxy.example', '10.0.0.1/8/1', 'yes']) {
+    assert.throws(() => loadConfig({}, { TESSERA_TRUST_PROXY: bad }), /setting TESSERA_TRUST_PROXY = .* is invalid: expected off, a number of proxy hops, or proxy addresses and CIDR ranges/, bad);
+  }
+  assert.equal(loadConfig({}, {}).authFailuresPerMinute, 50);
+  assert.equal(loadConfig({}, { TESSERA_AUTH_FAILURES_PER_MINUTE: '5' }).authFailuresPerMinute, 5);
+  assert.throws(() => loadConfig({}, { TESSERA_AUTH_FAILURES_PER_MINUTE: '0' }), /TESSERA_AUTH_FAILURES_PER_MINUTE/);
+});

@@ -42,3 +42,19 @@ test('a NUL character is refused, naming its field, in a value or a key', () => 
 test('text that is not JSON says so', () => {
   for (const body of ['{"a":', '[1,2', '{a:1}', 'nul']) assert.throws(() => parseJsonBody(body), refused(/^the request body is not valid JSON: /, 'body'), body);
 });
+
+test('bodies nested deeper than 64 levels are refused; brackets inside strings do not count', () => {
+  const nested = (depth: number, open = '[', close = ']') => open.repeat(depth) + close.repeat(depth);
+  assert.deepEqual(parseJsonBody(nested(64)), JSON.parse(nested(64)), '64 levels are fine');
+  assert.throws(() => parseJsonBody(nested(65)), refused(/nests objects and arrays more than 64 levels deep \(at character 64\)/, 'body'));
+  assert.throws(() => parseJsonBody(nested(20_000)), refused(/more than 64 levels deep/));
+  const objects = '{"a":'.repeat(65) + '1' + '}'.repeat(65);
+  assert.throws(() => parseJsonBody(objects), refused(/more than 64 levels deep/));
+  // Brackets in strings, with escaped quotes and backslashes around them, are text.
+  const text = `[${Array(40).fill('"[[[[\\"[[[[\\\\"').join(',')}]`;
+  assert.equal((parseJsonBody(text) as string[]).length, 40);
+  const tricky = JSON.stringify({ a: '\\', b: '"'.repeat(3) + '['.repeat(100), c: [[['\\"[']]] });
+  assert.deepEqual(parseJsonBody(tricky), JSON.parse(tricky));
+  // An unterminated string is JSON.parse's to refuse.
+  assert.throws(() => parseJsonBody('["abc'), refused(/not valid JSON/));
+});
