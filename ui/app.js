@@ -302,7 +302,9 @@ function Workers() {
     const timer = setInterval(reload, 3000);
     return () => clearInterval(timer);
   }, [reload]);
+  const shared = workers.data?.shared;
   return html`<main><section><h2>Workers</h2>${workers.error && html`<p class="error">${workers.error}</p>`}
+    <p class="muted" data-testid="shared-fleet">${shared ? `Shared fleet: ${shared.workers} worker${shared.workers === 1 ? '' : 's'}, ${shared.slots} slot${shared.slots === 1 ? '' : 's'} (run by the operator). ` : ''}Your own workers (tokens from POST /v1/auth/keys {"scope": "worker"}) are listed below.</p>
     <div class="scroll"><table data-testid="workers-table"><thead><tr><th>Name</th><th>Region</th><th>Slots</th><th>Running</th><th>CPUs</th><th>Memory</th><th>GPUs</th><th>Sandbox</th><th>Containers</th><th>Host images</th><th>Last heartbeat</th></tr></thead>
     <tbody>${(workers.data?.data || []).map((worker) => html`<tr><td>${worker.name}</td><td>${worker.region || '—'}</td><td>${worker.slots}</td><td>${worker.runningTasks}</td>
       <td>${worker.cpus}</td><td>${worker.memoryGb.toFixed(1)} GB</td><td>${worker.gpus.join(', ') || '—'}</td>

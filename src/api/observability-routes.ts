@@ -2,7 +2,8 @@ import { createHash, timingSafeEqual } from 'node:crypto';
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { unauthenticated } from '../domain/errors.js';
 import type { Engine } from '../engine/engine.js';
-import { listWorkers } from '../store/stats.js';
+import type { WorkerRow } from '../store/stats.js';
+import { listWorkers, sharedFleet } from '../store/stats.js';
 import { customerAuth, presentedKey, throttled } from './auth.js';
 
 // What operators and dashboards watch: /metrics (Prometheus), /healthz (the process answers),
@@ -10,7 +11,7 @@ import { customerAuth, presentedKey, throttled } from './auth.js';
 
 const READY_TIMEOUT_MS = 2000;
 /** Workers heard from within this long count as connected. */
-const CONNECTED_SECONDS = 30;
+export const CONNECTED_SECONDS = 30;
 
 const digest = (text: string): Buffer => createHash('sha256').update(text).digest();
 
@@ -28,6 +29,12 @@ function checkMetricsToken(request: FastifyRequest, tokenDigest: Buffer): void {
     throw unauthenticated('/metrics needs the metrics token', hint);
   }
   if (!timingSafeEqual(digest(presented), tokenDigest)) throw unauthenticated('the metrics token is wrong', hint);
+}
+
+/** A worker as the API shows it: its pool named ("shared", or the account whose own it is). */
+export function workerView(worker: WorkerRow) {
+  const { accountId, ...rest } = worker;
+  return { ...rest, pool: accountId ?? 'shared', startedAt: worker.startedAt.toISOString(), lastSeenAt: worker.lastSeenAt.toISOString() };
 }
 
 export function registerObservabilityRoutes(app: FastifyInstance, engine: Engine): void {
@@ -67,12 +74,10 @@ export function registerObservabilityRoutes(app: FastifyInstance, engine: Engine
   app.register(
     async (customer) => {
       customer.addHook('preHandler', customerAuth(engine));
-      customer.get('/workers', async () => ({
-        data: (await listWorkers(engine.deps.db, CONNECTED_SECONDS)).map((worker) => ({
-          ...worker,
-          startedAt: worker.startedAt.toISOString(),
-          lastSeenAt: worker.lastSeenAt.toISOString(),
-        })),
+      // An account sees its own workers; of the shared fleet, only how large it is.
+      customer.get('/workers', async (request) => ({
+        data: (await listWorkers(engine.deps.db, CONNECTED_SECONDS, request.accountId)).map(workerView),
+        shared: await sharedFleet(engine.deps.db, CONNECTED_SECONDS),
       }));
     },
     { prefix: '/v1/customer' },

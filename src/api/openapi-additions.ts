@@ -19,6 +19,11 @@ const configProperties = {
   jobTimeout: { type: 'integer', format: 'int64', description: 'Seconds the whole job may run before it fails.' },
   isTestJob: { type: 'boolean' },
   maxTaskRetries: { type: 'integer', format: 'int64', description: 'Tessera: how many times a failed task is tried again (default 2).' },
+  workerPool: {
+    type: 'string',
+    enum: ['WORKER_POOL_ANY', 'WORKER_POOL_PRIVATE'],
+    description: "Tessera: which workers may run the job's tasks. WORKER_POOL_ANY (the default): the deployment's shared workers and the account's own (workers whose token the account made, POST /v1/auth/keys {\"scope\": \"worker\"}). WORKER_POOL_PRIVATE: only the account's own; with none connected the job fails after the unserved grace period, saying so.",
+  },
 };
 
 export const ADDITIONAL_SCHEMAS: Record<string, unknown> = {
@@ -67,7 +72,7 @@ export const ADDITIONAL_SCHEMAS: Record<string, unknown> = {
     properties: {
       id: { type: 'string' },
       prefix: { type: 'string', description: 'The first characters of the key, to tell keys apart.' },
-      scope: { type: 'string', enum: ['customer', 'worker'], description: 'customer: this API; worker: a token for the account\'s own workers (tessera worker --token).' },
+      scope: { type: 'string', enum: ['customer', 'worker', 'operator'], description: 'customer: this API; worker: a token for the account\'s own workers (tessera worker --token), or for a shared worker when the operator\'s; operator: /v1/operator.' },
       createdAt: { type: 'string', format: 'date-time' },
       lastUsedAt: { type: ['string', 'null'], format: 'date-time', description: 'Noted at most once a minute.' },
       revokedAt: { type: ['string', 'null'], format: 'date-time' },

@@ -16,6 +16,7 @@ import { registerDataRoutes } from './data-routes.js';
 import { registerFileRoutes } from './file-routes.js';
 import { parseJsonBody } from './json-body.js';
 import { registerObservabilityRoutes } from './observability-routes.js';
+import { registerOperatorRoutes } from './operator-routes.js';
 import { registerUiRoutes } from './ui-routes.js';
 import { registerWorkerRoutes } from './worker-routes.js';
 import { openApiDocument } from './openapi.js';
@@ -91,6 +92,7 @@ export async function createServer(options: ServerOptions): Promise<FastifyInsta
   registerFileRoutes(app, options.engine);
   registerDataRoutes(app, options.engine, validate);
   registerWorkerRoutes(app, options.engine);
+  registerOperatorRoutes(app, options.engine, validate);
   await app.ready();
   return app;
 }

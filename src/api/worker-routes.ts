@@ -8,6 +8,7 @@ import { COMPLETION_BATCH, LOG_LEVELS, MAX_LEASE_BATCH } from '../domain/worker-
 import type { Engine } from '../engine/engine.js';
 import type { WorkerRegistration } from '../engine/remote-workers.js';
 import type { TaskKind } from '../domain/types.js';
+import type { FoundKey } from '../store/accounts.js';
 import { authenticate } from './auth.js';
 import { baseUrlOf } from './links.js';
 
@@ -21,7 +22,8 @@ declare module 'fastify' {
   interface FastifyRequest {
     /** The worker a call acts as, checked against its token (every route but /register). */
     workerId: string;
-    workerKeyId: string;
+    /** The token the call presented. */
+    workerKey: FoundKey;
   }
 }
 
@@ -146,7 +148,7 @@ export function registerWorkerRoutes(app: FastifyInstance, engine: Engine): void
           const revoked = isTesseraError(error) && /revoked/.test(error.message) ? `${error.message}; ` : '';
           throw unauthenticated(`${revoked}this endpoint needs a worker token`, 'make one with `tessera key create --worker`');
         });
-        request.workerKeyId = key.id;
+        request.workerKey = key;
         if (request.routeOptions.url === '/v1/worker/register') return;
         const workerId = request.headers[WORKER_HEADER];
         if (typeof workerId !== 'string' || !/^[A-Za-z0-9._:-]{1,128}$/.test(workerId)) {
@@ -181,7 +183,7 @@ export function registerWorkerRoutes(app: FastifyInstance, engine: Engine): void
           ...(body.runtime !== undefined ? { runtime: runtimeReport(body.runtime) } : {}),
         };
         if (!/^[A-Za-z0-9._:-]{1,128}$/.test(registration.id)) throw invalidArgument('id', `worker id ${quote(registration.id)} must be 1-128 letters, digits, ".", "_", ":" or "-"`);
-        return workers.register(registration, request.workerKeyId);
+        return workers.register(registration, request.workerKey);
       });
 
       scope.post('/lease', async (request, reply) => {
@@ -196,7 +198,7 @@ export function registerWorkerRoutes(app: FastifyInstance, engine: Engine): void
         // Its token revoked on this server while it waits: the wait ends, and so does the worker.
         let revoked = false;
         const onRevoked = (keyId: string) => {
-          if (keyId !== request.workerKeyId) return;
+          if (keyId !== request.workerKey.id) return;
           revoked = true;
           controller.abort();
         };

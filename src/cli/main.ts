@@ -51,7 +51,12 @@ async function up(options: CommonOptions): Promise<void> {
     throw error;
   });
   const first = tessera.engine.firstKey;
-  print(options.json, { url: tessera.url, home: config.home, database: config.databaseUrl ? 'postgres' : 'pglite', ...(config.workerSlots > 0 ? { runtime: tessera.runtime.description } : {}), ...(first ? { accountId: first.accountId, apiKey: config.initialApiKey ? undefined : first.apiKey } : {}) }, [
+  const operator = tessera.engine.operatorKey;
+  print(options.json, {
+    url: tessera.url, home: config.home, database: config.databaseUrl ? 'postgres' : 'pglite', ...(config.workerSlots > 0 ? { runtime: tessera.runtime.description } : {}),
+    ...(first ? { accountId: first.accountId, apiKey: config.initialApiKey ? undefined : first.apiKey } : {}),
+    ...(operator && !config.initialOperatorKey ? { operatorKey: operator.apiKey } : {}),
+  }, [
     `Tessera is up at ${tessera.url}  (API: ${tessera.url}/v1/customer, OpenAPI: ${tessera.url}/openapi.json)`,
     `  data: ${config.databaseUrl ? 'PostgreSQL server (DATABASE_URL)' : path.join(config.home, 'db')}, blobs: ${config.blobs.kind === 's3' ? `s3://${config.blobs.s3.bucket}/${config.blobs.s3.prefix}` : path.join(config.home, 'blobs')}, worker slots: ${config.workerSlots}`,
     ...(config.workerSlots > 0 ? [`  ${describeRuntime(tessera.runtime.description)}`] : []),
@@ -60,6 +65,7 @@ async function up(options: CommonOptions): Promise<void> {
         ? [`  first account ${first.accountId} created with the key from TESSERA_API_KEY`]
         : [`  first account ${first.accountId} created. Its API key (shown only this once, keep it):`, `    ${first.apiKey}`]
       : []),
+    ...(operator && !config.initialOperatorKey ? ['  the operator key (accounts, quotas, the shared fleet: /v1/operator; shown only this once):', `    ${operator.apiKey}`] : []),
   ].join('\n'));
   const shutdown = async () => {
     logger.info('shutting down');

@@ -43,6 +43,8 @@ export interface Config {
   workerSlots: number;
   /** Key to create for the first account on an empty database (scripts set it; otherwise one is generated). */
   initialApiKey: string | undefined;
+  /** Likewise the operator's first key (TESSERA_OPERATOR_KEY). */
+  initialOperatorKey: string | undefined;
   allowPrivateUrls: boolean;
   /**
    * Python entrypoints run in processes forked from a warm interpreter, one per worker
@@ -160,7 +162,7 @@ export function packageRoot(): string {
  * mount their secrets): then the secret is in no process's environment at all.
  */
 export const SECRET_SETTINGS = [
-  'DATABASE_URL', 'TESSERA_API_KEY', 'TESSERA_SECRETS_KEY', 'TESSERA_METRICS_TOKEN', 'TESSERA_WORKER_TOKEN',
+  'DATABASE_URL', 'TESSERA_API_KEY', 'TESSERA_OPERATOR_KEY', 'TESSERA_SECRETS_KEY', 'TESSERA_METRICS_TOKEN', 'TESSERA_WORKER_TOKEN',
   'TESSERA_S3_ACCESS_KEY_ID', 'TESSERA_S3_SECRET_ACCESS_KEY', 'AWS_ACCESS_KEY_ID', 'AWS_SECRET_ACCESS_KEY',
 ] as const;
 
@@ -198,6 +200,7 @@ export function loadConfig(flags: Flags = {}, givenEnv: Env = process.env): Conf
     workerSlots: integerSetting('--slots / TESSERA_WORKER_SLOTS', flags.slots ?? env.TESSERA_WORKER_SLOTS, availableParallelism(), 0, 256, '4'),
     workerPrefetch: prefetchSetting(flags.prefetch ?? env.TESSERA_WORKER_PREFETCH),
     initialApiKey: nonEmpty(env.TESSERA_API_KEY, 'TESSERA_API_KEY', /^\S{16,512}$/, 'a random string of at least 16 characters'),
+    initialOperatorKey: nonEmpty(env.TESSERA_OPERATOR_KEY, 'TESSERA_OPERATOR_KEY', /^\S{16,512}$/, 'a random string of at least 16 characters'),
     allowPrivateUrls: booleanSetting('TESSERA_ALLOW_PRIVATE_URLS', env.TESSERA_ALLOW_PRIVATE_URLS, false),
     pythonForkServer: booleanSetting('TESSERA_PYTHON_FORKSERVER', env.TESSERA_PYTHON_FORKSERVER, true),
     maxSourceBytes: integerSetting('TESSERA_MAX_SOURCE_BYTES', env.TESSERA_MAX_SOURCE_BYTES, 10 * 1024 ** 3, 1, Number.MAX_SAFE_INTEGER, '1073741824'),

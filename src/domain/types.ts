@@ -18,7 +18,12 @@ export interface JobConfig {
   jobTimeout?: number;
   isTestJob?: boolean;
   maxTaskRetries?: number;
+  /** Which workers may run the job's tasks: the shared fleet or the account's own (ANY, the default), or only its own. */
+  workerPool?: WorkerPool;
 }
+
+export const WORKER_POOLS = ['WORKER_POOL_ANY', 'WORKER_POOL_PRIVATE'] as const;
+export type WorkerPool = (typeof WORKER_POOLS)[number];
 
 export interface DataSource {
   dataSourceDescriptor: string;

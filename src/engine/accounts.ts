@@ -3,8 +3,8 @@ import type { EventEmitter } from 'node:events';
 import { failedPrecondition, invalidArgument, notFound, quote, unauthenticated } from '../domain/errors.js';
 import { API_KEY_PREFIX, hashSecret, newAccountId, newApiKey } from '../domain/ids.js';
 import type { Db, Queryable } from '../store/db.js';
-import type { FoundKey, KeyRow, KeyScope } from '../store/accounts.js';
-import { countAccounts, countActiveKeys, findActiveApiKey, findApiKeyByHash, insertAccount, insertApiKey, keyRevokedAt, listAccountIds, listApiKeys, revokeApiKey, touchApiKey } from '../store/accounts.js';
+import type { AccountRole, FoundKey, KeyRow, KeyScope } from '../store/accounts.js';
+import { countAccounts, countActiveKeys, findActiveApiKey, findApiKeyByHash, findOperatorAccount, insertAccount, insertApiKey, keyRefusal, listAccountIds, listApiKeys, revokeApiKey, touchApiKey } from '../store/accounts.js';
 
 // Accounts and their API keys. A key is shown once, when it is made; only its SHA-256 is stored
 // (keys carry 256 random bits, so a slow password hash would add nothing but latency).
@@ -21,24 +21,59 @@ async function storeKey(db: Queryable, accountId: string, apiKey: string, scope:
   return id;
 }
 
+/** Held while accounts are made at start, so replicas starting at once agree. */
+const ACCOUNTS_LOCK = 7264001;
+
+/**
+ * The operator's account (it holds the operator's keys and the shared fleet's worker tokens),
+ * made when missing. Made on a database that already has accounts (an upgrade), it takes over the
+ * worker tokens made before there was one: they were the shared fleet's.
+ */
+async function ensureOperatorAccount(tx: Queryable): Promise<{ accountId: string; made: boolean }> {
+  const existing = await findOperatorAccount(tx);
+  if (existing) return { accountId: existing, made: false };
+  const accountId = newAccountId();
+  await insertAccount(tx, accountId, { role: 'operator', name: 'operator' });
+  await tx.query(`UPDATE api_keys SET account_id = $1 WHERE scope = 'worker'`, [accountId]);
+  return { accountId, made: true };
+}
+
+export interface StartKeys {
+  /** The first customer account and its key, on an empty database. */
+  firstKey: NewKey | null;
+  /** The operator's first key, on an empty database. */
+  operatorKey: NewKey | null;
+}
+
 /**
  * On an empty database: the first account and its key (`initialApiKey` when the operator chose
- * one, else a random key). Null when accounts already exist. Safe for replicas starting at once:
- * the check and insert run in one transaction under an advisory lock.
+ * one, else a random key), and the operator's account and key (likewise). Safe for replicas
+ * starting at once: the checks and inserts run in one transaction under an advisory lock.
  */
-export async function ensureFirstAccount(db: Db, initialApiKey: string | undefined): Promise<NewKey | null> {
+export async function ensureFirstAccount(db: Db, initialApiKey: string | undefined, initialOperatorKey?: string): Promise<StartKeys> {
   return db.transaction(async (tx) => {
-    await tx.query('SELECT pg_advisory_xact_lock(7264001)');
-    if ((await countAccounts(tx)) > 0) return null;
+    await tx.query('SELECT pg_advisory_xact_lock($1)', [ACCOUNTS_LOCK]);
+    const fresh = (await countAccounts(tx)) === 0;
+    const operator = await ensureOperatorAccount(tx);
+    if (!fresh) return { firstKey: null, operatorKey: null };
     const accountId = newAccountId();
     const apiKey = initialApiKey ?? newApiKey();
     await insertAccount(tx, accountId);
-    return { accountId, apiKey, keyId: await storeKey(tx, accountId, apiKey, 'customer') };
+    const firstKey = { accountId, apiKey, keyId: await storeKey(tx, accountId, apiKey, 'customer') };
+    // An operator key only for a deployment that never had one: a database whose first account was made before.
+    const hasOperatorKey = (await countActiveKeys(tx, operator.accountId, 'operator')) > 0;
+    const operatorApiKey = initialOperatorKey ?? newApiKey();
+    const operatorKey = hasOperatorKey ? null : { accountId: operator.accountId, apiKey: operatorApiKey, keyId: await storeKey(tx, operator.accountId, operatorApiKey, 'operator') };
+    return { firstKey, operatorKey };
   });
 }
 
-/** Another key for an account (the first account when none is named); a new account when `newAccount`. */
+/**
+ * Another key: an operator key, a worker token (the shared fleet's; an account's own when one is
+ * named), or a customer key (the first account's when none is named; a new account's when `newAccount`).
+ */
 export async function createKey(db: Db, options: { accountId?: string; newAccount?: boolean; scope?: KeyScope } = {}): Promise<NewKey> {
+  const scope = options.scope ?? 'customer';
   let accountId = options.accountId;
   if (accountId !== undefined && !(await listAccountIds(db)).includes(accountId)) {
     throw notFound('account', accountId, 'omit the account to use the first one, or make a new account');
@@ -47,13 +82,19 @@ export async function createKey(db: Db, options: { accountId?: string; newAccoun
     accountId = newAccountId();
     await insertAccount(db, accountId);
   }
+  if (scope === 'operator' || (scope === 'worker' && accountId === undefined)) {
+    accountId = await db.transaction(async (tx) => {
+      await tx.query('SELECT pg_advisory_xact_lock($1)', [ACCOUNTS_LOCK]);
+      return (await ensureOperatorAccount(tx)).accountId;
+    });
+  }
   accountId ??= (await listAccountIds(db))[0];
   if (!accountId) {
     accountId = newAccountId();
     await insertAccount(db, accountId);
   }
   const apiKey = newApiKey();
-  return { accountId, apiKey, keyId: await storeKey(db, accountId, apiKey, options.scope ?? 'customer') };
+  return { accountId, apiKey, keyId: await storeKey(db, accountId, apiKey, scope) };
 }
 
 /** The account a presented key belongs to, or UNAUTHENTICATED. */
@@ -115,8 +156,9 @@ export function createKeyCheck(db: Db, ttlMs = KEY_CACHE_MS, signals?: EventEmit
     } else {
       byHash.delete(hash);
       // A revoked key says so (its worker, say, stops with this message), rather than "not valid".
-      const revokedAt = await keyRevokedAt(db, hash);
-      if (revokedAt) throw unauthenticated(`this key was revoked at ${revokedAt.toISOString()}`, 'use another key (tessera key list shows them; tessera key create makes one)');
+      const refusal = await keyRefusal(db, hash);
+      if (refusal?.revokedAt) throw unauthenticated(`this key was revoked at ${refusal.revokedAt.toISOString()}`, 'use another key (tessera key list shows them; tessera key create makes one)');
+      if (refusal?.disabledAt) throw unauthenticated(`this key's account was disabled at ${refusal.disabledAt.toISOString()}`, 'ask the operator of this deployment');
     }
     return accountOfKey(found, scope);
   }
@@ -165,21 +207,27 @@ export function createAccountKeys(db: Db, keys: KeyCheck) {
     async list(accountId: string): Promise<KeyView[]> {
       return (await listApiKeys(db, accountId)).map(viewOf);
     },
-    async create(accountId: string, scope: unknown): Promise<{ key: KeyView; apiKey: string }> {
-      if (scope !== undefined && scope !== 'customer' && scope !== 'worker') {
+    /** A customer account makes customer keys and its own workers' tokens; the operator, operator keys and shared workers' tokens. */
+    async create(accountId: string, scope: unknown, role: AccountRole = 'customer'): Promise<{ key: KeyView; apiKey: string }> {
+      if (role === 'customer' && scope !== undefined && scope !== 'customer' && scope !== 'worker') {
         throw invalidArgument('scope', `scope ${quote(scope)} must be "customer" (a key for this API) or "worker" (a token for this account's own workers)`);
       }
-      const made = await createKey(db, { accountId, scope: (scope as KeyScope | undefined) ?? 'customer' });
+      if (role === 'operator' && scope !== undefined && scope !== 'operator' && scope !== 'worker') {
+        throw invalidArgument('scope', `scope ${quote(scope)} must be "worker" (a shared worker's token) or "operator" (another operator key)`);
+      }
+      const made = await createKey(db, { accountId, scope: (scope as KeyScope | undefined) ?? (role === 'operator' ? 'worker' : 'customer') });
       const key = (await listApiKeys(db, accountId)).find((row) => row.id === made.keyId)!;
       return { key: viewOf(key), apiKey: made.apiKey };
     },
-    async revoke(accountId: string, keyId: string): Promise<void> {
+    async revoke(accountId: string, keyId: string, role: AccountRole = 'customer'): Promise<void> {
+      const keysRoute = role === 'operator' ? '/v1/operator/keys' : '/v1/auth/keys';
       await db.transaction(async (tx) => {
         const target = (await listApiKeys(tx, accountId)).find((row) => row.id === keyId && row.revokedAt === null);
-        if (!target) throw notFound('key', keyId, 'GET /v1/auth/keys lists this account\'s keys');
+        if (!target) throw notFound('key', keyId, `GET ${keysRoute} lists this account's keys`);
         // The account would have no way in left: a new key first.
-        if (target.scope === 'customer' && (await countActiveKeys(tx, accountId, 'customer')) <= 1) {
-          throw failedPrecondition(`key ${keyId} is this account's last customer key`, 'make another first (POST /v1/auth/keys), then revoke this one');
+        const way = role === 'operator' ? 'operator' : 'customer';
+        if (target.scope === way && (await countActiveKeys(tx, accountId, way)) <= 1) {
+          throw failedPrecondition(`key ${keyId} is this account's last ${way} key`, `make another first (POST ${keysRoute}), then revoke this one`);
         }
         await revokeApiKey(tx, accountId, keyId);
       });

@@ -12,6 +12,7 @@ import type { Template } from '../domain/types.js';
 import type { StoredComponent } from '../store/catalog.js';
 import { BUILTIN_OWNER, listComponents, resolveComponent, setComponentActive, upsertComponent, upsertTemplate } from '../store/catalog.js';
 import type { Queryable } from '../store/db.js';
+import { storedBytesExceeded, storedBytesLeft } from './quotas.js';
 import type { EngineDeps } from './deps.js';
 
 // The registry: apps, partitioning and assembling engines pushed as archives of their folders
@@ -190,6 +191,8 @@ export function createCatalog(deps: EngineDeps) {
         throw invalidArgument('data', 'data must be the base64 encoding of a tar archive of the folder', 'tessera app push FOLDER builds it for you');
       }
       const bytes = Buffer.from(compact, 'base64');
+      const left = await storedBytesLeft(db, account);
+      if (bytes.length > left) throw storedBytesExceeded(`the archive (${bytes.length} bytes)`, left);
       if (bytes.length > config.maxArchiveBytes) {
         throw new TesseraError('RESOURCE_EXHAUSTED', `the archive is ${bytes.length} bytes; at most ${config.maxArchiveBytes} may be pushed`, { hint: 'keep data and dependencies out of the folder, or raise TESSERA_MAX_ARCHIVE_BYTES' });
       }

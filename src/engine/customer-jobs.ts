@@ -11,6 +11,7 @@ import { cancelJobTasks, insertTasks, listTaskOutputs } from '../store/tasks.js'
 import { bucketRefOf, isBucketDescriptor, secretTypeOfBucket } from '../sources/buckets.js';
 import { findComponent } from './catalog.js';
 import { earlierResult } from './job-source.js';
+import { checkNewJob, storedBytesLeft } from './quotas.js';
 import type { EngineDeps } from './deps.js';
 import { needsDelivery } from '../sources/data-source.js';
 import type { JobInput } from './job-draft.js';
@@ -88,7 +89,11 @@ export function createCustomerJobs(deps: EngineDeps) {
         if (!updated) throw notNew(await requireJob(accountId, existing.id), 'a job can be updated');
         return { job: updated, template };
       }
-      const job = await db.transaction((tx) => insertJob(tx, { id: newUlid(), accountId, ...draftFromInput(input, template) }));
+      const draft = draftFromInput(input, template);
+      const job = await db.transaction(async (tx) => {
+        await checkNewJob(tx, accountId);
+        return insertJob(tx, { id: newUlid(), accountId, ...draft });
+      });
       return { job, template };
     },
 
@@ -120,6 +125,7 @@ export function createCustomerJobs(deps: EngineDeps) {
       if (job.dataSource.dataSourceDescriptor === 'file' && !job.uploadCompletedAt) {
         throw failedPrecondition(`job ${jobId} reads an uploaded file, and its upload is not complete`, 'PUT the file to the job\'s dataSource.params.tempUrl, then PATCH /v1/customer/jobs/{jobId}/uploadcompleted, then run');
       }
+      await storedBytesLeft(db, accountId);
       if (job.blobsDeletedAt) throw failedPrecondition(`the upload of job ${jobId} was deleted on ${job.blobsDeletedAt.toISOString()}, after the retention period`, 'create a new job and upload the file again');
       if (job.dataSource.dataSourceDescriptor === 'bucket') await earlierResult(deps, accountId, job.dataSource);
       // A missing or expired secret is said now, not after the job has run.

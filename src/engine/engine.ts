@@ -20,6 +20,8 @@ import { createTokenIssuer } from './access-tokens.js';
 import type { KeyCheck, NewKey } from './accounts.js';
 import type { AccountKeys } from './accounts.js';
 import { createAccountKeys, createKeyCheck, ensureFirstAccount } from './accounts.js';
+import type { Operator } from './operator.js';
+import { createOperator } from './operator.js';
 import type { Catalog } from './catalog.js';
 import { createCatalog } from './catalog.js';
 import type { JobFeeds } from './job-feeds.js';
@@ -66,10 +68,14 @@ export interface Engine {
   keys: KeyCheck;
   /** An account's own keys (/v1/auth/keys). */
   accountKeys: AccountKeys;
+  /** The operator's API: accounts, quotas, disabling. */
+  operator: Operator;
   /** A worker link for in-process slots. */
   localLink(worker: LocalWorker): WorkerLink;
   /** Set when this start created the first account (the key is shown once, then forgotten). */
   firstKey: NewKey | null;
+  /** The operator's key, made on an empty database (shown once by tessera up). */
+  operatorKey: NewKey | null;
   close(): Promise<void>;
 }
 
@@ -117,7 +123,7 @@ export async function createEngine(options: EngineOptions): Promise<Engine> {
     if (handedBack > 0) log.info({ tasks: handedBack }, 'handed back the leases of the previous process');
   }
   const tokenKey = await getOrCreateSetting(db, 'access_token_key', () => randomBytes(32).toString('base64url'));
-  const firstKey = await ensureFirstAccount(db, config.initialApiKey);
+  const { firstKey, operatorKey } = await ensureFirstAccount(db, config.initialApiKey, config.initialOperatorKey);
   // Tasks queued by other replicas wake this one's idle workers through the database.
   const unlisten = db.listen ? await db.listen(TASKS_CHANNEL, () => deps.signals.emit('tasks')) : async () => {};
   const jobs = createCustomerJobs(deps);
@@ -135,9 +141,11 @@ export async function createEngine(options: EngineOptions): Promise<Engine> {
     tokens: createTokenIssuer(tokenKey),
     keys,
     accountKeys: createAccountKeys(db, keys),
+    operator: createOperator(deps, keys),
     workers: createRemoteWorkers(deps, flow),
     localLink: (worker) => createLocalLink(deps, flow, { ...worker, hostImages: likePatterns(worker.hostImages) }),
     firstKey,
+    operatorKey,
     async close() {
       await scheduler.stop();
       feeds.close();

@@ -1,6 +1,6 @@
 import { invalidArgument, quote } from '../domain/errors.js';
-import type { DataSource, Job, JobConfig, JobParams, Priority, Regions, Template } from '../domain/types.js';
-import { PRIORITIES } from '../domain/types.js';
+import type { DataSource, Job, JobConfig, JobParams, Priority, Regions, Template, WorkerPool } from '../domain/types.js';
+import { PRIORITIES, WORKER_POOLS } from '../domain/types.js';
 import { DEFAULT_DESTINATION, DEFAULT_SOURCE, checkDataDestination, checkDataSource } from '../sources/data-source.js';
 import type { JobDraft } from '../store/jobs.js';
 
@@ -53,8 +53,12 @@ export function checkConfig(raw: Record<string, unknown>, field = 'config'): Job
         else if (value === 'true' || value === 'false') config.isTestJob = value === 'true';
         else throw invalidArgument(`${field}.isTestJob`, `${field}.isTestJob ${quote(value)} must be true or false`);
         break;
+      case 'workerPool':
+        if (!WORKER_POOLS.includes(value as never)) throw invalidArgument(`${field}.workerPool`, `${field}.workerPool ${quote(value)} must be one of ${WORKER_POOLS.join(', ')}`);
+        config.workerPool = value as WorkerPool;
+        break;
       default:
-        throw invalidArgument(`${field}.${key}`, `unknown config field ${quote(key)}`, 'config accepts taskTimeout, jobTimeout, isTestJob and maxTaskRetries');
+        throw invalidArgument(`${field}.${key}`, `unknown config field ${quote(key)}`, 'config accepts taskTimeout, jobTimeout, isTestJob, maxTaskRetries and workerPool');
     }
   }
   return config;

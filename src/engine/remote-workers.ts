@@ -24,6 +24,7 @@ import { completionOf } from './task-flow.js';
 import type { TaskKind } from '../domain/types.js';
 import { heartbeatInterval } from './task-flow.js';
 import { likePatterns } from '../domain/images.js';
+import type { FoundKey } from '../store/accounts.js';
 
 // The server's side of the worker protocol (/v1/worker): the same task flow the in-process slots
 // use, with every file crossing HTTP. Workers never choose blob keys: the server derives them from
@@ -167,14 +168,19 @@ export function createRemoteWorkers(deps: EngineDeps, flow: TaskFlow) {
   }
 
   return {
-    /** Registers a worker under the token key it presented: its id is bound to that key from now on. */
-    async register(worker: WorkerRegistration, keyId: string): Promise<{ workerId: string; leaseSeconds: number; heartbeatMs: number }> {
-      if (!(await upsertWorker(db, { ...worker, keyId, hostImages: likePatterns(worker.hostImages) }))) {
-        throw refuse(`worker id ${quote(worker.id)} is registered with another token`, { workerId: worker.id, keyId }, 'each worker registers under an id of its own (tessera worker picks a new one at every start)');
+    /**
+     * Registers a worker under the token it presented: its id is bound to that token from now on.
+     * A token of the operator's makes a shared worker; a customer account's, a worker of that
+     * account's own pool.
+     */
+    async register(worker: WorkerRegistration, key: FoundKey): Promise<{ workerId: string; leaseSeconds: number; heartbeatMs: number; pool: string }> {
+      const accountId = key.role === 'operator' ? null : key.accountId;
+      if (!(await upsertWorker(db, { ...worker, keyId: key.id, accountId, hostImages: likePatterns(worker.hostImages) }))) {
+        throw refuse(`worker id ${quote(worker.id)} is registered with another token`, { workerId: worker.id, keyId: key.id }, 'each worker registers under an id of its own (tessera worker picks a new one at every start)');
       }
       offers.delete(worker.id);
-      bindings.set(worker.id, { keyId, at: Date.now() });
-      return { workerId: worker.id, leaseSeconds: config.leaseSeconds, heartbeatMs: heartbeatInterval(config) };
+      bindings.set(worker.id, { keyId: key.id, at: Date.now() });
+      return { workerId: worker.id, leaseSeconds: config.leaseSeconds, heartbeatMs: heartbeatInterval(config), pool: accountId === null ? 'shared' : `account ${accountId}` };
     },
 
     /**

@@ -22,6 +22,9 @@ const FIRST_BLOB_SWEEP_MS = 60 * 1000;
 const RETENTION_INTERVAL_MS = 60 * 1000;
 
 function describeNeeds(task: UnservedTask): string {
+  const pool = task.privateOnly
+    ? 'a worker of the account\'s own pool (its config.workerPool is WORKER_POOL_PRIVATE; connect one with a worker token from POST /v1/auth/keys {"scope": "worker"})'
+    : 'a worker of the shared pool or of the account\'s own pool';
   const needs = [
     task.regionWhitelist ? `a region in [${task.regionWhitelist.join(', ')}]` : '',
     task.regionBlacklist.length > 0 ? `a region not in [${task.regionBlacklist.join(', ')}]` : '',
@@ -30,7 +33,7 @@ function describeNeeds(task: UnservedTask): string {
     task.gpus ? `a GPU of [${task.gpus.join(', ')}]` : '',
     task.image ? `the image ${task.image} (install podman on a worker, or map the image to a worker's host sandbox with TESSERA_HOST_IMAGES=${task.image.replace(/:.*$/, ':*')})` : '',
   ].filter(Boolean);
-  return needs.length > 0 ? needs.join(', ') : 'any worker';
+  return needs.length > 0 ? `${pool} with ${needs.join(', ')}` : pool;
 }
 
 export function createScheduler(deps: EngineDeps, flow: TaskFlow, deliveries: Deliveries) {

@@ -12,12 +12,13 @@ import { manifestRegistrySecret } from '../domain/manifest.js';
 import { EMPTY_REPORT } from '../domain/worker-link.js';
 import { getTemplate } from '../store/catalog.js';
 import type { Queryable } from '../store/db.js';
-import { appendJobEvent, failJob, getJobForEngine, transitionJob } from '../store/jobs.js';
+import { addStoredBytes, appendJobEvent, failJob, getJobForEngine, transitionJob } from '../store/jobs.js';
 import type { StoredComponent } from '../store/catalog.js';
 import type { FailedAttempt, TaskOutput, WorkerOffer } from '../store/tasks.js';
 import { countFailedAttempts, recordTaskLogs, recordTaskReport, usageUnits } from '../store/task-reports.js';
 import type { AttemptRef } from '../store/task-reports.js';
-import { analyzeTasks, cancelJobTasks, completeAppTasks, completeTask, expireLeases, failTaskAttempt, insertChunkTasks, insertTasks, isTaskLeaseCurrent, leaseTasks, vacuumTasks } from '../store/tasks.js';
+import { analyzeTasks, cancelJobTasks, completeAppTasks, completeTask, expireLeases, failTaskAttempt, insertChunkTasks, insertTasks, isTaskLeaseCurrent, vacuumTasks } from '../store/tasks.js';
+import { createQuotaLeasing } from './quota-leasing.js';
 import { findComponent } from './catalog.js';
 import type { EngineDeps } from './deps.js';
 import { COMPONENT_KIND, needsFor } from './task-needs.js';
@@ -116,6 +117,7 @@ async function waitForSignal(emitter: EventEmitter, event: string, ms: number, s
 
 export function createTaskFlow(deps: EngineDeps) {
   const { db, config, log, metrics } = deps;
+  const quotaLeasing = createQuotaLeasing(deps);
 
   /** Builds what a worker needs to run a leased task; null (and the task failed) when that is impossible. */
   // A job's thousands of tasks run the same component: look it up once a few seconds, not per task.
@@ -257,7 +259,7 @@ export function createTaskFlow(deps: EngineDeps) {
    * gone) fails at once instead of being handed out.
    */
   async function leaseNow(owner: string, max: number, offer: WorkerOffer): Promise<TaskLease[]> {
-    const leased = await leaseTasks(db, owner, max, config.leaseSeconds, offer, deps.leaseTokens.mint(owner));
+    const leased = await quotaLeasing.lease(owner, max, offer, deps.leaseTokens.mint(owner));
     countTaskUpdates(leased.length);
     const stages = new Map<string, StageOfJob | { failed: string }>();
     const leases: TaskLease[] = [];
@@ -293,6 +295,7 @@ export function createTaskFlow(deps: EngineDeps) {
     // asks for a stronger one deadlocks with its twin.
     const job = await getJobForEngine(tx, lease.jobId, { lock: true });
     if (!job) return 'lost';
+    await addStoredBytes(tx, lease.jobId, outputs.reduce((sum, output) => sum + output.size, 0));
     // Not an error, but never silent: said in the partitioner's logs and in the job's events.
     const noChunks = lease.kind === 'partition' && outputs.length === 0;
     await recordTaskReport(tx, lease, noChunks ? { ...report, logs: [...report.logs, { at: new Date().toISOString(), stream: 'stderr', level: 'WARN', line: NO_CHUNKS }] } : report, false);

@@ -10,7 +10,8 @@ import { NO_NEEDS } from '../store/tasks.js';
 import { findComponent } from './catalog.js';
 
 // What a job's tasks need from a worker: the job's region lists and the device requirements
-// of the component the task runs. Stored on each task so leasing matches them in SQL.
+// of the component the task runs, and the pools that may run it (the job's account's own workers,
+// and unless the job keeps to those, the shared fleet). Stored on each task so leasing matches them in SQL.
 
 export const COMPONENT_KIND: Record<TaskKind, ComponentKind> = { partition: 'partitioner', app: 'app', assemble: 'assembler' };
 
@@ -29,5 +30,7 @@ export async function needsFor(db: Queryable, job: Job, kind: TaskKind): Promise
     regionWhitelist: job.regions.whitelist && job.regions.whitelist.length > 0 ? job.regions.whitelist : null,
     regionBlacklist: job.regions.blacklist ?? [],
     image: image ? normalizeImage(image) : null,
+    accountId: job.accountId,
+    privateOnly: job.config.workerPool === 'WORKER_POOL_PRIVATE',
   };
 }

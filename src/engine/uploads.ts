@@ -7,6 +7,7 @@ import { TesseraError, failedPrecondition, invalidArgument, notFound, quote } fr
 import { plainFileName } from '../domain/file-names.js';
 import type { Job } from '../domain/types.js';
 import { getJobForEngine } from '../store/jobs.js';
+import { storedBytesExceeded, storedBytesLeft } from './quotas.js';
 import { listUploadParts, markUploadCompleted, upsertUploadPart } from '../store/uploads.js';
 import type { EngineDeps } from './deps.js';
 
@@ -57,9 +58,11 @@ export function createUploads(deps: EngineDeps) {
       const others = (await listUploadParts(db, jobId)).filter((entry) => entry.part !== part).reduce((sum, entry) => sum + entry.size, 0);
       // Each attempt writes its own key: a part sent twice at once never mixes the two bodies.
       const key = `jobs/${jobId}/upload/part-${String(part).padStart(5, '0')}-${randomBytes(6).toString('hex')}`;
-      const stored = await blobs.putStream(key, body, config.maxSourceBytes - others).catch((error) => {
+      const left = await storedBytesLeft(db, job.accountId);
+      const stored = await blobs.putStream(key, body, Math.min(config.maxSourceBytes - others, left)).catch((error) => {
         // The store's size limit (a full disk, which has the system's error as its cause, stays what it is).
         if (error instanceof TesseraError && error.code === 'RESOURCE_EXHAUSTED' && error.cause === undefined) {
+          if (left < config.maxSourceBytes - others) throw storedBytesExceeded(`the upload of job ${jobId}`, left);
           throw new TesseraError('RESOURCE_EXHAUSTED', `the upload of job ${jobId} is larger than the limit of ${config.maxSourceBytes} bytes`, { hint: 'the operator can raise TESSERA_MAX_SOURCE_BYTES' });
         }
         throw error;

@@ -172,6 +172,11 @@ export async function transitionJob(
   return rows.length > 0;
 }
 
+/** Bytes a job's tasks stored in the blob store (chunks, results), counted for the stored-bytes quota. */
+export async function addStoredBytes(db: Queryable, jobId: string, bytes: number): Promise<void> {
+  if (bytes > 0) await db.query('UPDATE jobs SET stored_bytes = stored_bytes + $2 WHERE id = $1', [jobId, bytes]);
+}
+
 /** Fails a job from whatever non-final state it is in. Returns false if it had already ended. */
 export async function failJob(db: Queryable, jobId: string, errorMessage: string): Promise<boolean> {
   const rows = await db.query(

@@ -30,18 +30,32 @@ export interface WorkerRow {
   runningTasks: number;
   /** What the worker said of its runtimes (sandbox, limits, network, containers, images); null from older workers. */
   runtime: Record<string, unknown> | null;
+  /** The account whose own pool it is in; null: a shared worker. */
+  accountId: string | null;
 }
 
-/** Workers seen in the last `withinSeconds`, with the tasks each holds now. */
-export async function listWorkers(db: Queryable, withinSeconds: number): Promise<WorkerRow[]> {
-  const rows = await db.query<{ id: string; name: string; region: string; slots: number; cpus: number; memory_gb: number; gpus: string[]; started_at: Date; last_seen_at: Date; running: number; runtime: Record<string, unknown> | string | null }>(
+/**
+ * Workers seen in the last `withinSeconds`, with the tasks each holds now: one account's own
+ * (`pool` its id), or every worker (`pool` 'all', the operator's view).
+ */
+export async function listWorkers(db: Queryable, withinSeconds: number, pool: string): Promise<WorkerRow[]> {
+  const rows = await db.query<{ id: string; name: string; region: string; slots: number; cpus: number; memory_gb: number; gpus: string[]; started_at: Date; last_seen_at: Date; running: number; runtime: Record<string, unknown> | string | null; account_id: string | null }>(
     // Leased rows are few and in a partial index (tasks_lease_expiry, which needs the expiry named:
     // every leased task has one): count them once, grouped.
-    `SELECT w.id, w.name, w.region, w.slots, w.cpus, w.memory_gb, w.gpus, w.started_at, w.last_seen_at, COALESCE(l.running, 0)::int AS running, w.runtime
+    `SELECT w.id, w.name, w.region, w.slots, w.cpus, w.memory_gb, w.gpus, w.started_at, w.last_seen_at, COALESCE(l.running, 0)::int AS running, w.runtime, w.account_id
        FROM workers w
        LEFT JOIN (SELECT lease_owner, count(*) AS running FROM tasks WHERE state = 'leased' AND lease_expires_at IS NOT NULL GROUP BY lease_owner) l ON l.lease_owner = w.id
-      WHERE w.last_seen_at > now() - make_interval(secs => $1) ORDER BY w.name, w.id`,
+      WHERE w.last_seen_at > now() - make_interval(secs => $1) AND ($2 = 'all' OR w.account_id = $2) ORDER BY w.name, w.id`,
+    [withinSeconds, pool],
+  );
+  return rows.map((row) => ({ id: row.id, name: row.name, region: row.region, slots: row.slots, cpus: row.cpus, memoryGb: row.memory_gb, gpus: row.gpus, startedAt: row.started_at, lastSeenAt: row.last_seen_at, runningTasks: row.running, runtime: typeof row.runtime === 'string' ? (JSON.parse(row.runtime) as Record<string, unknown>) : row.runtime, accountId: row.account_id }));
+}
+
+/** The shared fleet in numbers only (what an account may know of machines that are not its own). */
+export async function sharedFleet(db: Queryable, withinSeconds: number): Promise<{ workers: number; slots: number }> {
+  const [row] = await db.query<{ workers: number; slots: number }>(
+    'SELECT count(*)::int AS workers, coalesce(sum(slots), 0)::int AS slots FROM workers WHERE last_seen_at > now() - make_interval(secs => $1) AND account_id IS NULL',
     [withinSeconds],
   );
-  return rows.map((row) => ({ id: row.id, name: row.name, region: row.region, slots: row.slots, cpus: row.cpus, memoryGb: row.memory_gb, gpus: row.gpus, startedAt: row.started_at, lastSeenAt: row.last_seen_at, runningTasks: row.running, runtime: typeof row.runtime === 'string' ? (JSON.parse(row.runtime) as Record<string, unknown>) : row.runtime }));
+  return { workers: row?.workers ?? 0, slots: row?.slots ?? 0 };
 }

@@ -82,9 +82,13 @@ export interface TaskNeeds {
   regionBlacklist: string[];
   /** The container image it runs in (normalised); null when any worker's host sandbox runs it. */
   image: string | null;
+  /** The job's account: its own workers (a private pool) lease only its tasks. */
+  accountId: string | null;
+  /** Only the account's own workers may run it (the job's config.workerPool). */
+  privateOnly: boolean;
 }
 
-export const NO_NEEDS: TaskNeeds = { minCpu: 0, minMemoryGb: 0, gpus: null, regionWhitelist: null, regionBlacklist: [], image: null };
+export const NO_NEEDS: TaskNeeds = { minCpu: 0, minMemoryGb: 0, gpus: null, regionWhitelist: null, regionBlacklist: [], image: null, accountId: null, privateOnly: false };
 
 /** What a worker offers, matched against TaskNeeds when it leases. */
 export interface WorkerOffer {
@@ -96,6 +100,17 @@ export interface WorkerOffer {
   containers: boolean;
   /** Images it runs in its host sandbox instead, as SQL LIKE patterns. */
   hostImages: string[];
+  /** The account whose private pool it is in (it runs that account's tasks only); null or absent: a shared worker. */
+  accountId?: string | null;
+}
+
+/**
+ * The shared fleet's room for accounts with a quota of tasks on shared workers: `full` accounts
+ * get none this time, the others at most their `room` each.
+ */
+export interface SharedQuota {
+  full: string[];
+  partial: { accountId: string; room: number }[];
 }
 
 // The leased-tasks index (tasks_lease_expiry) needs `lease_expires_at` named in the query
@@ -155,13 +170,13 @@ async function insertPages(
     // Counted in the database: a partition of 100,000 chunks need not send back 100,000 ids.
     const [counted] = await db.query<{ n: number }>(
       `WITH inserted AS (
-       INSERT INTO tasks (job_id, kind, chunk_index, input_key, input_size, max_attempts, priority, min_cpu, min_memory_gb, gpus, region_whitelist, region_blacklist, image, created_at)
-       SELECT $1, $2, chunk_index, input_key, input_size, $5, $6, $7, $8, $9, $10, $11, $13, clock_timestamp()
+       INSERT INTO tasks (job_id, kind, chunk_index, input_key, input_size, max_attempts, priority, min_cpu, min_memory_gb, gpus, region_whitelist, region_blacklist, image, account_id, private_only, created_at)
+       SELECT $1, $2, chunk_index, input_key, input_size, $5, $6, $7, $8, $9, $10, $11, $13, $14, $15, clock_timestamp()
          FROM unnest($3::int[], $4::text[], $12::bigint[]) AS t (chunk_index, input_key, input_size)
        ON CONFLICT (job_id, kind, chunk_index) DO NOTHING
        RETURNING 1)
        SELECT count(*)::int AS n FROM inserted`,
-      [jobId, kind, chunkIndexes, inputKeys, options.maxAttempts, options.priority, needs.minCpu, needs.minMemoryGb, needs.gpus, needs.regionWhitelist, needs.regionBlacklist, inputSizes, needs.image],
+      [jobId, kind, chunkIndexes, inputKeys, options.maxAttempts, options.priority, needs.minCpu, needs.minMemoryGb, needs.gpus, needs.regionWhitelist, needs.regionBlacklist, inputSizes, needs.image, needs.accountId, needs.privateOnly],
     );
     inserted += counted?.n ?? 0;
   }
@@ -221,15 +236,11 @@ export async function notifyTasksQueued(db: Queryable): Promise<void> {
  * semi-join over a sequential scan of every task ever run (7 of 16.5 ms with 60,000 rows, growing
  * with the table); the array is looked up in the primary key (5.7 ms in all).
  */
-export async function leaseTasks(db: Queryable, owner: string, limit: number, leaseSeconds: number, offer?: WorkerOffer, token: string = randomUUID()): Promise<LeasedTask[]> {
-  const [leased] = await db.query<{ tasks: LeasedTuple[] }>(
-    `WITH leased AS (
-      UPDATE tasks
-        SET state = 'leased', lease_owner = $1, lease_token = $9,
-            lease_expires_at = now() + make_interval(secs => $3), attempt = attempt + 1,
-            started_at = COALESCE(started_at, now())
-      WHERE id = ANY(ARRAY(
-        SELECT id FROM tasks
+export async function leaseTasks(db: Queryable, owner: string, limit: number, leaseSeconds: number, offer?: WorkerOffer, token: string = randomUUID(), quota?: SharedQuota): Promise<LeasedTask[]> {
+  // A private worker takes its account's tasks only; a shared one every task not kept private,
+  // and, under quotas, none of a full account's and at most its room of another's (the window
+  // below; only built when there are quotas, the common lease stays one plain index walk).
+  const candidates = `SELECT id${quota ? ', account_id, priority' : ''} FROM tasks
          WHERE state = 'queued'
            AND ($4::boolean OR (
                 min_cpu <= $5 AND min_memory_gb <= $6
@@ -237,18 +248,48 @@ export async function leaseTasks(db: Queryable, owner: string, limit: number, le
             AND (region_whitelist IS NULL OR $8 = ANY(region_whitelist))
             AND NOT ($8 = ANY(region_blacklist))
             AND (image IS NULL OR $10::boolean OR image LIKE ANY($11::text[]))))
+           AND (($12::text IS NULL AND NOT private_only) OR account_id = $12)
+           ${quota ? 'AND (account_id IS NULL OR account_id <> ALL($13::text[]))' : ''}
          ORDER BY priority DESC, id
          LIMIT $2
-         FOR UPDATE SKIP LOCKED))
+         FOR UPDATE SKIP LOCKED`;
+  const picked = quota
+    ? `WITH picked AS (${candidates}),
+       numbered AS (SELECT id, account_id, row_number() OVER (PARTITION BY account_id ORDER BY priority DESC, id) AS n FROM picked),
+       allowed AS (SELECT p.id FROM numbered p LEFT JOIN unnest($14::text[], $15::int[]) AS q (account_id, room) ON q.account_id = p.account_id
+                    WHERE q.room IS NULL OR p.n <= q.room),`
+    : 'WITH';
+  const [leased] = await db.query<{ tasks: LeasedTuple[] }>(
+    `${picked} leased AS (
+      UPDATE tasks
+        SET state = 'leased', lease_owner = $1, lease_token = $9, lease_shared = ($12::text IS NULL),
+            lease_expires_at = now() + make_interval(secs => $3), attempt = attempt + 1,
+            started_at = COALESCE(started_at, now())
+      WHERE id = ANY(ARRAY(${quota ? 'SELECT id FROM allowed' : candidates}))
       RETURNING id, job_id, kind, chunk_index, attempt, max_attempts, input_key, input_size,
                 date_part('epoch', now() - created_at) AS queued_seconds)
      SELECT coalesce(json_agg(json_build_array(id, job_id, kind, chunk_index, attempt, max_attempts, input_key, input_size, queued_seconds) ORDER BY id), '[]') AS tasks
        FROM leased`,
-    [owner, limit, leaseSeconds, offer === undefined, offer?.cpus ?? 0, offer?.memoryGb ?? 0, offer?.gpus ?? [], offer?.region ?? '', token, offer?.containers ?? false, offer?.hostImages ?? []],
+    [owner, limit, leaseSeconds, offer === undefined, offer?.cpus ?? 0, offer?.memoryGb ?? 0, offer?.gpus ?? [], offer?.region ?? '', token, offer?.containers ?? false, offer?.hostImages ?? [], offer?.accountId ?? null,
+     ...(quota ? [quota.full, quota.partial.map((entry) => entry.accountId), quota.partial.map((entry) => entry.room)] : [])],
   );
   return (leased?.tasks ?? []).map(([id, jobId, kind, chunkIndex, attempt, maxAttempts, inputKey, inputSize, queuedSeconds]) => ({
     id: Number(id), jobId, kind, chunkIndex, attempt, maxAttempts, inputKey, inputSize: inputSize === null ? null : Number(inputSize), leaseToken: token, queuedSeconds,
   }));
+}
+
+/**
+ * The room each account with a quota of tasks on shared workers has left: its quota less its
+ * tasks leased to shared workers now. Read under the lock that serialises shared leases while
+ * quotas exist (engine/task-flow.ts), so two lease calls never both take the last place.
+ */
+export async function sharedQuotaRoom(db: Queryable): Promise<SharedQuota> {
+  const rows = await db.query<{ id: string; room: number }>(
+    `SELECT a.id, a.max_shared_tasks - (SELECT count(*)::int FROM tasks t
+                                         WHERE t.account_id = a.id AND t.state = 'leased' AND t.lease_expires_at IS NOT NULL AND t.lease_shared) AS room
+       FROM accounts a WHERE a.max_shared_tasks IS NOT NULL`,
+  );
+  return { full: rows.filter((row) => row.room <= 0).map((row) => row.id), partial: rows.filter((row) => row.room > 0).map((row) => ({ accountId: row.id, room: row.room })) };
 }
 
 /**
@@ -351,7 +392,7 @@ export interface AppCompletions {
 /**
  * Fenced completion of many app tasks in one statement, which also counts them into their jobs:
  * the tasks whose lease is no longer current (or that are not app tasks) are left alone; each
- * job's chunks_done and usage grow by what its completed tasks brought. One statement, so a quiet
+ * job's chunks_done, usage and stored bytes grow by what its completed tasks brought. One statement, so a quiet
  * batch (no log lines) is one round trip and commits alone: on this machine each statement sent
  * cost the server about 0.36 ms in the socket write, and BEGIN, two statements and COMMIT were
  * four. The job rows are locked by the statement; a deadlock with a twin batch is retried whole.
@@ -363,21 +404,22 @@ export async function completeAppTasks(db: Queryable, completions: Completion[])
   // version (no second UPDATE of each task); a task without one keeps what it had.
   const [answer] = await db.query<{ tasks: [id: number, jobId: string, chunkIndex: number, attempt: number][]; jobs: [jobId: string, chunksDone: number, numChunks: number | null][] }>(
     `WITH c AS (
-       SELECT * FROM unnest($1::bigint[], $2::text[], $3::text[], $4::float8[], $5::float8[], $6::bigint[], $7::float8[]) AS c (id, token, outputs, cpu, wall, peak, units)),
+       SELECT * FROM unnest($1::bigint[], $2::text[], $3::text[], $4::float8[], $5::float8[], $6::bigint[], $7::float8[], $8::bigint[]) AS c (id, token, outputs, cpu, wall, peak, units, bytes)),
      completed AS (
        UPDATE tasks SET state = 'succeeded', outputs = c.outputs::jsonb, finished_at = now(), lease_expires_at = NULL,
                         cpu_seconds = coalesce(c.cpu, tasks.cpu_seconds), wall_seconds = coalesce(c.wall, tasks.wall_seconds),
                         peak_memory_bytes = coalesce(c.peak, tasks.peak_memory_bytes)
          FROM c
         WHERE tasks.id = c.id AND tasks.lease_token = c.token AND tasks.state = 'leased' AND tasks.lease_expires_at IS NOT NULL AND tasks.kind = 'app'
-        RETURNING tasks.id, tasks.job_id, tasks.chunk_index, tasks.attempt, c.cpu, c.wall, c.peak, c.units),
+        RETURNING tasks.id, tasks.job_id, tasks.chunk_index, tasks.attempt, c.cpu, c.wall, c.peak, c.units, c.bytes),
      per_job AS (
        SELECT job_id, count(*)::int AS n, coalesce(sum(cpu), 0) AS cpu, coalesce(sum(wall), 0) AS wall,
-              coalesce(max(peak), 0) AS peak, coalesce(sum(units), 0) AS units
+              coalesce(max(peak), 0) AS peak, coalesce(sum(units), 0) AS units, sum(bytes) AS bytes
          FROM completed GROUP BY job_id),
      counted AS (
        UPDATE jobs SET chunks_done = chunks_done + p.n, cpu_seconds = cpu_seconds + p.cpu, wall_seconds = wall_seconds + p.wall,
-                       peak_memory_bytes = GREATEST(jobs.peak_memory_bytes, p.peak), units = jobs.units + p.units
+                       peak_memory_bytes = GREATEST(jobs.peak_memory_bytes, p.peak), units = jobs.units + p.units,
+                       stored_bytes = jobs.stored_bytes + p.bytes
          FROM per_job p
         WHERE jobs.id = p.job_id
         RETURNING jobs.id, jobs.chunks_done, jobs.num_chunks)
@@ -385,7 +427,7 @@ export async function completeAppTasks(db: Queryable, completions: Completion[])
             (SELECT coalesce(json_agg(json_build_array(id, chunks_done, num_chunks)), '[]') FROM counted) AS jobs`,
     [completions.map((c) => c.taskId), completions.map((c) => c.leaseToken), completions.map((c) => JSON.stringify(c.outputs)),
      completions.map((c) => c.usage?.cpuSeconds ?? null), completions.map((c) => c.usage?.wallSeconds ?? null), completions.map((c) => (c.usage ? Math.round(c.usage.peakMemoryBytes) : null)),
-     completions.map((c) => c.units ?? null)],
+     completions.map((c) => c.units ?? null), completions.map((c) => c.outputs.reduce((sum, output) => sum + output.size, 0))],
   );
   return {
     tasks: (answer?.tasks ?? []).map(([id, jobId, chunkIndex, attempt]) => ({ id: Number(id), jobId, chunkIndex, attempt })),

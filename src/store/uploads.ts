@@ -9,11 +9,16 @@ export interface UploadPart {
   fileName: string;
 }
 
-/** Records a part (a part sent again replaces the earlier one). */
+/** Records a part (a part sent again replaces the earlier one), and the bytes it adds to the job's. */
 export async function upsertUploadPart(db: Queryable, jobId: string, part: UploadPart): Promise<void> {
   await db.query(
-    `INSERT INTO job_uploads (job_id, part, blob_key, size, file_name) VALUES ($1, $2, $3, $4, $5)
-     ON CONFLICT (job_id, part) DO UPDATE SET blob_key = EXCLUDED.blob_key, size = EXCLUDED.size, file_name = EXCLUDED.file_name, created_at = now()`,
+    `WITH earlier AS (SELECT size FROM job_uploads WHERE job_id = $1 AND part = $2),
+     recorded AS (
+       INSERT INTO job_uploads (job_id, part, blob_key, size, file_name) VALUES ($1, $2, $3, $4, $5)
+       ON CONFLICT (job_id, part) DO UPDATE SET blob_key = EXCLUDED.blob_key, size = EXCLUDED.size, file_name = EXCLUDED.file_name, created_at = now()
+       RETURNING 1)
+     UPDATE jobs SET stored_bytes = stored_bytes + $4 - coalesce((SELECT size FROM earlier), 0)
+      WHERE id = $1 AND EXISTS (SELECT 1 FROM recorded)`,
     [jobId, part.part, part.blobKey, part.size, part.fileName],
   );
 }

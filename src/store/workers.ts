@@ -10,14 +10,14 @@ import type { WorkerOffer } from './tasks.js';
  */
 export async function upsertWorker(db: Queryable, worker: { id: string; keyId: string | null; name: string; slots: number; runtime?: unknown } & WorkerOffer): Promise<boolean> {
   const rows = await db.query(
-    `INSERT INTO workers (id, name, region, slots, cpus, memory_gb, gpus, containers, host_images, runtime, key_id) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)
+    `INSERT INTO workers (id, name, region, slots, cpus, memory_gb, gpus, containers, host_images, runtime, key_id, account_id) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)
      ON CONFLICT (id) DO UPDATE SET name = EXCLUDED.name, region = EXCLUDED.region, slots = EXCLUDED.slots, cpus = EXCLUDED.cpus,
        memory_gb = EXCLUDED.memory_gb, gpus = EXCLUDED.gpus, containers = EXCLUDED.containers, host_images = EXCLUDED.host_images,
-       runtime = EXCLUDED.runtime, key_id = EXCLUDED.key_id, last_seen_at = now()
+       runtime = EXCLUDED.runtime, key_id = EXCLUDED.key_id, account_id = EXCLUDED.account_id, last_seen_at = now()
      WHERE workers.key_id IS NOT DISTINCT FROM EXCLUDED.key_id
         OR EXISTS (SELECT 1 FROM api_keys k WHERE k.id = workers.key_id AND k.revoked_at IS NOT NULL)
      RETURNING id`,
-    [worker.id, worker.name, worker.region, worker.slots, worker.cpus, worker.memoryGb, worker.gpus, worker.containers, worker.hostImages, worker.runtime === undefined ? null : JSON.stringify(worker.runtime), worker.keyId],
+    [worker.id, worker.name, worker.region, worker.slots, worker.cpus, worker.memoryGb, worker.gpus, worker.containers, worker.hostImages, worker.runtime === undefined ? null : JSON.stringify(worker.runtime), worker.keyId, worker.accountId ?? null],
   );
   return rows.length > 0;
 }
@@ -30,11 +30,11 @@ export async function workerKeyOf(db: Queryable, workerId: string): Promise<stri
 
 /** Marks the worker as alive; false when it is not registered (the server lost it: register again). */
 export async function touchWorker(db: Queryable, workerId: string): Promise<WorkerOffer | null> {
-  const [row] = await db.query<{ region: string; cpus: number; memory_gb: number; gpus: string[]; containers: boolean; host_images: string[] }>(
-    'UPDATE workers SET last_seen_at = now() WHERE id = $1 RETURNING region, cpus, memory_gb, gpus, containers, host_images',
+  const [row] = await db.query<{ region: string; cpus: number; memory_gb: number; gpus: string[]; containers: boolean; host_images: string[]; account_id: string | null }>(
+    'UPDATE workers SET last_seen_at = now() WHERE id = $1 RETURNING region, cpus, memory_gb, gpus, containers, host_images, account_id',
     [workerId],
   );
-  return row ? { region: row.region, cpus: row.cpus, memoryGb: row.memory_gb, gpus: row.gpus, containers: row.containers, hostImages: row.host_images } : null;
+  return row ? { region: row.region, cpus: row.cpus, memoryGb: row.memory_gb, gpus: row.gpus, containers: row.containers, hostImages: row.host_images, accountId: row.account_id } : null;
 }
 
 export interface UnservedTask {
@@ -47,15 +47,16 @@ export interface UnservedTask {
   regionWhitelist: string[] | null;
   regionBlacklist: string[];
   image: string | null;
+  privateOnly: boolean;
 }
 
 /**
  * Tasks queued longer than `graceSeconds` that no worker seen within `liveSeconds` could run
- * (region, cores, memory, GPUs): one per job, so the job can say why it is not moving.
+ * (its pool, region, cores, memory, GPUs): one per job, so the job can say why it is not moving.
  */
 export async function listUnservedTasks(db: Queryable, graceSeconds: number, liveSeconds: number): Promise<UnservedTask[]> {
-  const rows = await db.query<{ job_id: string; kind: string; chunk_index: number; min_cpu: number; min_memory_gb: number; gpus: string[] | null; region_whitelist: string[] | null; region_blacklist: string[]; image: string | null }>(
-    `SELECT DISTINCT ON (t.job_id) t.job_id, t.kind, t.chunk_index, t.min_cpu, t.min_memory_gb, t.gpus, t.region_whitelist, t.region_blacklist, t.image
+  const rows = await db.query<{ job_id: string; kind: string; chunk_index: number; min_cpu: number; min_memory_gb: number; gpus: string[] | null; region_whitelist: string[] | null; region_blacklist: string[]; image: string | null; private_only: boolean }>(
+    `SELECT DISTINCT ON (t.job_id) t.job_id, t.kind, t.chunk_index, t.min_cpu, t.min_memory_gb, t.gpus, t.region_whitelist, t.region_blacklist, t.image, t.private_only
        FROM tasks t
       WHERE t.state = 'queued' AND t.created_at < now() - make_interval(secs => $1)
         AND NOT EXISTS (
@@ -65,10 +66,11 @@ export async function listUnservedTasks(db: Queryable, graceSeconds: number, liv
              AND (t.gpus IS NULL OR t.gpus && w.gpus)
              AND (t.region_whitelist IS NULL OR w.region = ANY(t.region_whitelist))
              AND NOT (w.region = ANY(t.region_blacklist))
-             AND (t.image IS NULL OR w.containers OR t.image LIKE ANY(w.host_images)))
+             AND (t.image IS NULL OR w.containers OR t.image LIKE ANY(w.host_images))
+             AND ((w.account_id IS NULL AND NOT t.private_only) OR w.account_id = t.account_id))
       ORDER BY t.job_id, t.id
       LIMIT 100`,
     [graceSeconds, liveSeconds],
   );
-  return rows.map((row) => ({ jobId: row.job_id, kind: row.kind, chunkIndex: row.chunk_index, minCpu: row.min_cpu, minMemoryGb: row.min_memory_gb, gpus: row.gpus, regionWhitelist: row.region_whitelist, regionBlacklist: row.region_blacklist, image: row.image }));
+  return rows.map((row) => ({ jobId: row.job_id, kind: row.kind, chunkIndex: row.chunk_index, minCpu: row.min_cpu, minMemoryGb: row.min_memory_gb, gpus: row.gpus, regionWhitelist: row.region_whitelist, regionBlacklist: row.region_blacklist, image: row.image, privateOnly: row.private_only }));
 }

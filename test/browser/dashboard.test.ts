@@ -98,7 +98,9 @@ test('the dashboard: sign in, start word-count, watch it complete live, read a t
       await page.getByTestId('filter-state').selectOption('JOB_STATE_FAILED');
       await page.getByTestId('jobs-table').getByRole('link', { name: jobId }).waitFor({ state: 'detached' });
       await page.goto(`${tessera.url}/ui#/workers`);
-      await page.getByTestId('workers-table').locator('tbody tr').first().waitFor();
+      // The embedded slots are the shared fleet: counted, not listed, for an account.
+      await page.getByTestId('shared-fleet').filter({ hasText: /Shared fleet: 1 worker, \d+ slots?/ }).waitFor();
+      await page.getByTestId('workers-table').waitFor();
       await page.goto(`${tessera.url}/ui#/registry`);
       await page.getByTestId('templates-table').getByText('word-count').first().waitFor();
 

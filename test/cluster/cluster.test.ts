@@ -271,7 +271,7 @@ forPostgres('regions, priority, abort and unservable jobs with real worker agent
     for (const jobId of [inUs, notEu]) {
       const job = await finishedJob(() => base, jobId, 60_000);
       assert.equal(job.state, 'JOB_STATE_FAILED');
-      assert.match(job.errorMessage, /no connected worker can run the partitioner: it needs a region (in \[us\]|not in \[eu\])/);
+      assert.match(job.errorMessage, /no connected worker can run the partitioner: it needs a worker of the shared pool or of the account.s own pool with a region (in \[us\]|not in \[eu\])/);
     }
 
     // Abort mid-run: the remote worker stops the process and confirms; the job ends Cancelled.

@@ -72,7 +72,7 @@ test('a component naming an image runs in it with podman: its folders, an unpriv
       await t.test('the worker says what runs its images', async () => {
         assert.match(tessera.runtime.description.containers ?? '', /^podman \d/);
         assert.ok(tessera.runtime.description.images.some((image) => IMAGE!.endsWith(image.replace(/^localhost\//, '')) || image === IMAGE), tessera.runtime.description.images.join(', '));
-        const workers = await tessera.call('GET', '/v1/customer/workers');
+        const workers = await tessera.call('GET', '/v1/operator/workers', undefined, tessera.operatorKey);
         assert.match(workers.body.data[0].runtime.containers, /^podman/);
       });
 
@@ -145,7 +145,7 @@ test('an image that no connected worker can run fails its job after the grace pe
       assert.equal(tessera.runtime.description.containers, null);
       const job = await run(tessera, 'needs-image');
       assert.equal(job.state, 'JOB_STATE_FAILED');
-      assert.match(job.errorMessage, /no connected worker can run chunk 0: it needs the image registry\.example\.com\/team\/whisper:2 \(install podman on a worker, or map the image to a worker's host sandbox with TESSERA_HOST_IMAGES=registry\.example\.com\/team\/whisper:\*\)/);
+      assert.match(job.errorMessage, /no connected worker can run chunk 0: it needs a worker of the shared pool or of the account.s own pool with the image registry\.example\.com\/team\/whisper:2 \(install podman on a worker, or map the image to a worker's host sandbox with TESSERA_HOST_IMAGES=registry\.example\.com\/team\/whisper:\*\)/);
     } finally {
       await tessera.stop();
     }

@@ -18,6 +18,8 @@ export interface TestTessera extends RunningTessera {
   config: Config;
   apiKey: string;
   otherApiKey: string;
+  /** The operator's key (/v1/operator). */
+  operatorKey: string;
   /** Calls the API as the first account (or with `key`); returns status and parsed body. */
   call(method: string, route: string, body?: unknown, key?: string | null): Promise<{ status: number; body: any }>;
 }
@@ -34,11 +36,13 @@ export async function startTestTessera(db: Db, overrides: Partial<Config> = {}, 
   // A second start on the same database finds its first account made: it gets a key of its own.
   const apiKey = tessera.engine.firstKey?.apiKey ?? (await createKey(db, {})).apiKey;
   const otherApiKey = (await createKey(db, { newAccount: true })).apiKey;
+  const operatorKey = tessera.engine.operatorKey?.apiKey ?? (await createKey(db, { scope: 'operator' })).apiKey;
   return {
     ...tessera,
     config,
     apiKey,
     otherApiKey,
+    operatorKey,
     async call(method, route, body, key = apiKey) {
       const headers: Record<string, string> = {};
       if (key !== null) headers.authorization = `Bearer ${key}`;

@@ -30,7 +30,7 @@ forEachEngine('concurrent starts migrate once', async (db) => {
 forEachEngine('keys are found by hash only; settings are created once', async (db) => {
   await insertAccount(db, 'acct001');
   await insertApiKey(db, { id: 'k1', accountId: 'acct001', keyHash: 'hash-1', keyPrefix: 'tsk_abcd', scope: 'customer' });
-  assert.deepEqual(await findApiKeyByHash(db, 'hash-1'), { id: 'k1', accountId: 'acct001', scope: 'customer' });
+  assert.deepEqual(await findApiKeyByHash(db, 'hash-1'), { id: 'k1', accountId: 'acct001', scope: 'customer', role: 'customer' });
   assert.equal(await findApiKeyByHash(db, 'hash-2'), null);
   await db.query(`UPDATE api_keys SET revoked_at = now() WHERE id = 'k1'`);
   assert.equal(await findApiKeyByHash(db, 'hash-1'), null, 'a revoked key no longer works');

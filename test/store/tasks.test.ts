@@ -20,6 +20,7 @@ import {
   insertTasks,
   isTaskLeaseCurrent,
   leaseTasks,
+  sharedQuotaRoom,
   listTaskOutputs,
   NO_NEEDS,
   releaseOwnedTasks,
@@ -283,16 +284,19 @@ forEachEngine('a completion, a failure or a lease check of one task reads that t
   // The statements on lists of leases, and on every leased task, keep an index that reads the
   // leased tasks only: without it a batch of 250 completions scanned the table in a nested loop.
   const batch = (from: number) => rest.slice(from, from + 250).map((task) => ({ taskId: task.id, leaseToken: task.leaseToken }));
+  await db.query(`INSERT INTO accounts (id, max_shared_tasks) VALUES ('quota01', 5)`);
   const lists = await tasksRead(db, async (explaining) => {
     await findLeases(explaining, batch(0));
     await releaseTasks(explaining, batch(250));
     await completeAppTasks(explaining, batch(500).map((lease) => ({ ...lease, outputs: [] })));
     await releaseOwnedTasks(explaining, 'w1');
-    await listWorkers(explaining, 30);
+    await listWorkers(explaining, 30, 'all');
     await expireLeases(explaining, 10);
+    // The room of accounts with a quota on shared workers, read on every shared lease while one exists.
+    await sharedQuotaRoom(explaining);
   });
   assert.equal(lists.seqScans, 0, 'no sequential scan of the tasks table');
-  assert.ok(lists.rows <= 6 * 2000 + 10, `the six read ${lists.rows} task rows`);
+  assert.ok(lists.rows <= 7 * 2000 + 10, `the seven read ${lists.rows} task rows`);
   // And they still do their work.
   assert.equal((await findLeases(db, batch(0))).size, 250);
   assert.equal(await releaseTasks(db, batch(250)), 250);
