@@ -13,11 +13,11 @@ if ! pg_lsclusters -h | awk '{print $2}' | grep -qx "$NAME"; then
   pg_createcluster --quiet --port "$PORT" "$VERSION" "$NAME" -- --auth-host=trust --auth-local=trust >/dev/null
 fi
 if ! pg_lsclusters -h | awk -v name="$NAME" '$2 == name {print $4}' | grep -qx online; then
-  pg_ctlcluster --skip-systemctl-redirect "$VERSION" "$NAME" start
+  pg_ctlcluster --skip-systemctl-redirect "$VERSION" "$NAME" start >&2
 fi
 for _ in $(seq 1 30); do pg_isready -q -h 127.0.0.1 -p "$PORT" && break; sleep 0.5; done
 if [ "$(psql -h 127.0.0.1 -p "$PORT" -U postgres -d postgres -Atc "SELECT 1 FROM pg_database WHERE datname = 'test'")" != "1" ]; then
-  createdb -h 127.0.0.1 -p "$PORT" -U postgres test
+  createdb -h 127.0.0.1 -p "$PORT" -U postgres test >&2
 fi
 echo "TESSERA_TEST_CHAOS_DATABASE_URL=postgres://postgres@127.0.0.1:$PORT/test"
 echo "TESSERA_TEST_CHAOS_CLUSTER='$VERSION $NAME'"
