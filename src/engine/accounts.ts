@@ -4,7 +4,7 @@ import { failedPrecondition, invalidArgument, notFound, quote, unauthenticated }
 import { API_KEY_PREFIX, hashSecret, newAccountId, newApiKey } from '../domain/ids.js';
 import type { Db, Queryable } from '../store/db.js';
 import type { AccountRole, FoundKey, KeyRow, KeyScope } from '../store/accounts.js';
-import { countAccounts, countActiveKeys, findActiveApiKey, findApiKeyByHash, findOperatorAccount, insertAccount, insertApiKey, keyRefusal, listAccountIds, listApiKeys, revokeApiKey, touchApiKey } from '../store/accounts.js';
+import { countAccounts, countActiveKeys, findActiveApiKey, findApiKeyByHash, findOperatorAccount, getAccount, insertAccount, insertApiKey, keyRefusal, listAccountIds, listApiKeys, revokeApiKey, touchApiKey } from '../store/accounts.js';
 
 // Accounts and their API keys. A key is shown once, when it is made; only its SHA-256 is stored
 // (keys carry 256 random bits, so a slow password hash would add nothing but latency).
@@ -19,6 +19,14 @@ async function storeKey(db: Queryable, accountId: string, apiKey: string, scope:
   const id = randomUUID();
   await insertApiKey(db, { id, accountId, keyHash: hashSecret(apiKey), keyPrefix: apiKey.slice(0, API_KEY_PREFIX.length + 4), scope });
   return id;
+}
+
+/** A new customer account and its first key, on `db` (a transaction, so never one without the other). */
+export async function createAccountWithKey(db: Queryable, name: string): Promise<NewKey> {
+  const accountId = newAccountId();
+  await insertAccount(db, accountId, { name });
+  const apiKey = newApiKey();
+  return { accountId, apiKey, keyId: await storeKey(db, accountId, apiKey, 'customer') };
 }
 
 /** Held while accounts are made at start, so replicas starting at once agree. */
@@ -75,7 +83,8 @@ export async function ensureFirstAccount(db: Db, initialApiKey: string | undefin
 export async function createKey(db: Db, options: { accountId?: string; newAccount?: boolean; scope?: KeyScope } = {}): Promise<NewKey> {
   const scope = options.scope ?? 'customer';
   let accountId = options.accountId;
-  if (accountId !== undefined && !(await listAccountIds(db)).includes(accountId)) {
+  // Any account, the operator's too (its worker tokens are the shared fleet's).
+  if (accountId !== undefined && (await getAccount(db, accountId)) === null) {
     throw notFound('account', accountId, 'omit the account to use the first one, or make a new account');
   }
   if (options.newAccount) {

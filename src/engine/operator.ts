@@ -1,11 +1,10 @@
 import { invalidArgument, notFound, quote } from '../domain/errors.js';
-import { newAccountId } from '../domain/ids.js';
 import type { AccountRow, AccountUsage, Quotas } from '../store/accounts.js';
-import { accountUsage, getAccount, insertAccount, listAccounts, listActiveKeyIds, setAccountDisabled, updateQuotas } from '../store/accounts.js';
-import { failJob } from '../store/jobs.js';
+import { accountUsage, getAccount, listAccounts, listActiveKeyIds, setAccountDisabled, updateQuotas } from '../store/accounts.js';
+import { failJob, listRunningJobIds } from '../store/jobs.js';
 import { cancelJobTasks } from '../store/tasks.js';
 import type { KeyCheck } from './accounts.js';
-import { createKey } from './accounts.js';
+import { createAccountWithKey } from './accounts.js';
 import type { EngineDeps } from './deps.js';
 
 // What the operator does over HTTP (/v1/operator, an operator key): make customer accounts (their
@@ -70,12 +69,8 @@ export function createOperator(deps: EngineDeps, keys: KeyCheck) {
 
   /** Aborts an account's running jobs, as a user's abort does; how many. */
   async function abortRunningJobs(accountId: string): Promise<number> {
-    const running = await db.query<{ id: string }>(
-      `SELECT id FROM jobs WHERE account_id = $1 AND deleted_at IS NULL AND state <> ALL (ARRAY['JOB_STATE_NEW', 'JOB_STATE_COMPLETE', 'JOB_STATE_FAILED'])`,
-      [accountId],
-    );
     let aborted = 0;
-    for (const { id } of running) {
+    for (const id of await listRunningJobIds(db, accountId)) {
       const stopped = await db.transaction(async (tx) => {
         if (!(await failJob(tx, id, DISABLED_MESSAGE))) return false;
         await cancelJobTasks(tx, id);
@@ -101,10 +96,14 @@ export function createOperator(deps: EngineDeps, keys: KeyCheck) {
     async create(name: unknown, quotas: unknown): Promise<{ account: AccountView; apiKey: string }> {
       if (name !== undefined && (typeof name !== 'string' || name.length > 256)) throw invalidArgument('name', `name ${quote(name)} must be a string of at most 256 characters`);
       const checked = checkQuotas(quotas);
-      const accountId = newAccountId();
-      await insertAccount(db, accountId, { name: (name as string | undefined) ?? '' });
-      await updateQuotas(db, accountId, checked);
-      const key = await createKey(db, { accountId, scope: 'customer' });
+      const key = await db.transaction(async (tx) => {
+        const made = await createAccountWithKey(tx, (name as string | undefined) ?? '');
+        await updateQuotas(tx, made.accountId, checked);
+        return made;
+      });
+      const { accountId } = key;
+      // Its quota applies to the next lease here, and within a second on other replicas.
+      deps.signals.emit('quotas');
       return { account: await view((await getAccount(db, accountId))!), apiKey: key.apiKey };
     },
 

@@ -197,6 +197,15 @@ export async function failJob(db: Queryable, jobId: string, errorMessage: string
   return rows.length > 0;
 }
 
+/** An account's jobs that have started and not ended (an operator disabling it aborts them). */
+export async function listRunningJobIds(db: Queryable, accountId: string): Promise<string[]> {
+  const rows = await db.query<{ id: string }>(
+    `SELECT id FROM jobs WHERE account_id = $1 AND deleted_at IS NULL AND state <> ALL (ARRAY['JOB_STATE_NEW', 'JOB_STATE_COMPLETE', 'JOB_STATE_FAILED'])`,
+    [accountId],
+  );
+  return rows.map((row) => row.id);
+}
+
 export async function softDeleteJob(db: Queryable, accountId: string, jobId: string): Promise<boolean> {
   const rows = await db.query(
     'UPDATE jobs SET deleted_at = now() WHERE id = $1 AND account_id = $2 AND deleted_at IS NULL RETURNING id',

@@ -202,7 +202,9 @@ export function createHttpLink(options: HttpLinkOptions): HttpLink {
   }
 
   async function register(): Promise<{ leaseSeconds: number; heartbeatMs: number }> {
-    const answer = await json<{ leaseSeconds: number; heartbeatMs: number }>('POST', '/v1/worker/register', options.worker);
+    const answer = await json<{ leaseSeconds: number; heartbeatMs: number; pool?: string }>('POST', '/v1/worker/register', options.worker);
+    // Which tasks this token serves: the shared pool's (every account's), or one account's own.
+    if (!registered) options.log.info({ pool: answer.pool }, `registered: serving ${answer.pool === 'shared' ? 'the shared pool (every account)' : answer.pool ? `the private pool of ${answer.pool}` : 'the server'}`);
     registered = true;
     return answer;
   }
