@@ -69,7 +69,9 @@ export async function createServer(options: ServerOptions): Promise<FastifyInsta
   app.addContentTypeParser('application/x-protobuf', (_request, _payload, done) =>
     done(unsupportedMediaType('application/x-protobuf request bodies are not supported; send the same message as JSON')));
   registerCors(app, options.engine.deps.config.corsOrigins);
-  registerAuthThrottle(app, createAuthThrottle({ ...DEFAULT_AUTH_THROTTLE, limit: options.engine.deps.config.authFailuresPerMinute, slowAfter: Math.min(DEFAULT_AUTH_THROTTLE.slowAfter, options.engine.deps.config.authFailuresPerMinute) }));
+  // Slowing starts at a fifth of the limit (10 of the default 50), so a raised limit raises both.
+  const limit = options.engine.deps.config.authFailuresPerMinute;
+  registerAuthThrottle(app, createAuthThrottle({ ...DEFAULT_AUTH_THROTTLE, limit, slowAfter: Math.max(1, Math.ceil(limit / 5)) }));
   app.addHook('onRequest', async (request) => {
     const accept = request.headers.accept;
     if (accept && /application\/x-protobuf/i.test(accept) && !/json|\*\/\*|application\/\*/i.test(accept) && !request.url.startsWith('/v1/files/')) {

@@ -78,11 +78,13 @@ interface FuzzRequest {
   body: string | undefined;
 }
 
-function requests(credentials: { key: string; otherKey: string; jobIds: string[] }): fc.Arbitrary<FuzzRequest> {
+function requests(credentials: { key: string; otherKey: string; operatorKey: string; jobIds: string[]; accountIds: string[] }): fc.Arbitrary<FuzzRequest> {
   const byOperation = [...operations(document).values()].map(({ method, path: template, operation }) => {
     const bodySchema = operation.requestBody?.content?.['application/json']?.schema as Json | undefined;
     const queryNames = ((operation.parameters ?? []) as Json[]).filter((parameter) => parameter.in === 'query').map((parameter) => parameter.name as string);
-    const pathValue = fc.oneof(fc.constantFrom(...credentials.jobIds), hostileString.filter((value) => value.length > 0 && value.length < 3000));
+    // The operator's routes are fuzzed as the operator (any other credential is simply refused).
+    const operatorRoute = template.startsWith('/v1/operator/');
+    const pathValue = fc.oneof(fc.constantFrom(...(operatorRoute ? credentials.accountIds : credentials.jobIds)), hostileString.filter((value) => value.length > 0 && value.length < 3000));
     const query = fc.array(fc.tuple(fc.constantFrom(...queryNames, 'pagination.limit', 'orderBy', 'unknown'), fc.oneof(hostileString, fc.integer().map(String))), { maxLength: 3 });
     const body = fc.oneof(
       { weight: 6, arbitrary: fromSchema(bodySchema).map((value) => JSON.stringify(value)) },
@@ -92,8 +94,8 @@ function requests(credentials: { key: string; otherKey: string; jobIds: string[]
       { weight: 1, arbitrary: fc.constant(undefined) },
     );
     const authorization = fc.oneof(
-      { weight: 8, arbitrary: fc.constantFrom(`Bearer ${credentials.key}`, credentials.key) },
-      { weight: 2, arbitrary: fc.constantFrom(`Bearer ${credentials.otherKey}`, '', 'Bearer', 'Bearer  ', 'Basic dXNlcjpwYXNz', 'tst_forged.token', `Bearer ${credentials.key}x`) },
+      { weight: 8, arbitrary: operatorRoute ? fc.constantFrom(`Bearer ${credentials.operatorKey}`, credentials.operatorKey) : fc.constantFrom(`Bearer ${credentials.key}`, credentials.key) },
+      { weight: 2, arbitrary: fc.constantFrom(`Bearer ${credentials.otherKey}`, `Bearer ${operatorRoute ? credentials.key : credentials.operatorKey}`, '', 'Bearer', 'Bearer  ', 'Basic dXNlcjpwYXNz', 'tst_forged.token', `Bearer ${credentials.key}x`) },
       { weight: 1, arbitrary: hostileString.filter((value) => /^[\t\x20-\x7e]*$/.test(value) && value.length < 1000) },
     );
     const contentType = fc.oneof({ weight: 8, arbitrary: fc.constant('application/json') }, { weight: 2, arbitrary: fc.constantFrom('application/x-protobuf', 'text/plain', 'application/json; charset=latin1', 'multipart/form-data', 'application/jsonx') });
@@ -122,7 +124,9 @@ test(`fuzz: ${REQUESTS} malformed and hostile requests across every operation, z
     const jobIds: string[] = [];
     for (let index = 0; index < 3; index++) jobIds.push((await tessera.call('POST', '/v1/customer/jobs', { templateId: 'word-count' })).body.job.id);
     jobIds.push((await tessera.call('POST', '/v1/customer/jobs', { templateId: 'word-count' }, tessera.otherApiKey)).body.job.id);
-    const samples = fc.sample(requests({ key: tessera.apiKey, otherKey: tessera.otherApiKey, jobIds }), { numRuns: REQUESTS, seed: SEED });
+    // An account of the fuzzer's own for the operator's routes to change, disable and enable.
+    const accountIds = [(await tessera.call('POST', '/v1/operator/accounts', { name: 'fuzzed' }, tessera.operatorKey)).body.account.accountId as string];
+    const samples = fc.sample(requests({ key: tessera.apiKey, otherKey: tessera.otherApiKey, operatorKey: tessera.operatorKey, jobIds, accountIds }), { numRuns: REQUESTS, seed: SEED });
     const statuses = new Map<number, number>();
     const failures: string[] = [];
     let next = 0;
