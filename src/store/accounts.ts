@@ -122,14 +122,18 @@ export interface FoundKey {
 type KeyDbRow = { id: string; account_id: string; scope: KeyScope; role: AccountRole };
 const keyOf = (row: KeyDbRow): FoundKey => ({ id: row.id, accountId: row.account_id, scope: row.scope, role: row.role });
 
-/** A key that works: not revoked, of an account that is not disabled. */
-export async function findApiKeyByHash(db: Queryable, keyHash: string): Promise<FoundKey | null> {
+/** A key that works: not revoked, of an account that is not disabled; found by its hash or its id. */
+async function findWorkingKey(db: Queryable, by: 'key_hash' | 'id', value: string): Promise<FoundKey | null> {
   const [row] = await db.query<KeyDbRow>(
     `SELECT k.id, k.account_id, k.scope, a.role FROM api_keys k JOIN accounts a ON a.id = k.account_id
-      WHERE k.key_hash = $1 AND k.revoked_at IS NULL AND a.disabled_at IS NULL`,
-    [keyHash],
+      WHERE k.${by} = $1 AND k.revoked_at IS NULL AND a.disabled_at IS NULL`,
+    [value],
   );
   return row ? keyOf(row) : null;
+}
+
+export function findApiKeyByHash(db: Queryable, keyHash: string): Promise<FoundKey | null> {
+  return findWorkingKey(db, 'key_hash', keyHash);
 }
 
 /** Why a key that exists does not work: when it was revoked, or its account disabled. Null when there is no such key. */
@@ -141,14 +145,9 @@ export async function keyRefusal(db: Queryable, keyHash: string): Promise<{ revo
   return row ? { revokedAt: row.revoked_at, disabledAt: row.disabled_at } : null;
 }
 
-/** A key that is not revoked, by its id (an access token names the key it was made from). */
-export async function findActiveApiKey(db: Queryable, keyId: string): Promise<FoundKey | null> {
-  const [row] = await db.query<KeyDbRow>(
-    `SELECT k.id, k.account_id, k.scope, a.role FROM api_keys k JOIN accounts a ON a.id = k.account_id
-      WHERE k.id = $1 AND k.revoked_at IS NULL AND a.disabled_at IS NULL`,
-    [keyId],
-  );
-  return row ? keyOf(row) : null;
+/** A key that works, by its id (an access token names the key it was made from). */
+export function findActiveApiKey(db: Queryable, keyId: string): Promise<FoundKey | null> {
+  return findWorkingKey(db, 'id', keyId);
 }
 
 /** The ids of an account's keys that are not revoked (to forget them at once when it is disabled). */
