@@ -47,6 +47,17 @@ export const DATA_SCHEMAS: Record<string, unknown> = {
     properties: { dataSource: ref('data_sourceDataSource'), listFiles: { type: 'boolean' } },
   },
   datasourceFile: { type: 'object', properties: { name: { type: 'string' }, path: { type: 'string' }, size: { type: 'string', format: 'int64' } } },
+  datasourceDirectory: {
+    type: 'object',
+    description: "ByteNite's directory model: the files listed (with listFiles) under their folders. Each file carries Tessera's size beside its name and path.",
+    required: ['name', 'path', 'files', 'directories'],
+    properties: {
+      name: { type: 'string' },
+      path: { type: 'string' },
+      files: { type: 'array', items: ref('datasourceFile') },
+      directories: { type: 'array', items: ref('datasourceDirectory') },
+    },
+  },
   datasourceTestResponse: {
     type: 'object',
     properties: {
@@ -54,7 +65,7 @@ export const DATA_SCHEMAS: Record<string, unknown> = {
       path: { type: 'string' },
       size: { type: 'string', format: 'int64' },
       tempUrl: { type: 'string' },
-      files: { type: 'array', items: ref('datasourceFile') },
+      files: ref('datasourceDirectory'),
     },
   },
   uploadPartResponse: {

@@ -10,6 +10,8 @@ import { fetchUrlToFolder, probeUrl } from '../sources/url.js';
 import { getJob, getJobForEngine } from '../store/jobs.js';
 import { listTaskOutputs } from '../store/tasks.js';
 import type { EngineDeps } from './deps.js';
+import type { SourceDirectory } from './source-directory.js';
+import { sourceDirectory } from './source-directory.js';
 import { createUploads } from './uploads.js';
 
 // Fetching a job's input into a folder, done by the server (for remote workers it then streams
@@ -82,7 +84,8 @@ export interface SourceCheck {
   size: string;
   /** A link to read the file for a while (buckets: presigned), or "". */
   tempUrl: string;
-  files: { name: string; path: string; size: string }[];
+  /** What was listed (with listFiles), as ByteNite's directory model; an empty one otherwise. */
+  files: SourceDirectory;
 }
 
 const LIST_LIMIT = 1000;
@@ -104,7 +107,7 @@ async function checkSource(deps: EngineDeps, accountId: string, raw: DataSource 
   if (!raw || typeof raw !== 'object' || typeof raw.dataSourceDescriptor !== 'string') {
     throw invalidArgument('dataSource', 'the body needs a dataSource {dataSourceDescriptor, params}', 'for example {"dataSource":{"dataSourceDescriptor":"url","params":{"url":"https://example.com/data.csv"}},"listFiles":false}');
   }
-  const empty: SourceCheck = { filename: '', path: '', size: '0', tempUrl: '', files: [] };
+  const empty: SourceCheck = { filename: '', path: '', size: '0', tempUrl: '', files: sourceDirectory('', []) };
   const descriptor = raw.dataSourceDescriptor;
   if (isBucketDescriptor(descriptor)) {
     // A folder name is allowed here (to list it), so the bucket params are checked directly.
@@ -114,7 +117,7 @@ async function checkSource(deps: EngineDeps, accountId: string, raw: DataSource 
     const first = objects[0]!;
     const tempUrl = await presignObject(bucket, first.key, TEST_LINK_SECONDS);
     const entry = (object: { key: string; size: number }) => ({ name: object.key.split('/').pop() ?? object.key, path: object.key, size: String(object.size) });
-    return { filename: entry(first).name, path: first.key, size: String(first.size), tempUrl, files: listFiles ? objects.map(entry) : [] };
+    return { filename: entry(first).name, path: first.key, size: String(first.size), tempUrl, files: sourceDirectory(bucket.ref.name, listFiles ? objects.map(entry) : []) };
   }
   const source = checkDataSource(raw, 'dataSource');
   switch (source.dataSourceDescriptor) {
@@ -123,12 +126,12 @@ async function checkSource(deps: EngineDeps, accountId: string, raw: DataSource 
     case 'url': {
       const probe = await probeUrl(String(source.params?.url), urlOptions(deps));
       const file = { name: probe.name, path: probe.url, size: String(probe.size) };
-      return { filename: probe.name, path: probe.url, size: String(probe.size), tempUrl: '', files: listFiles ? [file] : [] };
+      return { filename: probe.name, path: probe.url, size: String(probe.size), tempUrl: '', files: { name: '', path: '', files: listFiles ? [file] : [], directories: [] } };
     }
     case 'bucket': {
       const result = await earlierResult(deps, accountId, source);
       const file = { name: result.name, path: `${String(source.params?.jobId)}/${result.name}`, size: String(result.size) };
-      return { filename: result.name, path: file.path, size: file.size, tempUrl: '', files: listFiles ? [file] : [] };
+      return { filename: result.name, path: file.path, size: file.size, tempUrl: '', files: sourceDirectory(String(source.params?.jobId), listFiles ? [file] : []) };
     }
     case 'file':
       throw invalidArgument('dataSource.dataSourceDescriptor', 'a file source has nothing to test before its upload', 'create the job, PUT the file to its dataSource.params.tempUrl, then PATCH /v1/customer/jobs/{jobId}/uploadcompleted');

@@ -9,6 +9,7 @@ import { apiCaller, startProcess, stopProcess } from '../helpers/cluster.js';
 import { installCopyTemplate } from '../helpers/components.js';
 import { patternStreams, put } from '../helpers/streams.js';
 import { withFreshDb } from '../helpers/db.js';
+import { checkResponse } from '../helpers/responses.js';
 import { S3_ACCESS_KEY_ID, S3_ENDPOINT, S3_REGION, S3_SECRET_ACCESS_KEY, newBucket, s3Available } from '../helpers/s3.js';
 import { startTestTessera, waitFor } from '../helpers/tessera.js';
 import type { TestTessera } from '../helpers/tessera.js';
@@ -59,7 +60,11 @@ test('a job reads from a customer bucket and delivers into a folder of it; secre
 
       const checked = await tessera.call('POST', '/v1/customer/datasource/test', { dataSource: bucketSource(settings.bucket, 'in/'), listFiles: true });
       assert.equal(checked.status, 200, JSON.stringify(checked.body));
-      assert.deepEqual(checked.body.files.map((file: { path: string; size: string }) => `${file.path}:${file.size}`).sort(), ['in/colours.txt:2900', 'in/other.txt:1']);
+      // ByteNite's directory model: the folder listed, its files (with Tessera's size), no subfolders here.
+      checkResponse('post', '/v1/customer/datasource/test', checked);
+      assert.equal(checked.body.files.path, 'in');
+      assert.deepEqual(checked.body.files.directories, []);
+      assert.deepEqual(checked.body.files.files.map((file: { path: string; size: string }) => `${file.path}:${file.size}`).sort(), ['in/colours.txt:2900', 'in/other.txt:1']);
       assert.equal((await (await fetch(checked.body.tempUrl)).text()).length > 0, true, 'tempUrl reads the first file');
 
       const created = await tessera.call('POST', '/v1/customer/jobs', {
