@@ -1,3 +1,5 @@
+import { JOB_CONFIG_EXTENSIONS } from './openapi-extensions.js';
+
 // Tessera's operations beyond the seed's eight (CONTRACT.md, "Customer API beyond the seed"),
 // written in the seed's own style: protobuf-ish names, rpcStatus as the default response.
 
@@ -18,12 +20,7 @@ const configProperties = {
   taskTimeout: { type: 'integer', format: 'int64', description: 'Seconds one task may run before it is killed and retried.' },
   jobTimeout: { type: 'integer', format: 'int64', description: 'Seconds the whole job may run before it fails.' },
   isTestJob: { type: 'boolean' },
-  maxTaskRetries: { type: 'integer', format: 'int64', description: 'Tessera: how many times a failed task is tried again (default 2).' },
-  workerPool: {
-    type: 'string',
-    enum: ['WORKER_POOL_ANY', 'WORKER_POOL_PRIVATE'],
-    description: "Tessera: which workers may run the job's tasks. WORKER_POOL_ANY (the default): the deployment's shared workers and the account's own (workers whose token the account made, POST /v1/auth/keys {\"scope\": \"worker\"}). WORKER_POOL_PRIVATE: only the account's own; with none connected the job fails after the unserved grace period, saying so.",
-  },
+  ...JOB_CONFIG_EXTENSIONS,
 };
 
 export const ADDITIONAL_SCHEMAS: Record<string, unknown> = {
@@ -125,6 +122,25 @@ export const ADDITIONAL_SCHEMAS: Record<string, unknown> = {
       error: { type: 'object', properties: { code: { type: 'string' }, message: { type: 'string' }, description: { type: 'string' } } },
     },
   },
+  customerRunningTasksRequest: {
+    type: 'object',
+    required: ['jobsIds'],
+    additionalProperties: false,
+    properties: { jobsIds: { type: 'array', minItems: 1, maxItems: 1000, items: { type: 'string' }, description: 'Jobs of the account (at most 1,000); one that is not answers 404.' } },
+  },
+  customerRunningTasksResponse: {
+    type: 'object',
+    required: ['jobsRunningTasks'],
+    properties: { jobsRunningTasks: { type: 'object', description: 'Tasks running now, by job id.', additionalProperties: { type: 'integer', format: 'int32' } } },
+  },
+  customerInfoResponse: {
+    type: 'object',
+    required: ['version', 'messages'],
+    properties: {
+      version: { type: 'object', required: ['major', 'minor', 'tag'], properties: { major: { type: 'integer', format: 'int32' }, minor: { type: 'integer', format: 'int32' }, tag: { type: 'string', description: 'The release, e.g. v0.1.0.' } } },
+      messages: { type: 'array', items: { type: 'string' }, description: 'Notices for the users of this deployment (none so far).' },
+    },
+  },
   customerTemplatesResponse: {
     type: 'object',
     properties: { pagination: ref('commonPaginatedResponse'), data: { type: 'array', items: ref('jobJobTemplate') } },
@@ -178,6 +194,32 @@ export const ADDITIONAL_PATHS: Record<string, Record<string, unknown>> = {
       tags: ['Tessera'],
       parameters: paginationParameters,
       responses: { 200: { description: 'A successful response.', content: json(ref('customerTemplatesResponse')) }, ...errorResponses },
+    },
+  },
+  '/v1/customer/jobs/runningTasks': {
+    post: {
+      operationId: 'Customer_GetRunningTasks',
+      summary: 'Tasks running now, for several jobs at once',
+      tags: ['Tessera'],
+      requestBody: { required: true, content: json(ref('customerRunningTasksRequest')) },
+      responses: { 200: { description: 'A successful response.', content: json(ref('customerRunningTasksResponse')) }, ...errorResponses },
+    },
+  },
+  '/v1/customer/jobs/templates/{templateId}/presets': {
+    get: {
+      operationId: 'Customer_GetTemplatePresets',
+      summary: "A template's presets: named param sets to start a job from (none: an empty list)",
+      tags: ['Tessera'],
+      parameters: [{ name: 'templateId', in: 'path', required: true, schema: { type: 'string' } }],
+      responses: { 200: { description: 'A successful response.', content: json(ref('customerTemplatePresetsResponse')) }, ...errorResponses },
+    },
+  },
+  '/v1/customer/info': {
+    get: {
+      operationId: 'Customer_GetInfo',
+      summary: "This service's version and notices",
+      tags: ['Tessera'],
+      responses: { 200: { description: 'A successful response.', content: json(ref('customerInfoResponse')) }, ...errorResponses },
     },
   },
   '/v1/files/{key}': {

@@ -52,8 +52,17 @@ export const DEVELOPER_SCHEMAS: Record<string, unknown> = {
       params: ref('jobAppParams'),
       config: ref('tesseraJobConfig'),
       jobType: { type: 'string' },
+      default_params: { ...ref('jobAppParams'), description: 'The older name of params (templates written for ByteNite); used where params is absent.' },
+      presets: { type: 'array', maxItems: 100, items: ref('jobTemplatePreset') },
     },
   },
+  jobTemplatePreset: {
+    type: 'object',
+    description: 'A named set of params a client may start a job from.',
+    required: ['name', 'params'],
+    properties: { name: { type: 'string', minLength: 1, maxLength: 64 }, description: { type: 'string' }, params: ref('jobAppParams') },
+  },
+  customerTemplatePresetsResponse: { type: 'object', required: ['presets'], properties: { presets: { type: 'array', items: ref('jobTemplatePreset') } } },
   devTemplateResponse: { type: 'object', properties: { data: ref('jobJobTemplate') } },
   devTemplatesResponse: { type: 'object', properties: { data: { type: 'array', items: ref('jobJobTemplate') } } },
   customerLogsRequest: {

@@ -4,6 +4,8 @@ import { packageRoot } from '../config/config.js';
 import { ADDITIONAL_PATHS, ADDITIONAL_SCHEMAS, DELETE_JOB } from './openapi-additions.js';
 import { DATA_PATHS, DATA_SCHEMAS } from './openapi-data.js';
 import { DEVELOPER_PATHS, DEVELOPER_SCHEMAS } from './openapi-developer.js';
+import { describeErrors } from './openapi-errors.js';
+import { EXTENSION_SCHEMAS, extendSeedSchemas } from './openapi-extensions.js';
 import { OPERATOR_PATHS, OPERATOR_SCHEMAS } from './openapi-operator.js';
 
 // One OpenAPI 3.1 document for the whole API: the ByteNite seed (spec/, kept byte for byte in
@@ -28,6 +30,7 @@ export function openApiDocument(): Json {
   for (const [route, item] of Object.entries(seed.paths as Json)) paths[`${SEED_PREFIX}${route}`] = item;
   for (const [route, item] of Object.entries({ ...ADDITIONAL_PATHS, ...DEVELOPER_PATHS, ...DATA_PATHS, ...OPERATOR_PATHS })) paths[route] = { ...paths[route], ...(item as Json) };
   paths[`${SEED_PREFIX}/jobs/{jobId}`] = { ...paths[`${SEED_PREFIX}/jobs/{jobId}`], delete: DELETE_JOB };
+  describeErrors(paths);
   cached = {
     ...seed,
     info: { ...seed.info, title: 'Tessera API (ByteNite-compatible jobs API)', version: '0.1.0' },
@@ -39,7 +42,7 @@ export function openApiDocument(): Json {
         ...seed.components.securitySchemes,
         operatorKey: { type: 'apiKey', in: 'header', name: 'Authorization', description: 'An operator key: made at first start (tessera up prints it) or by tessera key create --operator.' },
       },
-      schemas: { ...seed.components.schemas, ...ADDITIONAL_SCHEMAS, ...DEVELOPER_SCHEMAS, ...DATA_SCHEMAS, ...OPERATOR_SCHEMAS },
+      schemas: { ...extendSeedSchemas(seed.components.schemas), ...EXTENSION_SCHEMAS, ...ADDITIONAL_SCHEMAS, ...DEVELOPER_SCHEMAS, ...DATA_SCHEMAS, ...OPERATOR_SCHEMAS },
     },
   };
   return cached;

@@ -5,6 +5,7 @@ import type { Logger } from 'pino';
 import type { Engine } from '../engine/engine.js';
 import { registerAuthThrottle } from './auth.js';
 import { DEFAULT_AUTH_THROTTLE, createAuthThrottle } from './auth-throttle.js';
+import { registerClientRoutes } from './client-routes.js';
 import { registerCustomerRoutes } from './customer-routes.js';
 import { registerAsyncRoutes } from './async-routes.js';
 import { registerAuthRoutes } from './auth-routes.js';
@@ -89,6 +90,7 @@ export async function createServer(options: ServerOptions): Promise<FastifyInsta
   registerAuthRoutes(app, options.engine, validate);
   registerAsyncRoutes(app, options.engine, validate);
   registerCustomerRoutes(app, options.engine, validate);
+  registerClientRoutes(app, options.engine, validate);
   registerFeedRoutes(app, options.engine, validate);
   registerDevRoutes(app, options.engine, validate);
   registerFileRoutes(app, options.engine);

@@ -130,9 +130,26 @@ export interface ResponseValidator {
   check(method: string, pathTemplate: string, status: number, body: unknown): string[];
 }
 
-export function createResponseValidator(document: Json = openApiDocument()): ResponseValidator {
-  const id = 'tessera-response';
-  const ajv = newAjv(document.components, id);
+/**
+ * Deep copy where every object schema that lists its properties refuses any other (unless it says
+ * what others it takes): the strict reading a generated client or a validating proxy makes.
+ */
+function closeObjects(schema: unknown): unknown {
+  if (Array.isArray(schema)) return schema.map(closeObjects);
+  if (!schema || typeof schema !== 'object') return schema;
+  const copy: Json = {};
+  for (const [key, value] of Object.entries(schema)) copy[key] = closeObjects(value);
+  if (copy.properties && copy.additionalProperties === undefined) copy.additionalProperties = false;
+  return copy;
+}
+
+/**
+ * Checks answers against the document. `strict`: a property the document does not declare is an
+ * error too (the conformance suite's reading); otherwise undeclared properties pass, as JSON Schema has it.
+ */
+export function createResponseValidator(document: Json = openApiDocument(), options: { strict?: boolean } = {}): ResponseValidator {
+  const id = options.strict ? 'tessera-response-strict' : 'tessera-response';
+  const ajv = newAjv(options.strict ? (closeObjects(document.components) as Json) : document.components, id);
   const compiled = new Map<string, ValidateFunction>();
   return {
     check(method, pathTemplate, status, body) {
@@ -142,12 +159,13 @@ export function createResponseValidator(document: Json = openApiDocument()): Res
       let schema = schemaOf(String(status));
       // The seed gives its error statuses an empty schema; errors are rpcStatus (its default response).
       // Tessera's errors always carry the code and the message, so they are required here.
-      if ((!schema || Object.keys(schema).length === 0) && status >= 400) schema = { allOf: [schemaOf('default'), { required: ['code', 'message'] }] };
+      if ((!schema || Object.keys(schema).length === 0) && status >= 400) schema = schemaOf('default');
+      if (status >= 400 && schema?.$ref === '#/components/schemas/rpcStatus') schema = { allOf: [schema, { required: ['code', 'message'] }] };
       if (!schema) return [`the document declares no ${status} response for ${method.toUpperCase()} ${pathTemplate}`];
       const key = `${method} ${pathTemplate} ${status}`;
       let validate = compiled.get(key);
       if (!validate) {
-        validate = ajv.compile(anchorRefs(schema, id) as Json);
+        validate = ajv.compile(anchorRefs(options.strict ? closeObjects(schema) : schema, id) as Json);
         compiled.set(key, validate);
       }
       if (validate(body)) return [];

@@ -98,6 +98,14 @@ export interface Template {
   config?: JobConfig;
   /** The job type shown by the async job view (/v2/accounts/…/jobs/{jobType}/…). */
   jobType?: string;
+  /** Named param sets a client may start from (GET /v1/customer/jobs/templates/{id}/presets). */
+  presets?: TemplatePreset[];
+}
+
+export interface TemplatePreset {
+  name: string;
+  description: string;
+  params: JobParams;
 }
 
 export type TaskKind = 'partition' | 'app' | 'assemble';

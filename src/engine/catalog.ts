@@ -8,7 +8,7 @@ import { TesseraError, invalidArgument, notFound, quote } from '../domain/errors
 import { IN_PROCESS_NAMES, IN_PROCESS_PREFIX, inProcessName } from '../domain/in-process.js';
 import type { ComponentKind, Manifest } from '../domain/manifest.js';
 import { PASSTHROUGH, parseManifest, parseTag } from '../domain/manifest.js';
-import type { Template } from '../domain/types.js';
+import type { Template, TemplatePreset } from '../domain/types.js';
 import type { StoredComponent } from '../store/catalog.js';
 import { BUILTIN_OWNER, listComponents, resolveComponent, setComponentActive, upsertComponent, upsertTemplate } from '../store/catalog.js';
 import type { Queryable } from '../store/db.js';
@@ -67,6 +67,12 @@ export function parseTemplate(raw: unknown, where: string, owner: string): Templ
   }
   const dataSource = object('dataSource');
   const dataDestination = object('dataDestination');
+  // Templates written for ByteNite may carry their params as default_params.
+  if (template.params !== undefined && template.default_params !== undefined) {
+    throw invalidArgument('template.default_params', `${where}: the template has both params and default_params`, 'keep one of them (default_params is the older name of params)');
+  }
+  const params = object(template.params !== undefined ? 'params' : 'default_params') ?? {};
+  const presets = parsePresets(template.presets, where);
   return {
     id,
     owner,
@@ -76,10 +82,32 @@ export function parseTemplate(raw: unknown, where: string, owner: string): Templ
     assembler: text('assembler', true),
     ...(dataSource ? { dataSource: dataSource as unknown as Template['dataSource'] } : {}),
     ...(dataDestination ? { dataDestination: dataDestination as unknown as Template['dataDestination'] } : {}),
-    params: (object('params') ?? {}) as Template['params'],
+    params: params as Template['params'],
     config: (object('config') ?? {}) as Template['config'],
     ...(jobType ? { jobType } : {}),
+    ...(presets.length > 0 ? { presets } : {}),
   };
+}
+
+const MAX_PRESETS = 100;
+
+/** A template's presets: [{name, description?, params}], names unique. */
+function parsePresets(raw: unknown, where: string): TemplatePreset[] {
+  if (raw === undefined || raw === null) return [];
+  if (!Array.isArray(raw) || raw.length > MAX_PRESETS) throw invalidArgument('template.presets', `${where}: presets must be a list of at most ${MAX_PRESETS} {name, description, params}`, 'for example [{"name": "fast", "params": {"app": {"quality": 1}}}]');
+  const names = new Set<string>();
+  return raw.map((item, index) => {
+    const preset = item as Record<string, unknown> | null;
+    const at = `template.presets[${index}]`;
+    if (!preset || typeof preset !== 'object' || Array.isArray(preset)) throw invalidArgument(at, `${where}: ${at} ${quote(item)} must be an object {name, description, params}`);
+    if (typeof preset.name !== 'string' || !/^[A-Za-z0-9 _.-]{1,64}$/.test(preset.name)) throw invalidArgument(`${at}.name`, `${where}: ${at}.name ${quote(preset.name)} must be 1-64 letters, digits, spaces, ".", "_" or "-"`);
+    if (names.has(preset.name)) throw invalidArgument(`${at}.name`, `${where}: the preset name ${quote(preset.name)} is used twice`);
+    names.add(preset.name);
+    if (preset.description !== undefined && typeof preset.description !== 'string') throw invalidArgument(`${at}.description`, `${where}: ${at}.description ${quote(preset.description)} must be a string`);
+    const params = preset.params ?? {};
+    if (typeof params !== 'object' || params === null || Array.isArray(params)) throw invalidArgument(`${at}.params`, `${where}: ${at}.params ${quote(params)} must be an object like a job's params`);
+    return { name: preset.name, description: (preset.description as string | undefined) ?? '', params: params as TemplatePreset['params'] };
+  });
 }
 
 /**

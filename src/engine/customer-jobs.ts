@@ -5,7 +5,7 @@ import type { Job, Template } from '../domain/types.js';
 import { priorityRank } from '../domain/types.js';
 import { getTemplate, getTemplates, listTemplates as listStoredTemplates } from '../store/catalog.js';
 import type { JobListQuery } from '../store/job-queries.js';
-import { getJobView, listJobsFiltered } from '../store/job-queries.js';
+import { countRunningTasks, getJobView, listJobsFiltered } from '../store/job-queries.js';
 import { failJob, getJob, insertJob, softDeleteJob, transitionJob, updateNewJob } from '../store/jobs.js';
 import { cancelJobTasks, insertTasks, listTaskOutputs } from '../store/tasks.js';
 import { bucketRefOf, isBucketDescriptor, secretTypeOfBucket } from '../sources/buckets.js';
@@ -215,6 +215,22 @@ export function createCustomerJobs(deps: EngineDeps) {
 
     async listTemplates(accountId: string, page: { limit: number; offset: number }) {
       return listStoredTemplates(db, accountId, page);
+    },
+
+    /** Tasks running now per job (ByteNite's runningTasks); an id that is not one of the account's jobs is NOT_FOUND. */
+    async runningTasks(accountId: string, jobIds: string[]): Promise<Record<string, number>> {
+      const valid = jobIds.filter((jobId) => JOB_ID.test(jobId));
+      const counts = await countRunningTasks(db, accountId, valid);
+      const missing = jobIds.find((jobId) => !counts.has(jobId));
+      if (missing !== undefined) found(null, missing);
+      return Object.fromEntries(jobIds.map((jobId) => [jobId, counts.get(jobId)!]));
+    },
+
+    /** A template's presets (an empty list when it has none); NOT_FOUND for a template the account cannot use. */
+    async templatePresets(accountId: string, templateId: string) {
+      const template = /^[A-Za-z0-9_-]{1,64}$/.test(templateId) ? await getTemplate(db, accountId, templateId) : null;
+      if (!template) throw notFound('template', templateId, 'list the templates with GET /v1/customer/jobs/templates');
+      return template.presets ?? [];
     },
   };
 }

@@ -120,6 +120,7 @@ export async function upsertTemplate(db: Queryable, template: Template): Promise
     params: template.params,
     config: template.config,
     jobType: template.jobType,
+    presets: template.presets,
   };
   await db.query(
     `INSERT INTO templates (id, owner, description, app, partitioner, assembler, defaults)
@@ -137,7 +138,7 @@ export interface TemplateRow {
   app: string;
   partitioner: string;
   assembler: string;
-  defaults: Pick<Template, 'dataSource' | 'dataDestination' | 'params' | 'config' | 'jobType'>;
+  defaults: Pick<Template, 'dataSource' | 'dataDestination' | 'params' | 'config' | 'jobType' | 'presets'>;
 }
 
 const TEMPLATE_COLUMNS = 'id, owner, description, app, partitioner, assembler, defaults';

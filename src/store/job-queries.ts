@@ -236,3 +236,16 @@ export async function getJobView(db: Queryable, accountId: string, jobId: string
   );
   return row ? { job: rowToJob(row), template: row.template ? rowToTemplate(row.template) : null } : null;
 }
+
+/**
+ * Tasks running now (leased) per job, for the account's jobs among `jobIds`; a job of the
+ * account with none running is 0, an id that is not one of its jobs is left out.
+ */
+export async function countRunningTasks(db: Queryable, accountId: string, jobIds: string[]): Promise<Map<string, number>> {
+  const rows = await db.query<{ id: string; running: number }>(
+    `SELECT j.id, (SELECT count(*)::int FROM tasks t WHERE t.job_id = j.id AND t.state = 'leased') AS running
+       FROM jobs j WHERE j.account_id = $1 AND j.id = ANY($2::text[]) AND j.deleted_at IS NULL`,
+    [accountId, jobIds],
+  );
+  return new Map(rows.map((row) => [row.id, row.running]));
+}
