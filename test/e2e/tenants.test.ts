@@ -45,6 +45,9 @@ forEachEngine('tenant isolation matrix over every customer endpoint', async (db)
     for (const credential of [theirs.key, theirs.token]) {
       const logs = await tessera.call('POST', '/v1/customer/logs', { jobId: done }, credential);
       assert.equal(logs.status, 404, 'POST /v1/customer/logs names the job in its body');
+      const running = await tessera.call('POST', '/v1/customer/jobs/runningTasks', { jobsIds: [done] }, credential);
+      assert.equal(running.status, 404, 'runningTasks names jobs in its body');
+      assert.doesNotMatch(JSON.stringify(running.body), /secret/);
       const list = await tessera.call('GET', '/v1/customer/jobs', undefined, credential);
       assert.equal(list.body.pagination.total, 0);
       const filtered = await tessera.call('POST', '/v1/customer/jobs/filter', { filters: [{ field: 'name', condition: 'FILTER_CONDITION_LIKE', value: '%secret%' }] }, credential);
