@@ -11,6 +11,16 @@ const FINAL = new Set(['JOB_STATE_COMPLETE', 'JOB_STATE_FAILED']);
 const LIFECYCLE = ['NEW', 'STARTED', 'UPLOADING', 'PARTITIONING', 'PARTITIONED', 'TASKS_COMPLETED', 'MERGING', 'MERGED', 'DOWNLOADING', 'COMPLETE'];
 const short = (state) => (state || '').replace(/^JOB_STATE_/, '');
 const when = (iso) => (iso ? new Date(iso).toLocaleString() : '');
+const RUNNING = (state) => !FINAL.has(state) && state !== 'JOB_STATE_NEW';
+/** 75 s → "1m 15s"; under a minute with one decimal. */
+const seconds = (s) => (s == null ? '' : s < 60 ? `${s.toFixed(1)}s` : s < 3600 ? `${Math.floor(s / 60)}m ${Math.round(s % 60)}s` : `${Math.floor(s / 3600)}h ${Math.round((s % 3600) / 60)}m`);
+/** How long a job has run: from submission to its end, or to now while it runs. */
+const ranFor = (job, now) => {
+  const start = job.submittedAt || job.stateTimestamps?.JOB_STATE_STARTED;
+  if (!start) return null;
+  const end = FINAL.has(job.state) ? job.endedAt || job.stateTimestamps?.[job.state] : null;
+  return Math.max(0, ((end ? Date.parse(end) : now) - Date.parse(start)) / 1000);
+};
 const bytes = (n) => (n == null ? '' : n >= 1 << 30 ? `${(n / (1 << 30)).toFixed(2)} GiB` : n >= 1 << 20 ? `${(n / (1 << 20)).toFixed(1)} MiB` : `${Math.round(n / 1024)} KiB`);
 
 // ---- API -------------------------------------------------------------------------------------
@@ -73,6 +83,22 @@ function useLoad(load, deps) {
   return [state, reload];
 }
 
+/** The time now, moving every `ms` while `active` (a running job's elapsed time). */
+function useNow(active, ms = 1000) {
+  const [now, setNow] = useState(Date.now());
+  useEffect(() => {
+    if (!active) return undefined;
+    const timer = setInterval(() => setNow(Date.now()), ms);
+    return () => clearInterval(timer);
+  }, [active, ms]);
+  return now;
+}
+
+function StateBadge({ state, testid }) {
+  const name = short(state);
+  return html`<span class=${`state ${name}${RUNNING(state) ? ' running' : ''}`} data-testid=${testid}>${name}</span>`;
+}
+
 // ---- pages -----------------------------------------------------------------------------------
 
 function SignIn({ onSignedIn }) {
@@ -105,6 +131,7 @@ function NewJob({ templates }) {
   const [templateId, setTemplateId] = useState('word-count');
   const [url, setUrl] = useState('');
   const [params, setParams] = useState('');
+  const [file, setFile] = useState(null);
   const [error, setError] = useState('');
   const [busy, setBusy] = useState(false);
   const start = async (event) => {
@@ -113,9 +140,16 @@ function NewJob({ templates }) {
     setError('');
     try {
       const body = { templateId };
-      if (url.trim()) body.dataSource = { dataSourceDescriptor: 'url', params: { '@type': 'type.googleapis.com/bytenite.data_source.HttpDataSource', url: url.trim() } };
+      if (file) body.dataSource = { dataSourceDescriptor: 'file' };
+      else if (url.trim()) body.dataSource = { dataSourceDescriptor: 'url', params: { '@type': 'type.googleapis.com/bytenite.data_source.HttpDataSource', url: url.trim() } };
       if (params.trim()) body.params = JSON.parse(params);
       const { job } = await api('POST', '/v1/customer/jobs', body);
+      if (file) {
+        // The file goes straight to the job's signed upload link (no key needed), then the job is told.
+        const uploaded = await fetch(job.dataSource.params.tempUrl, { method: 'PUT', body: file, headers: { 'content-disposition': `attachment; filename="${file.name.replace(/[^\x20-\x7e]|["\\]/g, '_')}"` } });
+        if (!uploaded.ok) throw new Error((await uploaded.json().catch(() => ({}))).message || `uploading ${file.name}: HTTP ${uploaded.status}`);
+        await api('PATCH', `/v1/customer/jobs/${job.id}/uploadcompleted`);
+      }
       await api('POST', `/v1/customer/jobs/${job.id}/run`, {});
       location.hash = `#/jobs/${job.id}`;
     } catch (failure) {
@@ -129,7 +163,8 @@ function NewJob({ templates }) {
       <label>Template <select data-testid="new-template" value=${templateId} onChange=${(e) => setTemplateId(e.target.value)}>
         ${templates.map((template) => html`<option value=${template.id}>${template.id}</option>`)}
       </select></label>
-      <label>Input URL (empty: the template's default) <input data-testid="new-url" size="36" value=${url} onInput=${(e) => setUrl(e.target.value)} /></label>
+      <label>Input URL (empty: the template's default) <input data-testid="new-url" size="36" value=${url} disabled=${Boolean(file)} onInput=${(e) => setUrl(e.target.value)} /></label>
+      <label>or a file <input data-testid="new-file" type="file" onChange=${(e) => setFile(e.target.files?.[0] || null)} /></label>
       <label>Params (JSON) <textarea data-testid="new-params" rows="1" value=${params} onInput=${(e) => setParams(e.target.value)} placeholder='{"partitioner": {"chunks": 4}}'></textarea></label>
       <button data-testid="start-job" type="submit" disabled=${busy}>Start job</button>
     </form>
@@ -159,6 +194,7 @@ function Jobs() {
   };
   const templateList = templates.data?.data || [];
   const page = jobs.data?.pagination;
+  const now = useNow((jobs.data?.data || []).some((job) => RUNNING(job.state)));
   return html`<main>
     <${NewJob} templates=${templateList} />
     <section>
@@ -174,11 +210,17 @@ function Jobs() {
       </div>
       ${jobs.error && html`<p class="error">${jobs.error}</p>`}
       <div class="scroll"><table data-testid="jobs-table">
-        <thead><tr><th>Job</th><th>Name</th><th>Template</th><th>State</th><th>Tasks</th><th>Created</th></tr></thead>
-        <tbody>${(jobs.data?.data || []).map((job) => html`<tr>
-          <td><a href=${`#/jobs/${job.id}`}>${job.id}</a></td><td>${job.name}</td><td>${job.templateId}</td>
-          <td><span class=${`state ${short(job.state)}`}>${short(job.state)}</span></td>
-          <td>${job.usage?.tasksDone ?? 0}/${job.numChunks}</td><td>${when(job.createdAt)}</td></tr>`)}</tbody>
+        <thead><tr><th>Job</th><th class="wide">Template</th><th>State</th><th>Progress</th><th>Duration</th><th class="wide">Error</th><th class="wide">Created</th></tr></thead>
+        <tbody>${(jobs.data?.data || []).map((job) => {
+          const total = job.numChunks || 0;
+          const done = job.usage?.tasksDone ?? 0;
+          return html`<tr>
+            <td class="cut"><a href=${`#/jobs/${job.id}`} title=${job.id}>${job.name || job.id}</a></td><td class="wide">${job.templateId}</td>
+            <td><${StateBadge} state=${job.state} /></td>
+            <td><span class="minibar"><span style=${`width: ${total ? Math.round((100 * done) / total) : job.state === 'JOB_STATE_COMPLETE' ? 100 : 0}%`}></span></span> ${done}/${total}</td>
+            <td data-testid="job-duration">${seconds(ranFor(job, now))}</td>
+            <td class="wide cut error-cell" title=${job.errorMessage}>${job.errorMessage}</td><td class="wide">${when(job.createdAt)}</td></tr>`;
+        })}</tbody>
       </table></div>
       ${page && html`<div class="row"><button class="secondary" disabled=${offset === 0} onClick=${() => setOffset(Math.max(0, offset - limit))}>Previous</button>
         <span class="muted">${page.total === 0 ? 'no jobs' : `${offset + 1}–${offset + (jobs.data.data.length)} of ${page.total}`}</span>
@@ -196,22 +238,134 @@ function Timeline({ job }) {
   })}</ul>`;
 }
 
+/** The fields of a job that a re-run copies: the same template, params, input and config. */
+function rerunBody(job) {
+  const { taskTimeout, jobTimeout, isTestJob, maxTaskRetries, workerPool } = job.config || {};
+  const config = Object.fromEntries(Object.entries({ taskTimeout, jobTimeout, isTestJob, maxTaskRetries, workerPool }).filter(([, value]) => value !== undefined));
+  return {
+    templateId: job.templateId,
+    name: job.name ? `${job.name} (re-run)` : `re-run of ${job.id}`,
+    description: job.description,
+    params: job.params,
+    dataSource: job.dataSource,
+    dataDestination: job.dataDestination,
+    config,
+    priority: job.priority,
+    regions: job.regions,
+  };
+}
+
+const TASK_COLOURS = { succeeded: '#2b8a3e', failed: '#c92a2a', leased: '#3b5bdb', cancelled: '#868e96', cancelling: '#868e96', queued: '#ced4da' };
+
+/**
+ * Every task of the job on one time axis, one row per task (several per pixel row past the
+ * canvas's height), drawn on a canvas so that 10,000 tasks stay fast; hovering names the task.
+ */
+function Waterfall({ tasks, job, now }) {
+  const canvas = useRef(null);
+  const [hover, setHover] = useState('');
+  const started = tasks.filter((task) => task.startedAt);
+  const begin = Math.min(...started.map((task) => Date.parse(task.startedAt)), Date.parse(job.submittedAt || job.createdAt));
+  const end = Math.max(begin + 1, ...started.map((task) => (task.finishedAt ? Date.parse(task.finishedAt) : now)));
+  const rows = [...started].sort((left, right) => Date.parse(left.startedAt) - Date.parse(right.startedAt));
+  const height = Math.max(40, Math.min(rows.length * 4, 320));
+  useEffect(() => {
+    const element = canvas.current;
+    if (!element) return;
+    const width = element.clientWidth || 600;
+    const scale = window.devicePixelRatio || 1;
+    element.width = width * scale;
+    element.height = height * scale;
+    const context = element.getContext('2d');
+    context.scale(scale, scale);
+    context.clearRect(0, 0, width, height);
+    const rowHeight = height / Math.max(rows.length, 1);
+    rows.forEach((task, index) => {
+      const from = ((Date.parse(task.startedAt) - begin) / (end - begin)) * width;
+      const to = (((task.finishedAt ? Date.parse(task.finishedAt) : now) - begin) / (end - begin)) * width;
+      context.fillStyle = TASK_COLOURS[task.state] || '#3b5bdb';
+      context.fillRect(from, index * rowHeight, Math.max(1, to - from), Math.max(1, rowHeight - (rowHeight > 3 ? 1 : 0)));
+    });
+  }, [rows.length, begin, end, height, tasks]);
+  const describe = (event) => {
+    const box = event.currentTarget.getBoundingClientRect();
+    const task = rows[Math.floor(((event.clientY - box.top) / box.height) * rows.length)];
+    if (!task) return setHover('');
+    const took = ((task.finishedAt ? Date.parse(task.finishedAt) : now) - Date.parse(task.startedAt)) / 1000;
+    setHover(`${task.service} #${task.chunkIndex} · ${task.state} · attempt ${task.attempt} · ${seconds(took)}${task.worker ? ` · ${task.worker}` : ''}`);
+  };
+  if (rows.length === 0) return html`<p class="muted">No task has started yet.</p>`;
+  return html`<div>
+    <canvas ref=${canvas} class="waterfall" data-testid="waterfall" data-tasks=${rows.length} style=${`height: ${height}px`} onMouseMove=${describe} onMouseLeave=${() => setHover('')}></canvas>
+    <div class="row muted"><span>${new Date(begin).toLocaleTimeString()}</span><span data-testid="waterfall-hover" class="grow">${hover || `${rows.length} tasks over ${seconds((end - begin) / 1000)}`}</span><span>${new Date(end).toLocaleTimeString()}</span></div>
+  </div>`;
+}
+
+const LEVELS = ['DEBUG', 'INFO', 'WARN', 'ERROR'];
+const LEVEL_RANK = { TRACE: 0, DEBUG: 0, INFO: 1, UNKNOWN: 1, WARN: 2, WARNING: 2, ERROR: 3, FATAL: 3, PANIC: 3 };
+
+/** A job's log lines as they arrive (the follow stream), in time order, with search and a level floor. */
+function Logs({ jobId, taskFilter, clearTask }) {
+  const [lines, setLines] = useState([]);
+  const [search, setSearch] = useState('');
+  const [level, setLevel] = useState('DEBUG');
+  const [tail, setTail] = useState(true);
+  const box = useRef(null);
+  useEffect(() => {
+    const controller = new AbortController();
+    const pending = [];
+    let timer = null;
+    // Lines come in bursts: they are added at most every 200 ms, at most 5,000 kept.
+    const flush = () => {
+      timer = null;
+      const batch = pending.splice(0);
+      setLines((old) => [...old, ...batch].sort((left, right) => left.timestamp.localeCompare(right.timestamp) || left.id - right.id).slice(-5000));
+    };
+    follow(`/v1/customer/jobs/${jobId}/logs?follow=true`, (event, data) => {
+      if (event !== 'log') return;
+      pending.push(data);
+      timer ??= setTimeout(flush, 200);
+    }, controller.signal).catch(() => {});
+    return () => {
+      controller.abort();
+      if (timer) clearTimeout(timer);
+    };
+  }, [jobId]);
+  useEffect(() => {
+    if (tail && box.current) box.current.scrollTop = box.current.scrollHeight;
+  }, [lines, tail]);
+  const needle = search.trim().toLowerCase();
+  const shown = lines.filter((line) => (!taskFilter || line.taskId === taskFilter) && (LEVEL_RANK[line.level] ?? 1) >= LEVEL_RANK[level] && (!needle || line.log.toLowerCase().includes(needle)));
+  return html`<section><h2>Logs ${taskFilter && html`<span class="muted">of task ${taskFilter}</span> <button class="secondary" onClick=${clearTask}>all</button>`}</h2>
+    <div class="row">
+      <label>Search <input data-testid="log-search" value=${search} onInput=${(event) => setSearch(event.target.value)} placeholder="text in the line" /></label>
+      <label>At least <select data-testid="log-level" value=${level} onChange=${(event) => setLevel(event.target.value)}>${LEVELS.map((name) => html`<option value=${name}>${name}</option>`)}</select></label>
+      <label class="check"><input type="checkbox" checked=${tail} onChange=${(event) => setTail(event.target.checked)} /> follow the end</label>
+      <span class="muted">${shown.length} of ${lines.length} lines</span>
+    </div>
+    <pre class="logs" data-testid="logs" ref=${box}>${shown.map((line) => html`<div class=${`lvl-${line.level}`}>${`${line.timestamp.slice(11, 23)} ${line.service}${line.service === 'TASKRUNNER' ? ` #${line.chunkIndex}` : ''} ${line.level} ${line.log}`}</div>`)}${shown.length === 0 ? 'no log lines' : ''}</pre>
+  </section>`;
+}
+
+const TASK_PAGE = 100;
+
 function JobPage({ jobId }) {
   const [job, setJob] = useState(null);
   const [progress, setProgress] = useState(null);
   const [tasks, setTasks] = useState([]);
   const [results, setResults] = useState([]);
-  const [logs, setLogs] = useState([]);
   const [logTask, setLogTask] = useState('');
+  const [taskOffset, setTaskOffset] = useState(0);
   const [error, setError] = useState('');
   const refreshTimer = useRef(null);
-  const logCursor = useRef('0');
   const busy = useRef(false);
   const again = useRef(false);
+  const now = useNow(job ? !FINAL.has(job.state) : false);
 
-  // One refresh at a time, all of it (job, tasks, results, new log lines): two overlapping ones
-  // could answer out of order and an older tasks list would replace a newer one, or the same log
-  // lines be added twice. A refresh asked for while one runs makes it go round once more.
+  // One refresh at a time (job, every task, results): two overlapping ones could answer out of
+  // order and an older tasks list replace a newer one. One asked for while another runs makes it
+  // go round once more. The page is made anew for each job (App keys it by id), so nothing of a
+  // job seen before can show here.
   const refresh = useCallback(async () => {
     if (busy.current) {
       again.current = true;
@@ -223,15 +377,14 @@ function JobPage({ jobId }) {
         again.current = false;
         const { job: current } = await api('GET', `/v1/customer/jobs/${jobId}`);
         setJob(current);
-        setTasks((await api('GET', `/v1/customer/jobs/${jobId}/tasks`)).data);
-        if (current.state === 'JOB_STATE_COMPLETE') setResults((await api('GET', `/v1/customer/jobs/${jobId}/results`)).results);
-        // Only the lines stored since the last read (the cursor is the last line's id), at most 5,000 shown.
-        for (;;) {
-          const page = await api('GET', `/v1/customer/jobs/${jobId}/logs?after=${logCursor.current}&limit=1000`);
-          if (page.logs.length > 0) setLogs((old) => [...old, ...page.logs].slice(-5000));
-          logCursor.current = page.next;
-          if (page.logs.length < 1000) break;
+        const all = [];
+        for (let offset = 0; offset < 100_000; offset += 10_000) {
+          const page = (await api('GET', `/v1/customer/jobs/${jobId}/tasks?pagination.limit=10000&pagination.offset=${offset}`)).data;
+          all.push(...page);
+          if (page.length < 10_000) break;
         }
+        setTasks(all);
+        if (current.state === 'JOB_STATE_COMPLETE') setResults((await api('GET', `/v1/customer/jobs/${jobId}/results`)).results);
       } while (again.current);
     } catch (failure) {
       setError(failure.message);
@@ -243,56 +396,74 @@ function JobPage({ jobId }) {
   useEffect(() => {
     const controller = new AbortController();
     void refresh();
-    // Live: every state change and progress report pushes an update; the page re-reads (at most every 300 ms).
+    // Live: every state change and progress report pushes an update; the page re-reads (at most every 500 ms).
     const later = () => {
       if (refreshTimer.current) return;
-      refreshTimer.current = setTimeout(() => ((refreshTimer.current = null), void refresh()), 300);
+      refreshTimer.current = setTimeout(() => ((refreshTimer.current = null), void refresh()), 500);
     };
     follow(`/v1/customer/jobs/${jobId}/events`, (event, data) => {
       if (event === 'progress') setProgress(data);
       if (event === 'state') setJob((old) => (old ? { ...old, state: data.state, stateTimestamps: { ...old.stateTimestamps, [data.state]: data.at } } : old));
       later();
     }, controller.signal).catch(() => {}).finally(() => void refresh());
-    return () => controller.abort();
+    return () => {
+      controller.abort();
+      if (refreshTimer.current) clearTimeout(refreshTimer.current);
+    };
   }, [jobId, refresh]);
 
   if (error && !job) return html`<main><section><p class="error">${error}</p><a href="#/jobs">Back to jobs</a></section></main>`;
   if (!job) return html`<main><p class="muted">Loading…</p></main>`;
   const done = progress?.tasksDone ?? job.usage?.tasksDone ?? 0;
   const total = progress?.tasksTotal ?? job.numChunks ?? 0;
-  const abort = async () => {
+  const act = (work) => async () => {
     try {
-      await api('POST', `/v1/customer/jobs/${jobId}/abort`);
-      await refresh();
+      await work();
     } catch (failure) {
       setError(failure.message);
     }
   };
-  const shown = logTask ? logs.filter((line) => line.taskId === logTask) : logs;
+  const abort = act(async () => {
+    await api('POST', `/v1/customer/jobs/${jobId}/abort`);
+    await refresh();
+  });
+  // A file job's upload cannot be copied: its input would have to be sent again.
+  const rerunnable = job.dataSource?.dataSourceDescriptor !== 'file';
+  const rerun = act(async () => {
+    const { job: copy } = await api('POST', '/v1/customer/jobs', rerunBody(job));
+    await api('POST', `/v1/customer/jobs/${copy.id}/run`, {});
+    location.hash = `#/jobs/${copy.id}`;
+  });
+  const pageOfTasks = tasks.slice(taskOffset, taskOffset + TASK_PAGE);
   return html`<main>
     <section>
       <h1>${job.name || 'Job'} <span class="muted">${job.id}</span></h1>
-      <div class="row"><span class=${`state ${short(job.state)}`} data-testid="job-state">${short(job.state)}</span>
+      <div class="row"><${StateBadge} state=${job.state} testid="job-state" />
+        <span class="muted" data-testid="elapsed">${RUNNING(job.state) ? `running for ${seconds(ranFor(job, now))}` : ranFor(job, now) != null ? `ran ${seconds(ranFor(job, now))}` : ''}</span>
         <span class="muted">template ${job.templateId}</span>
-        ${!FINAL.has(job.state) && html`<button class="danger" data-testid="abort" onClick=${abort}>Abort</button>`}</div>
+        ${!FINAL.has(job.state) && html`<button class="danger" data-testid="abort" onClick=${abort}>Abort</button>`}
+        <button class="secondary" data-testid="rerun" disabled=${!rerunnable} title=${rerunnable ? 'a new job with the same template, params, input and config' : 'a file job\'s upload cannot be copied: start a new job with the file'} onClick=${rerun}>Re-run</button></div>
       <div class="bar"><div style=${`width: ${total ? Math.round((100 * done) / total) : FINAL.has(job.state) ? 100 : 0}%`}></div></div>
       <p data-testid="progress">${done}/${total} tasks done${progress?.tasksFailed ? `, ${progress.tasksFailed} failed attempts` : ''}</p>
       <${Timeline} job=${job} />
-      ${job.errorMessage && html`<p class="error" data-testid="job-error">${job.errorMessage}</p>`}
+      ${(job.errorMessage || error) && html`<p class="error" data-testid="job-error">${job.errorMessage || error}</p>`}
       <p class="muted">CPU ${job.usage?.cpuSeconds ?? 0} s · peak ${bytes(Number(job.usage?.peakMemoryBytes ?? 0))} · ${Number(job.usage?.units ?? 0).toPrecision(3)} vCPU·GiB·h · cost ${job.paymentAmount}</p>
     </section>
     ${results.length > 0 && html`<section><h2>Results</h2><ul data-testid="results">${results.map((result) => html`<li><a href=${result.link} target="_blank" rel="noopener">${result.name}</a></li>`)}</ul></section>`}
+    <section><h2>Tasks over time</h2><${Waterfall} tasks=${tasks} job=${job} now=${now} /></section>
     <section><h2>Tasks</h2><div class="scroll"><table data-testid="tasks-table">
-      <thead><tr><th>Stage</th><th>Chunk</th><th>State</th><th>Attempts</th><th>Worker</th><th>Duration</th><th>CPU</th><th>Memory</th><th>Logs</th></tr></thead>
-      <tbody>${tasks.map((task) => html`<tr>
-        <td>${task.service}</td><td>${task.chunkIndex}</td><td>${task.state}</td><td>${task.attempt}</td><td>${task.worker || ''}</td>
-        <td>${task.wallSeconds == null ? '' : `${task.wallSeconds.toFixed(2)} s`}</td><td>${task.cpuSeconds == null ? '' : `${task.cpuSeconds.toFixed(2)} s`}</td>
-        <td>${bytes(task.peakMemoryBytes)}</td>
+      <thead><tr><th>Stage</th><th>Chunk</th><th>State</th><th>Attempts</th><th>Worker</th><th>Duration</th><th class="wide">CPU</th><th class="wide">Memory</th><th>Logs</th></tr></thead>
+      <tbody>${pageOfTasks.map((task) => html`<tr>
+        <td>${task.service}</td><td>${task.chunkIndex}</td><td title=${task.error || ''}>${task.state}</td><td>${task.attempt}</td><td class="cut" title=${task.worker || ''}>${task.worker || ''}</td>
+        <td>${task.wallSeconds == null ? '' : `${task.wallSeconds.toFixed(2)} s`}</td><td class="wide">${task.cpuSeconds == null ? '' : `${task.cpuSeconds.toFixed(2)} s`}</td>
+        <td class="wide">${bytes(task.peakMemoryBytes)}</td>
         <td><button class="secondary" data-testid=${`logs-${task.service}-${task.chunkIndex}`} onClick=${() => setLogTask(task.taskId)}>logs</button></td></tr>`)}</tbody>
-    </table></div></section>
-    <section><h2>Logs ${logTask && html`<span class="muted">of task ${logTask}</span> <button class="secondary" onClick=${() => setLogTask('')}>all</button>`}</h2>
-      <pre class="logs" data-testid="logs">${shown.map((line) => html`<div class=${`lvl-${line.level}`}>${`${line.timestamp.slice(11, 23)} ${line.service}${line.service === 'TASKRUNNER' ? ` #${line.chunkIndex}` : ''} ${line.level} ${line.log}`}</div>`)}${shown.length === 0 ? 'no log lines' : ''}</pre>
+    </table></div>
+    ${tasks.length > TASK_PAGE && html`<div class="row"><button class="secondary" disabled=${taskOffset === 0} onClick=${() => setTaskOffset(Math.max(0, taskOffset - TASK_PAGE))}>Previous</button>
+      <span class="muted">${taskOffset + 1}–${Math.min(tasks.length, taskOffset + TASK_PAGE)} of ${tasks.length}</span>
+      <button class="secondary" data-testid="tasks-next" disabled=${taskOffset + TASK_PAGE >= tasks.length} onClick=${() => setTaskOffset(taskOffset + TASK_PAGE)}>Next</button></div>`}
     </section>
+    <${Logs} jobId=${jobId} taskFilter=${logTask} clearTask=${() => setLogTask('')} />
   </main>`;
 }
 
@@ -340,7 +511,7 @@ function App() {
     sessionStorage.removeItem(KEY);
     location.hash = '#/signin';
   };
-  const page = route[0] === 'jobs' && route[1] ? html`<${JobPage} jobId=${route[1]} />` : route[0] === 'workers' ? html`<${Workers} />` : route[0] === 'registry' ? html`<${Registry} />` : html`<${Jobs} />`;
+  const page = route[0] === 'jobs' && route[1] ? html`<${JobPage} key=${route[1]} jobId=${route[1]} />` : route[0] === 'workers' ? html`<${Workers} />` : route[0] === 'registry' ? html`<${Registry} />` : html`<${Jobs} />`;
   return html`<header><strong>Tessera</strong><nav>
       ${link('#/jobs', 'Jobs', route[0] === 'jobs')}${link('#/workers', 'Workers', route[0] === 'workers')}${link('#/registry', 'Apps & templates', route[0] === 'registry')}<a href="/docs">API reference</a>
     </nav><span class="account">${account ? `account ${account} · ` : ''}<a href="#/signin" onClick=${signOut}>sign out</a></span></header>${page}`;

@@ -482,7 +482,9 @@ export async function failTaskAttempt(db: Queryable, taskId: number, leaseToken:
     `UPDATE tasks
         SET state = ${state}, finished_at = CASE WHEN ${state} = 'queued' THEN NULL ELSE now() END,
             lost_leases = lost_leases + CASE WHEN $5 THEN 1 ELSE 0 END, max_attempts = max_attempts + CASE WHEN $5 THEN 1 ELSE 0 END,
-            last_error = $3, lease_token = NULL, lease_owner = NULL, lease_expires_at = NULL
+            last_error = $3, lease_token = NULL, lease_expires_at = NULL,
+            -- A task that ended failed keeps the worker of its last attempt, as a completed one does.
+            lease_owner = CASE WHEN ${state} = 'failed' THEN lease_owner END
       WHERE id = $1 AND lease_token = $2 AND state = 'leased'
       RETURNING job_id, kind, chunk_index, attempt, max_attempts, state, lost_leases`,
     [taskId, leaseToken, error, retry, lost, maxLost],
@@ -505,7 +507,7 @@ export async function expireLeases(db: Queryable, maxLost: number, limit = 1000,
         SET state = ${state}, finished_at = CASE WHEN ${state} = 'queued' THEN NULL ELSE now() END,
             lost_leases = lost_leases + 1, max_attempts = max_attempts + 1,
             last_error = 'lease lost: the worker stopped heartbeating (crashed, stopped or cut off)',
-            lease_token = NULL, lease_owner = NULL, lease_expires_at = NULL
+            lease_token = NULL, lease_expires_at = NULL, lease_owner = CASE WHEN ${state} = 'failed' THEN lease_owner END
       WHERE id = ANY(ARRAY(SELECT id FROM tasks WHERE state = 'leased' AND lease_expires_at < (CASE WHEN $3 THEN 'infinity'::timestamptz ELSE now() END) LIMIT $1 FOR UPDATE SKIP LOCKED))
       RETURNING id, job_id, kind, chunk_index, attempt, max_attempts, state, lost_leases`,
     [limit, maxLost, all],
