@@ -57,6 +57,11 @@ export interface Config {
   /** A job whose queued task no connected worker can run fails after this long, saying why. */
   unservedGraceSeconds: number;
   defaultMaxTaskRetries: number;
+  /**
+   * A failed attempt is retried after this back-off: base × 2^(failures − 1) seconds, at most the
+   * cap, ±20% (TESSERA_RETRY_BACKOFF_SECONDS, 0 for at once; TESSERA_RETRY_BACKOFF_MAX_SECONDS).
+   */
+  retryBackoff: { baseSeconds: number; maxSeconds: number };
   /** A task lost with its worker this many times (TESSERA_MAX_LOST_LEASES) fails; a lost lease costs no attempt. */
   maxLostLeases: number;
   resultLinkTtlSeconds: number;
@@ -208,6 +213,7 @@ export function loadConfig(flags: Flags = {}, givenEnv: Env = process.env): Conf
     leaseSeconds: integerSetting('TESSERA_LEASE_SECONDS', env.TESSERA_LEASE_SECONDS, 30, 2, 3600, '30'),
     unservedGraceSeconds: integerSetting('TESSERA_UNSERVED_GRACE_SECONDS', env.TESSERA_UNSERVED_GRACE_SECONDS, 120, 1, 7 * 24 * 3600, '120'),
     defaultMaxTaskRetries: integerSetting('TESSERA_MAX_TASK_RETRIES', env.TESSERA_MAX_TASK_RETRIES, 2, 0, 100, '2'),
+    retryBackoff: retryBackoffSetting(env.TESSERA_RETRY_BACKOFF_SECONDS, env.TESSERA_RETRY_BACKOFF_MAX_SECONDS),
     maxLostLeases: integerSetting('TESSERA_MAX_LOST_LEASES', env.TESSERA_MAX_LOST_LEASES, 10, 1, 1000, '10'),
     resultLinkTtlSeconds: integerSetting('TESSERA_LINK_TTL_SECONDS', env.TESSERA_LINK_TTL_SECONDS, 48 * 3600, 1, 30 * 24 * 3600, '172800'),
     examplesDir: path.resolve(env.TESSERA_EXAMPLES_DIR ?? path.join(PACKAGE_ROOT, 'examples')),
@@ -282,6 +288,17 @@ function decimalSetting(name: string, raw: string | undefined, fallback: number,
   const value = /^\d+(\.\d+)?$/.test(raw.trim()) ? Number(raw.trim()) : Number.NaN;
   if (!Number.isFinite(value) || value < min) throw settingError(name, raw, `expected a number ≥ ${min} such as 0.5`, example);
   return value;
+}
+
+/** The retry back-off: a base of 0 to 3600 s (default 1) and a cap of at least the base, up to a day (default 30). */
+function retryBackoffSetting(rawBase: string | undefined, rawMax: string | undefined): { baseSeconds: number; maxSeconds: number } {
+  const baseSeconds = decimalSetting('TESSERA_RETRY_BACKOFF_SECONDS', rawBase, 1, '1');
+  if (baseSeconds > 3600) throw settingError('TESSERA_RETRY_BACKOFF_SECONDS', rawBase, 'expected seconds from 0 (retry at once) to 3600', '1');
+  const maxSeconds = decimalSetting('TESSERA_RETRY_BACKOFF_MAX_SECONDS', rawMax, Math.max(30, baseSeconds), '30');
+  if (maxSeconds < baseSeconds || maxSeconds > 86_400) {
+    throw settingError('TESSERA_RETRY_BACKOFF_MAX_SECONDS', rawMax, `expected seconds from TESSERA_RETRY_BACKOFF_SECONDS (${baseSeconds}) to 86400`, String(Math.max(30, baseSeconds)));
+  }
+  return { baseSeconds, maxSeconds };
 }
 
 /**
