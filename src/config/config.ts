@@ -259,6 +259,33 @@ export function loadConfig(flags: Flags = {}, givenEnv: Env = process.env): Conf
   };
 }
 
+/** What a client command (`tessera job …`, `whoami`) needs: the server and the key, and where the key came from. */
+export interface ClientConfig {
+  serverUrl: string;
+  apiKey: string | undefined;
+  keySource: string;
+}
+
+/**
+ * The client's settings only: a client command must not be refused by a server setting (the
+ * server's rule for TESSERA_API_KEY is for choosing a first key, 16+ characters, and says so).
+ */
+export function loadClientConfig(flags: { server?: string; key?: string } = {}, givenEnv: Env = process.env): ClientConfig {
+  const env = withSecretFiles(givenEnv);
+  const keySource = flags.key !== undefined ? '--key' : givenEnv.TESSERA_API_KEY_FILE ? 'TESSERA_API_KEY_FILE' : 'TESSERA_API_KEY';
+  const serverUrl = (nonEmpty(flags.server ?? env.TESSERA_URL, '--server / TESSERA_URL', /^https?:\/\/[^/,]+(\/?,https?:\/\/[^/,]+)*\/?$/, 'http://127.0.0.1:8080 (or several, comma-separated)') ?? 'http://127.0.0.1:8080').replace(/\/+$/, '');
+  const apiKey = flags.key ?? env.TESSERA_API_KEY;
+  if (apiKey === undefined || apiKey === '') return { serverUrl, apiKey: undefined, keySource };
+  // Keys are tsk_ and 32 random characters, or a first key of 16+ chosen at `tessera up`; access tokens are longer.
+  if (!/^\S{16,512}$/.test(apiKey)) {
+    const shown = apiKey.slice(0, Math.min(12, Math.floor(apiKey.length / 3)));
+    throw new TesseraError('UNAUTHENTICATED', `the API key from ${keySource} ("${shown}…", ${apiKey.length} characters) is not a Tessera key: keys are 16 to 512 characters without spaces`, {
+      hint: 'use the key `tessera up` printed (tsk_…), or make one with `tessera key create`',
+    });
+  }
+  return { serverUrl, apiKey, keySource };
+}
+
 function settingError(name: string, value: unknown, expected: string, example: string): TesseraError {
   return new TesseraError('INVALID_ARGUMENT', `setting ${name} = ${quote(value)} is invalid: ${expected}`, { hint: `for example ${example}` });
 }
