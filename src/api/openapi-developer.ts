@@ -54,7 +54,7 @@ export const DEVELOPER_SCHEMAS: Record<string, unknown> = {
       jobType: { type: 'string' },
     },
   },
-  devTemplateResponse: { type: 'object', properties: { data: ref('jobJobTemplate') } },
+  devTemplateResponse: { type: 'object', properties: { data: { allOf: [ref('jobJobTemplate'), { type: 'object', properties: { dataSource: ref('data_sourceDataSource') } }] } } },
   devTemplatesResponse: { type: 'object', properties: { data: { type: 'array', items: ref('jobJobTemplate') } } },
   customerLogsRequest: {
     type: 'object',
