@@ -72,7 +72,8 @@ export function registerDevRoutes(app: FastifyInstance, engine: Engine, validate
         const id = request.params.templateId;
         const template = /^[A-Za-z0-9_-]{1,64}$/.test(id) ? await getTemplate(engine.deps.db, request.accountId, id) : null;
         if (!template) throw notFound('template', request.params.templateId, 'GET /v1/dev/templates lists them');
-        return { data: templateJson(template) };
+        // Its declared source too: the CLI reads it to tell a template that takes no input ("bypass").
+        return { data: { ...templateJson(template), ...(template.dataSource ? { dataSource: template.dataSource } : {}) } };
       });
     },
     { prefix: '/v1/dev' },

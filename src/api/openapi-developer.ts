@@ -63,7 +63,21 @@ export const DEVELOPER_SCHEMAS: Record<string, unknown> = {
     properties: { name: { type: 'string', minLength: 1, maxLength: 64 }, description: { type: 'string' }, params: ref('jobAppParams') },
   },
   customerTemplatePresetsResponse: { type: 'object', required: ['presets'], properties: { presets: { type: 'array', items: ref('jobTemplatePreset') } } },
-  devTemplateResponse: { type: 'object', properties: { data: ref('jobJobTemplate') } },
+  // The seed's jobJobTemplate and the template's default input, one object (an allOf of two would
+  // refuse each other's fields under a strict reading).
+  devTemplate: {
+    type: 'object',
+    properties: {
+      id: { type: 'string' },
+      owner: { type: 'string' },
+      description: { type: 'string' },
+      app: { type: 'string' },
+      partitioner: { type: 'string' },
+      assembler: { type: 'string' },
+      dataSource: { ...ref('data_sourceDataSource'), description: 'The input the template reads when a job names none ("bypass": it takes none); absent: a job must name one.' },
+    },
+  },
+  devTemplateResponse: { type: 'object', properties: { data: ref('devTemplate') } },
   devTemplatesResponse: { type: 'object', properties: { data: { type: 'array', items: ref('jobJobTemplate') } } },
   customerLogsRequest: {
     type: 'object',

@@ -1,6 +1,7 @@
 import { TesseraError } from '../domain/errors.js';
 import type { ErrorCode } from '../domain/errors.js';
-import { loadConfig } from '../config/config.js';
+import { loadClientConfig } from '../config/config.js';
+import { cliHint } from './hints.js';
 
 // The CLI's side of the public API: one server URL and key (flags, else TESSERA_URL and
 // TESSERA_API_KEY), JSON calls whose failures become TesseraErrors carrying the server's message
@@ -22,9 +23,9 @@ export interface Client {
 }
 
 export function createClient(options: ClientOptions): Client {
-  const config = loadConfig({ server: options.server, key: options.key });
+  const config = loadClientConfig({ server: options.server, key: options.key });
   const server = config.serverUrl.split(',')[0]!;
-  const key = config.clientApiKey;
+  const key = config.apiKey;
   if (!key) throw new TesseraError('UNAUTHENTICATED', 'no API key given', { hint: 'pass --key or set TESSERA_API_KEY (tessera up prints the first one; tessera key create makes more)' });
   const headers = (body: boolean) => ({ authorization: `Bearer ${key}`, ...(body ? { 'content-type': 'application/json' } : {}) });
 
@@ -48,7 +49,10 @@ export function createClient(options: ClientOptions): Client {
     const hint = Array.isArray(body.details) ? body.details.find((detail) => detail?.metadata?.hint)?.metadata?.hint : undefined;
     // The server's message ends with " (hint)"; the CLI prints the hint on its own line instead.
     const message = (hint && body.message?.endsWith(` (${hint})`) ? body.message.slice(0, -hint.length - 3) : body.message) || `${method} ${route} answered HTTP ${response.status}`;
-    return new TesseraError(code, message, hint ? { hint } : {});
+    const shown = cliHint(hint);
+    // Said as the client sees it: which key was refused, and by whom.
+    if (code === 'UNAUTHENTICATED') return new TesseraError(code, `${server} refused the API key from ${config.keySource}: ${message}`, shown ? { hint: shown } : {});
+    return new TesseraError(code, message, shown ? { hint: shown } : {});
   }
 
   return {

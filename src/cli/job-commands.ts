@@ -70,13 +70,35 @@ function createBody(options: CreateOptions): Record<string, unknown> {
   };
 }
 
+/**
+ * A job made without --url, --file or --source would run on empty input, which is never what a
+ * forgotten flag meant. So it is refused unless its template declares a source: "bypass" (it
+ * takes no input, e.g. a fan-out partitioner) or a default input of its own.
+ */
+async function checkInputGiven(client: Client, options: CreateOptions): Promise<void> {
+  if (options.url !== undefined || options.file !== undefined || options.source !== undefined) return;
+  const { data: template } = await client.call('GET', `/v1/dev/templates/${encodeURIComponent(options.template!)}`);
+  if (template.dataSource?.dataSourceDescriptor) return;
+  throw invalidArgument('source', `template ${quote(options.template)} reads an input, and none was given`, 'pass --file PATH, --url URL or --source JSON (a template that takes no input declares "dataSource": {"dataSourceDescriptor": "bypass"})');
+}
+
 /** Creates the job the options describe; with --file, uploads the file too (the job is then ready to run). */
 async function createJob(client: Client, options: CreateOptions): Promise<any> {
   const body = createBody(options);
+  await checkInputGiven(client, options);
   if (options.file !== undefined) await checkUploadFile(options.file);
   const { job } = await client.call('POST', '/v1/customer/jobs', body);
   if (options.file !== undefined) await uploadJobFile(client, job, options.file, options.json === true);
   return job;
+}
+
+/** "INFO chunk 0" under the INFO column reads "INFO  INFO chunk 0": the column says it once. */
+function withoutLevel(text: string, level: string): string {
+  const match = /^\s*\[?(trace|debug|info|warn|warning|error|fatal|critical)\]?[:\s]\s*/i.exec(text);
+  if (!match) return text;
+  const word = match[1]!.toUpperCase();
+  const same = word === level || (word === 'WARNING' && level === 'WARN') || (word === 'CRITICAL' && level === 'FATAL');
+  return same && match[0].length < text.length ? text.slice(match[0].length) : text;
 }
 
 function statusText(job: any): string {
@@ -202,7 +224,7 @@ export function registerJobCommands(program: Command): void {
     .option('-f, --follow', 'keep printing new lines until the job ends')
     .action(async (jobId: string, options: Options & { follow?: boolean }) => {
       const client = createClient(options);
-      const print = (line: any) => process.stdout.write(options.json ? `${JSON.stringify(line)}\n` : `${line.timestamp} ${line.service.padEnd(11)} ${line.service === 'TASKRUNNER' ? `chunk ${line.chunkIndex} ` : ''}${line.level.padEnd(5)} ${line.log}\n`);
+      const print = (line: any) => process.stdout.write(options.json ? `${JSON.stringify(line)}\n` : `${line.timestamp} ${line.service.padEnd(11)} ${line.service === 'TASKRUNNER' ? `chunk ${line.chunkIndex} ` : ''}${line.level.padEnd(5)} ${withoutLevel(line.log, line.level)}\n`);
       const route = `/v1/customer/jobs/${encodeURIComponent(jobId)}/logs`;
       if (options.follow) return client.stream(`${route}?follow=true`, (event, data) => (event === 'log' ? void print(data) : event !== 'end'));
       let after = '0';

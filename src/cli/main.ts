@@ -1,7 +1,8 @@
 import { Command, Option } from 'commander';
 import { createLogger } from './logger.js';
 import type { Flags } from '../config/config.js';
-import { loadConfig } from '../config/config.js';
+import { loadConfig, packageRoot } from '../config/config.js';
+import { readFileSync } from 'node:fs';
 import { TesseraError } from '../domain/errors.js';
 import type { ExampleOptions } from './example.js';
 import { registerJobCommands } from './job-commands.js';
@@ -133,18 +134,36 @@ async function worker(options: { server?: string; token?: string; slots?: string
 }
 
 async function whoami(options: { server?: string; key?: string; json?: boolean }): Promise<void> {
-  const config = loadConfig({ server: options.server, key: options.key });
-  if (!config.clientApiKey) throw new TesseraError('UNAUTHENTICATED', 'no API key given', { hint: 'pass --key or set TESSERA_API_KEY' });
-  const response = await fetch(`${config.serverUrl}/v1/auth/user`, { headers: { authorization: `Bearer ${config.clientApiKey}` } }).catch((error: Error) => {
-    throw new TesseraError('UNAVAILABLE', `cannot reach ${config.serverUrl}: ${error.message}`, { hint: 'start it with `tessera up`, or pass --server' });
-  });
-  const body = (await response.json()) as { accountId?: string; message?: string };
-  if (!response.ok) throw new TesseraError('UNAUTHENTICATED', `${config.serverUrl} answered HTTP ${response.status}: ${body.message ?? ''}`);
-  print(options.json, { accountId: body.accountId, server: config.serverUrl }, `account ${body.accountId} on ${config.serverUrl}`);
+  const { createClient } = await import('./client.js');
+  const client = createClient(options);
+  const body = await client.call<{ accountId?: string }>('GET', '/v1/auth/user');
+  print(options.json, { accountId: body.accountId, server: client.server }, `account ${body.accountId} on ${client.server}`);
+}
+
+/** The version in the package's own package.json, the one place it is written. */
+function packageVersion(): string {
+  return (JSON.parse(readFileSync(path.join(packageRoot(), 'package.json'), 'utf8')) as { version: string }).version;
+}
+
+/**
+ * `tessera job logs … | head -1`: once the reader has gone, there is nothing left to print to,
+ * which is no error of the command's. It ends quietly with 0, as `cat` under SIGPIPE's default would.
+ */
+function exitQuietlyOnClosedOutput(): void {
+  for (const stream of [process.stdout, process.stderr]) {
+    stream.on('error', (error: NodeJS.ErrnoException) => {
+      if (error.code === 'EPIPE') process.exit(0);
+      throw error;
+    });
+  }
 }
 
 export async function main(argv: string[]): Promise<void> {
-  const program = new Command('tessera').description('Self-hostable distributed compute with a ByteNite-compatible jobs API').showHelpAfterError();
+  exitQuietlyOnClosedOutput();
+  const program = new Command('tessera')
+    .description('Self-hostable distributed compute with a ByteNite-compatible jobs API')
+    .version(packageVersion(), '-V, --version', 'print the version')
+    .showHelpAfterError();
   const common = (command: Command) =>
     command
       .option('--home <dir>', 'folder for the embedded database and blobs (TESSERA_HOME)', undefined)

@@ -10,9 +10,11 @@ TASK_DIR/data.bin is this task's chunk; write results (any files) into TASK_RESU
 APP_PARAMS holds the job's params.app as JSON. stdout and stderr become the task's logs.
 """
 import json
+import logging
 import os
-import sys
 
+# One level word per line ("INFO chunk 0: …"): Tessera reads the level from it, and shows it once.
+logging.basicConfig(level=logging.INFO, format="%(levelname)s %(message)s")
 params = json.loads(os.environ.get("APP_PARAMS") or "{}")
 chunk = int(os.environ.get("CHUNK_NUMBER", "0"))
 
@@ -21,7 +23,7 @@ with open(os.path.join(os.environ["TASK_DIR"], "data.bin"), "rb") as source:
 
 text = data.decode("utf-8", errors="replace")
 summary = {"chunk": chunk, "bytes": len(data), "lines": text.count("\\n"), "words": len(text.split())}
-print(f"INFO chunk {chunk}: {summary['words']} words", file=sys.stderr)
+logging.info("chunk %d: %d words", chunk, summary["words"])
 
 with open(os.path.join(os.environ["TASK_RESULTS_DIR"], "summary.json"), "w") as result:
     json.dump(summary, result)

@@ -57,6 +57,11 @@ export interface Config {
   /** A job whose queued task no connected worker can run fails after this long, saying why. */
   unservedGraceSeconds: number;
   defaultMaxTaskRetries: number;
+  /**
+   * A failed attempt is retried after this back-off: base × 2^(failures − 1) seconds, at most the
+   * cap, ±20% (TESSERA_RETRY_BACKOFF_SECONDS, 0 for at once; TESSERA_RETRY_BACKOFF_MAX_SECONDS).
+   */
+  retryBackoff: { baseSeconds: number; maxSeconds: number };
   /** A task lost with its worker this many times (TESSERA_MAX_LOST_LEASES) fails; a lost lease costs no attempt. */
   maxLostLeases: number;
   resultLinkTtlSeconds: number;
@@ -208,6 +213,7 @@ export function loadConfig(flags: Flags = {}, givenEnv: Env = process.env): Conf
     leaseSeconds: integerSetting('TESSERA_LEASE_SECONDS', env.TESSERA_LEASE_SECONDS, 30, 2, 3600, '30'),
     unservedGraceSeconds: integerSetting('TESSERA_UNSERVED_GRACE_SECONDS', env.TESSERA_UNSERVED_GRACE_SECONDS, 120, 1, 7 * 24 * 3600, '120'),
     defaultMaxTaskRetries: integerSetting('TESSERA_MAX_TASK_RETRIES', env.TESSERA_MAX_TASK_RETRIES, 2, 0, 100, '2'),
+    retryBackoff: retryBackoffSetting(env.TESSERA_RETRY_BACKOFF_SECONDS, env.TESSERA_RETRY_BACKOFF_MAX_SECONDS),
     maxLostLeases: integerSetting('TESSERA_MAX_LOST_LEASES', env.TESSERA_MAX_LOST_LEASES, 10, 1, 1000, '10'),
     resultLinkTtlSeconds: integerSetting('TESSERA_LINK_TTL_SECONDS', env.TESSERA_LINK_TTL_SECONDS, 48 * 3600, 1, 30 * 24 * 3600, '172800'),
     examplesDir: path.resolve(env.TESSERA_EXAMPLES_DIR ?? path.join(PACKAGE_ROOT, 'examples')),
@@ -253,6 +259,33 @@ export function loadConfig(flags: Flags = {}, givenEnv: Env = process.env): Conf
   };
 }
 
+/** What a client command (`tessera job …`, `whoami`) needs: the server and the key, and where the key came from. */
+export interface ClientConfig {
+  serverUrl: string;
+  apiKey: string | undefined;
+  keySource: string;
+}
+
+/**
+ * The client's settings only: a client command must not be refused by a server setting (the
+ * server's rule for TESSERA_API_KEY is for choosing a first key, 16+ characters, and says so).
+ */
+export function loadClientConfig(flags: { server?: string; key?: string } = {}, givenEnv: Env = process.env): ClientConfig {
+  const env = withSecretFiles(givenEnv);
+  const keySource = flags.key !== undefined ? '--key' : givenEnv.TESSERA_API_KEY_FILE ? 'TESSERA_API_KEY_FILE' : 'TESSERA_API_KEY';
+  const serverUrl = (nonEmpty(flags.server ?? env.TESSERA_URL, '--server / TESSERA_URL', /^https?:\/\/[^/,]+(\/?,https?:\/\/[^/,]+)*\/?$/, 'http://127.0.0.1:8080 (or several, comma-separated)') ?? 'http://127.0.0.1:8080').replace(/\/+$/, '');
+  const apiKey = flags.key ?? env.TESSERA_API_KEY;
+  if (apiKey === undefined || apiKey === '') return { serverUrl, apiKey: undefined, keySource };
+  // Keys are tsk_ and 32 random characters, or a first key of 16+ chosen at `tessera up`; access tokens are longer.
+  if (!/^\S{16,512}$/.test(apiKey)) {
+    const shown = apiKey.slice(0, Math.min(12, Math.floor(apiKey.length / 3)));
+    throw new TesseraError('UNAUTHENTICATED', `the API key from ${keySource} ("${shown}…", ${apiKey.length} characters) is not a Tessera key: keys are 16 to 512 characters without spaces`, {
+      hint: 'use the key `tessera up` printed (tsk_…), or make one with `tessera key create`',
+    });
+  }
+  return { serverUrl, apiKey, keySource };
+}
+
 function settingError(name: string, value: unknown, expected: string, example: string): TesseraError {
   return new TesseraError('INVALID_ARGUMENT', `setting ${name} = ${quote(value)} is invalid: ${expected}`, { hint: `for example ${example}` });
 }
@@ -282,6 +315,17 @@ function decimalSetting(name: string, raw: string | undefined, fallback: number,
   const value = /^\d+(\.\d+)?$/.test(raw.trim()) ? Number(raw.trim()) : Number.NaN;
   if (!Number.isFinite(value) || value < min) throw settingError(name, raw, `expected a number ≥ ${min} such as 0.5`, example);
   return value;
+}
+
+/** The retry back-off: a base of 0 to 3600 s (default 1) and a cap of at least the base, up to a day (default 30). */
+function retryBackoffSetting(rawBase: string | undefined, rawMax: string | undefined): { baseSeconds: number; maxSeconds: number } {
+  const baseSeconds = decimalSetting('TESSERA_RETRY_BACKOFF_SECONDS', rawBase, 1, '1');
+  if (baseSeconds > 3600) throw settingError('TESSERA_RETRY_BACKOFF_SECONDS', rawBase, 'expected seconds from 0 (retry at once) to 3600', '1');
+  const maxSeconds = decimalSetting('TESSERA_RETRY_BACKOFF_MAX_SECONDS', rawMax, Math.max(30, baseSeconds), '30');
+  if (maxSeconds < baseSeconds || maxSeconds > 86_400) {
+    throw settingError('TESSERA_RETRY_BACKOFF_MAX_SECONDS', rawMax, `expected seconds from TESSERA_RETRY_BACKOFF_SECONDS (${baseSeconds}) to 86400`, String(Math.max(30, baseSeconds)));
+  }
+  return { baseSeconds, maxSeconds };
 }
 
 /**

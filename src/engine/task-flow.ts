@@ -182,7 +182,7 @@ export function createTaskFlow(deps: EngineDeps) {
   /** A failed attempt; `lost`: no failure of the task's own (its worker was stopped), which costs no attempt. */
   async function recordFailure(lease: AttemptRef & { leaseToken: string }, error: string, retry: boolean, report: TaskReport = EMPTY_REPORT, lost = false): Promise<void> {
     const ended = await db.transaction(async (tx) => {
-      const attempt = await failTaskAttempt(tx, lease.taskId, lease.leaseToken, error, retry, lost, config.maxLostLeases);
+      const attempt = await failTaskAttempt(tx, lease.taskId, lease.leaseToken, error, retry, lost, config.maxLostLeases, config.retryBackoff);
       if (!attempt) return null;
       // Locked first, as in recordCompletion.
       await getJobForEngine(tx, lease.jobId, { lock: true });
@@ -206,7 +206,7 @@ export function createTaskFlow(deps: EngineDeps) {
   async function settleFailedAttempt(tx: Queryable, attempt: FailedAttempt, error: string): Promise<void> {
     const what = attempt.kind === 'app' ? `chunk ${attempt.chunkIndex}` : attempt.kind === 'partition' ? 'the partitioner' : 'the assembler';
     if (attempt.retrying) {
-      const how = attempt.lost ? `was lost with its worker (${attempt.lostLeases} of at most ${config.maxLostLeases} times; no attempt counted), running it again` : `failed (attempt ${attempt.attempt} of ${attempt.maxAttempts}), retrying`;
+      const how = attempt.lost ? `was lost with its worker (${attempt.lostLeases} of at most ${config.maxLostLeases} times; no attempt counted), running it again` : `failed (attempt ${attempt.attempt} of ${attempt.maxAttempts}), retrying${attempt.backoffSeconds > 0 ? ` in ${attempt.backoffSeconds.toFixed(1)} s` : ''}`;
       await appendJobEvent(tx, attempt.jobId, 'task', null, `${what} ${how}: ${error}`);
       return;
     }

@@ -471,6 +471,35 @@ def _kill(entry):
                 pass
 
 
+# The file the launcher's own frames name: a task's traceback leaves them out.
+_LAUNCHER_FILE = sys._getframe().f_code.co_filename
+
+
+def _app_traceback(kind, value, tb):
+    """An uncaught exception as the app's author wrote it: no launcher frames, and the app's
+    files named from its component folder (app/main.py), not from the worker's cache."""
+    import traceback
+
+    while tb is not None and tb.tb_frame.f_code.co_filename == _LAUNCHER_FILE:
+        tb = tb.tb_next
+    shown = traceback.TracebackException(kind, value, tb)
+    roots = [_ROOT, os.path.realpath(_ROOT)] if _ROOT else []
+    pending, seen = [shown], set()
+    while pending:
+        current = pending.pop()
+        if current is None or id(current) in seen:
+            continue
+        seen.add(id(current))
+        for frame in current.stack:
+            for root in roots:
+                if frame.filename.startswith(root.rstrip("/") + "/"):
+                    frame.filename = frame.filename[len(root.rstrip("/")) + 1:]
+                    break
+        pending.extend([current.__cause__, current.__context__, *(getattr(current, "exceptions", None) or ())])
+    sys.stderr.write("".join(shown.format()))
+    sys.stderr.flush()
+
+
 # argv: the socket folder as the launcher sees it, "bare" or "sandbox", and the sandbox's setup.
 if sys.argv[2] == "sandbox":
     try:
@@ -517,6 +546,8 @@ if "argv" in _request:
         os._exit(127)
 sys.argv = [_request["script"]]
 sys.path.insert(0, os.path.dirname(os.path.abspath(sys.argv[0])))
+_ROOT = _request.get("root")
+sys.excepthook = _app_traceback
 del _request, _streams, _status_w, _null, _stream, _serve, _connect, _send, _gone, _added_at_start, _ADDED
 _main = type(sys)("__main__")
 _main.__file__ = sys.argv[0]

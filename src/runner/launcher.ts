@@ -39,6 +39,8 @@ export interface Confinement {
 export interface LaunchSpec extends Omit<RunSpec, 'command' | 'args'> {
   /** A python script run in the forked process as `python -u script` would; or */
   script?: string;
+  /** The script's component folder: its traceback names the app's files relative to it (app/main.py). */
+  componentRoot?: string;
   /** a program executed in it. */
   argv?: string[];
   confine?: Confinement;
@@ -334,7 +336,7 @@ export function createLauncher(options: LauncherOptions): Launcher {
         if (runs.size === 1) hold(true);
         if (spec.signal?.aborted) onAbort();
         spec.signal?.addEventListener('abort', onAbort, { once: true });
-        const request = { id, token, socket: running.socket, cwd: spec.cwd, env: spec.env, ...(spec.argv ? { argv: spec.argv } : { script: spec.script }), ...(spec.confine ? { confine: spec.confine } : {}) };
+        const request = { id, token, socket: running.socket, cwd: spec.cwd, env: spec.env, ...(spec.argv ? { argv: spec.argv } : { script: spec.script, root: spec.componentRoot }), ...(spec.confine ? { confine: spec.confine } : {}) };
         // Written once the launcher is ready: the pipe keeps the order of requests either way.
         running.ready.then(
           () => {

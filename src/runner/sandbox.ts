@@ -198,9 +198,9 @@ export function createHostSandbox(settings: SandboxSettings): HostSandbox {
   }
 
   /** How the entrypoint starts, as the sandbox sees it (the component is at /component). */
-  function command(invocation: Invocation): { script?: string; argv?: string[] } {
+  function command(invocation: Invocation): { script?: string; componentRoot?: string; argv?: string[] } {
     const inside = path.posix.join('/component', path.relative(invocation.componentFolder, invocation.entrypoint));
-    if (/\.py$/i.test(inside)) return settings.warmPython ? { script: inside } : { argv: [settings.python.executable, '-u', inside] };
+    if (/\.py$/i.test(inside)) return settings.warmPython ? { script: inside, componentRoot: '/component' } : { argv: [settings.python.executable, '-u', inside] };
     if (/\.(m|c)?js$/i.test(inside)) return { argv: [process.execPath, inside] };
     return { argv: [inside] };
   }

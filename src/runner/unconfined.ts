@@ -36,7 +36,7 @@ export function createUnconfined(settings: UnconfinedSettings) {
       const script = invocation.entrypoint;
       if (/\.py$/i.test(script) && settings.warmPython) {
         forkServer ??= createForkServer(settings.python, settings.baseEnv, settings.log, settings.runtimeDir);
-        return forkServer.run({ ...spec, script });
+        return forkServer.run({ ...spec, script, componentRoot: invocation.componentFolder });
       }
       // Through the usage bootstraps: same interpreter, same script, and a resource report at exit.
       const usageFile = path.join(settings.runtimeDir, `usage-${randomUUID()}`);

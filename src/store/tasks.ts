@@ -235,13 +235,15 @@ export async function notifyTasksQueued(db: Queryable): Promise<void> {
  * The picked ids are an array (`= ANY(ARRAY(…))`), not `IN (…)`: the planner made `IN` a hash
  * semi-join over a sequential scan of every task ever run (7 of 16.5 ms with 60,000 rows, growing
  * with the table); the array is looked up in the primary key (5.7 ms in all).
+ * A retry still waiting out its back-off (`not_before` ahead) is skipped; `now()` is the
+ * statement's one timestamp, so the test costs no function call per row.
  */
 export async function leaseTasks(db: Queryable, owner: string, limit: number, leaseSeconds: number, offer?: WorkerOffer, token: string = randomUUID(), quota?: SharedQuota): Promise<LeasedTask[]> {
   // A private worker takes its account's tasks only; a shared one every task not kept private,
   // and, under quotas, none of a full account's and at most its room of another's (the window
   // below; only built when there are quotas, the common lease stays one plain index walk).
   const candidates = `SELECT id${quota ? ', account_id, priority' : ''} FROM tasks
-         WHERE state = 'queued'
+         WHERE state = 'queued' AND (not_before IS NULL OR not_before <= now())
            AND ($4::boolean OR (
                 min_cpu <= $5 AND min_memory_gb <= $6
             AND (gpus IS NULL OR gpus && $7::text[])
@@ -454,6 +456,8 @@ export interface FailedAttempt {
   /** The lease was lost with its worker (no failure of the task's own), and how often that happened. */
   lost: boolean;
   lostLeases: number;
+  /** How long a retry waits before it may be leased again (0: due now, as after a lost lease). */
+  backoffSeconds: number;
 }
 
 /**
@@ -466,28 +470,45 @@ function nextState(retry: string, lost: string, maxLost: string): string {
                WHEN ${retry} AND attempt < max_attempts THEN 'queued' ELSE 'failed' END`;
 }
 
-type AttemptRow = { job_id: string; kind: TaskKind; chunk_index: number; attempt: number; max_attempts: number; state: TaskState; lost_leases: number };
+type AttemptRow = { job_id: string; kind: TaskKind; chunk_index: number; attempt: number; max_attempts: number; state: TaskState; lost_leases: number; backoff_seconds?: number | null };
 
 function attemptOf(row: AttemptRow, lost: boolean): FailedAttempt {
-  return { jobId: row.job_id, kind: row.kind, chunkIndex: row.chunk_index, attempt: row.attempt, maxAttempts: row.max_attempts, retrying: row.state === 'queued', lost, lostLeases: row.lost_leases };
+  return {
+    jobId: row.job_id, kind: row.kind, chunkIndex: row.chunk_index, attempt: row.attempt, maxAttempts: row.max_attempts, retrying: row.state === 'queued', lost, lostLeases: row.lost_leases,
+    backoffSeconds: row.state === 'queued' && row.backoff_seconds ? Number(row.backoff_seconds) : 0,
+  };
 }
+
+/** How a failed attempt's retry is spaced: `baseSeconds` × 2^(failures − 1), at most `maxSeconds`, then ±20%. */
+export interface RetryBackoff {
+  baseSeconds: number;
+  maxSeconds: number;
+}
+
+export const NO_BACKOFF: RetryBackoff = { baseSeconds: 0, maxSeconds: 0 };
 
 /**
  * Records a failed attempt (fenced like completion). The task goes back to the queue while it
- * has attempts left (`retry` permitting), otherwise it ends failed.
+ * has attempts left (`retry` permitting), otherwise it ends failed. A failure of the task's own
+ * is retried after its back-off (`not_before`); a lost lease is queued due at once. The jitter
+ * keeps the retries of a fan-out that failed together (a dependency down) from coming back together.
  */
-export async function failTaskAttempt(db: Queryable, taskId: number, leaseToken: string, error: string, retry: boolean, lost = false, maxLost = 10): Promise<FailedAttempt | null> {
+export async function failTaskAttempt(db: Queryable, taskId: number, leaseToken: string, error: string, retry: boolean, lost = false, maxLost = 10, backoff: RetryBackoff = NO_BACKOFF): Promise<FailedAttempt | null> {
   const state = nextState('$4', '$5', '$6');
+  // Failures of its own so far: attempts less the leases lost, which cost none.
+  const delay = `least($8::float8, $7::float8 * power(2, greatest(attempt - lost_leases, 1) - 1)) * (0.8 + 0.4 * random())`;
   const [row] = await db.query<AttemptRow>(
     `UPDATE tasks
         SET state = ${state}, finished_at = CASE WHEN ${state} = 'queued' THEN NULL ELSE now() END,
+            not_before = CASE WHEN ${state} = 'queued' AND NOT $5 AND $7::float8 > 0 THEN now() + make_interval(secs => ${delay}) END,
             lost_leases = lost_leases + CASE WHEN $5 THEN 1 ELSE 0 END, max_attempts = max_attempts + CASE WHEN $5 THEN 1 ELSE 0 END,
             last_error = $3, lease_token = NULL, lease_expires_at = NULL,
             -- A task that ended failed keeps the worker of its last attempt, as a completed one does.
             lease_owner = CASE WHEN ${state} = 'failed' THEN lease_owner END
       WHERE id = $1 AND lease_token = $2 AND state = 'leased'
-      RETURNING job_id, kind, chunk_index, attempt, max_attempts, state, lost_leases`,
-    [taskId, leaseToken, error, retry, lost, maxLost],
+      RETURNING job_id, kind, chunk_index, attempt, max_attempts, state, lost_leases,
+                date_part('epoch', not_before - now()) AS backoff_seconds`,
+    [taskId, leaseToken, error, retry, lost, maxLost, backoff.baseSeconds, backoff.maxSeconds],
   );
   if (!row) return null;
   if (row.state === 'queued') await notifyTasksQueued(db);
@@ -505,7 +526,7 @@ export async function expireLeases(db: Queryable, maxLost: number, limit = 1000,
   const rows = await db.query<AttemptRow & { id: string | number }>(
     `UPDATE tasks
         SET state = ${state}, finished_at = CASE WHEN ${state} = 'queued' THEN NULL ELSE now() END,
-            lost_leases = lost_leases + 1, max_attempts = max_attempts + 1,
+            lost_leases = lost_leases + 1, max_attempts = max_attempts + 1, not_before = NULL,
             last_error = 'lease lost: the worker stopped heartbeating (crashed, stopped or cut off)',
             lease_token = NULL, lease_expires_at = NULL, lease_owner = CASE WHEN ${state} = 'failed' THEN lease_owner END
       WHERE id = ANY(ARRAY(SELECT id FROM tasks WHERE state = 'leased' AND lease_expires_at < (CASE WHEN $3 THEN 'infinity'::timestamptz ELSE now() END) LIMIT $1 FOR UPDATE SKIP LOCKED))

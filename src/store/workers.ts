@@ -53,12 +53,14 @@ export interface UnservedTask {
 /**
  * Tasks queued longer than `graceSeconds` that no worker seen within `liveSeconds` could run
  * (its pool, region, cores, memory, GPUs): one per job, so the job can say why it is not moving.
+ * A retry waiting out its back-off is not waiting for a worker, so it is not counted until due.
  */
 export async function listUnservedTasks(db: Queryable, graceSeconds: number, liveSeconds: number): Promise<UnservedTask[]> {
   const rows = await db.query<{ job_id: string; kind: string; chunk_index: number; min_cpu: number; min_memory_gb: number; gpus: string[] | null; region_whitelist: string[] | null; region_blacklist: string[]; image: string | null; private_only: boolean }>(
     `SELECT DISTINCT ON (t.job_id) t.job_id, t.kind, t.chunk_index, t.min_cpu, t.min_memory_gb, t.gpus, t.region_whitelist, t.region_blacklist, t.image, t.private_only
        FROM tasks t
       WHERE t.state = 'queued' AND t.created_at < now() - make_interval(secs => $1)
+        AND (t.not_before IS NULL OR t.not_before <= now())
         AND NOT EXISTS (
           SELECT 1 FROM workers w
            WHERE w.last_seen_at > now() - make_interval(secs => $2)

@@ -60,7 +60,7 @@ forEachEngine('push an app with the CLI, run it with tessera job run, read statu
 
       const logs = await cli('job', 'logs', run.job.id);
       assert.match(logs.stdout, /PARTITIONER .*INFO +3 chunks of up to 10 lines/);
-      for (const chunk of [0, 1, 2]) assert.match(logs.stdout, new RegExp(`TASKRUNNER  chunk ${chunk} INFO +INFO chunk ${chunk}: \\d+ words`));
+      for (const chunk of [0, 1, 2]) assert.match(logs.stdout, new RegExp(`TASKRUNNER  chunk ${chunk} INFO +chunk ${chunk}: \\d+ words`));
 
       // The same input as a local file: uploaded by the CLI (file data source), then run.
       writeFileSync(path.join(work, 'input.txt'), input);

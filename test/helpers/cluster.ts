@@ -36,7 +36,7 @@ export async function stopProcess(process: Process | undefined, signal: NodeJS.S
 
 export function clusterEnv(databaseUrl: string, schema: string, home: string, extra: Record<string, string> = {}): Record<string, string> {
   // The test apps name python images; their agents run them in the host sandbox, as `tessera up` does.
-  return { DATABASE_URL: databaseUrl, TESSERA_DATABASE_SCHEMA: schema, TESSERA_HOME: home, TESSERA_ALLOW_PRIVATE_URLS: '1', TESSERA_LOG_LEVEL: 'warn', TESSERA_HOST_IMAGES: 'python:*', ...extra };
+  return { DATABASE_URL: databaseUrl, TESSERA_DATABASE_SCHEMA: schema, TESSERA_HOME: home, TESSERA_ALLOW_PRIVATE_URLS: '1', TESSERA_LOG_LEVEL: 'warn', TESSERA_HOST_IMAGES: 'python:*', TESSERA_RETRY_BACKOFF_SECONDS: '0.05', TESSERA_RETRY_BACKOFF_MAX_SECONDS: '0.2', ...extra };
 }
 
 /** The API of a server process as the account of `key` (a key or a full Authorization value). */

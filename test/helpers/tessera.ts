@@ -28,7 +28,10 @@ export interface TestTessera extends RunningTessera {
 export async function startTestTessera(db: Db, overrides: Partial<Config> = {}, options: { logs?: string[] } = {}): Promise<TestTessera> {
   const home = mkdtempSync(path.join(tmpdir(), 'tessera-test-'));
   // Only PATH from the real environment: a developer's DATABASE_URL or TESSERA_* must not leak in.
-  const config: Config = { ...loadConfig({ home, port: 0, slots: 2 }, { PATH: process.env.PATH }), allowPrivateUrls: true, ...overrides };
+  // Retries back off by tens of milliseconds: tests of failures keep their retries without
+  // waiting seconds for each (the back-off's own test sets it longer).
+  const testEnv = { PATH: process.env.PATH, TESSERA_RETRY_BACKOFF_SECONDS: '0.05', TESSERA_RETRY_BACKOFF_MAX_SECONDS: '0.2' };
+  const config: Config = { ...loadConfig({ home, port: 0, slots: 2 }, testEnv), allowPrivateUrls: true, ...overrides };
   const logger = options.logs
     ? createLogger('trace', { write: (line: string) => void options.logs!.push(line) })
     : pino({ level: process.env.TEST_LOG_LEVEL ?? 'silent' });

@@ -3,6 +3,7 @@ import { setTimeout as delay } from 'node:timers/promises';
 import type { Db, Queryable } from '../../src/store/db.js';
 import { insertJob } from '../../src/store/jobs.js';
 import { listWorkers } from '../../src/store/stats.js';
+import { listUnservedTasks } from '../../src/store/workers.js';
 import {
   analyzeTasks,
   cancelJobTasks,
@@ -206,6 +207,46 @@ forEachEngine('failed attempts are retried until max_attempts, then the task fai
   const stopped = await failTaskAttempt(db, three!.id, three!.leaseToken, 'the worker running it was stopped', true, true, 2);
   assert.deepEqual([stopped?.retrying, stopped?.lost, stopped?.lostLeases], [true, true, 1]);
 }, migrated);
+
+forEachEngine('a failed attempt is retried after a jittered, capped, growing back-off; a lost lease at once', async (db) => {
+  await jobWithTasks(db, 'J', 1, 0, 5);
+  const backoff = { baseSeconds: 10, maxSeconds: 15 };
+  const dueNow = (taskId: number) => db.query(`UPDATE tasks SET not_before = now() WHERE id = $1`, [taskId]);
+  const waits: number[] = [];
+  for (let failure = 1; failure <= 3; failure++) {
+    const [lease] = await leaseTasks(db, 'w', 1, 30);
+    assert.ok(lease, `the retry is leased once due (failure ${failure})`);
+    const failed = await failTaskAttempt(db, lease.id, lease.leaseToken, 'flaky', true, false, 10, backoff);
+    assert.equal(failed?.retrying, true);
+    waits.push(failed!.backoffSeconds);
+    assert.deepEqual(await leaseTasks(db, 'w', 1, 30), [], 'not leased while it waits out its back-off');
+    assert.deepEqual(await listUnservedTasks(db, 0, 60), [], 'waiting out a back-off is not waiting for a worker');
+    await dueNow(lease.id);
+  }
+  // 10 s, 20 s and 40 s capped at 15 s, each within ±20%.
+  for (const [index, nominal] of [10, 15, 15].entries()) {
+    assert.ok(waits[index]! >= nominal * 0.8 - 0.01 && waits[index]! <= nominal * 1.2 + 0.01, `wait ${index + 1}: ${waits[index]} s, expected ${nominal} s ± 20%`);
+  }
+  // A lease lost with its worker, expired or reported, is queued due at once.
+  const [held] = await leaseTasks(db, 'w', 1, 30);
+  const lost = await failTaskAttempt(db, held!.id, held!.leaseToken, 'the worker running it was stopped', true, true, 10, backoff);
+  assert.deepEqual([lost?.retrying, lost?.backoffSeconds], [true, 0]);
+  const [again] = await leaseTasks(db, 'w', 1, 30);
+  assert.equal(again?.id, held!.id, 'leased again at once');
+  await db.query(`UPDATE tasks SET lease_expires_at = now() - interval '1 second' WHERE id = $1`, [again!.id]);
+  assert.equal((await expireLeases(db, 10))[0]?.backoffSeconds, 0);
+  assert.equal((await leaseTasks(db, 'w', 1, 30))[0]?.id, held!.id);
+  // Without a back-off (TESSERA_RETRY_BACKOFF_SECONDS=0) a retry is due at once.
+  const [last] = await db.query<{ id: number }>(`SELECT id FROM tasks WHERE state = 'leased'`);
+  const immediate = await failTaskAttempt(db, Number(last!.id), (await leaseTokenOf(db, Number(last!.id))), 'flaky', true, false, 10, { baseSeconds: 0, maxSeconds: 0 });
+  assert.deepEqual([immediate?.retrying, immediate?.backoffSeconds], [true, 0]);
+  assert.equal((await leaseTasks(db, 'w', 1, 30)).length, 1);
+}, migrated);
+
+async function leaseTokenOf(db: Db, taskId: number): Promise<string> {
+  const [row] = await db.query<{ lease_token: string }>(`SELECT lease_token FROM tasks WHERE id = $1`, [taskId]);
+  return row!.lease_token;
+}
 
 forEachEngine('cancelling a job stops its queued and running tasks', async (db) => {
   await jobWithTasks(db, 'J', 4);

@@ -84,3 +84,12 @@ test('trusted proxies are off, a number of hops, or addresses and ranges; the fa
   assert.equal(loadConfig({}, { TESSERA_AUTH_FAILURES_PER_MINUTE: '5' }).authFailuresPerMinute, 5);
   assert.throws(() => loadConfig({}, { TESSERA_AUTH_FAILURES_PER_MINUTE: '0' }), /TESSERA_AUTH_FAILURES_PER_MINUTE/);
 });
+
+test('the retry back-off is a base and a cap in seconds, checked', () => {
+  assert.deepEqual(loadConfig({}, {}).retryBackoff, { baseSeconds: 1, maxSeconds: 30 });
+  assert.deepEqual(loadConfig({}, { TESSERA_RETRY_BACKOFF_SECONDS: '0' }).retryBackoff, { baseSeconds: 0, maxSeconds: 30 });
+  assert.deepEqual(loadConfig({}, { TESSERA_RETRY_BACKOFF_SECONDS: '0.5', TESSERA_RETRY_BACKOFF_MAX_SECONDS: '4' }).retryBackoff, { baseSeconds: 0.5, maxSeconds: 4 });
+  assert.throws(() => loadConfig({}, { TESSERA_RETRY_BACKOFF_SECONDS: 'soon' }), /TESSERA_RETRY_BACKOFF_SECONDS = "soon" is invalid: expected a number/);
+  assert.throws(() => loadConfig({}, { TESSERA_RETRY_BACKOFF_SECONDS: '7200' }), /TESSERA_RETRY_BACKOFF_SECONDS = "7200" is invalid: expected seconds from 0 \(retry at once\) to 3600/);
+  assert.throws(() => loadConfig({}, { TESSERA_RETRY_BACKOFF_SECONDS: '10', TESSERA_RETRY_BACKOFF_MAX_SECONDS: '5' }), /TESSERA_RETRY_BACKOFF_MAX_SECONDS = "5" is invalid: expected seconds from TESSERA_RETRY_BACKOFF_SECONDS \(10\) to 86400/);
+});
