@@ -498,6 +498,23 @@ function Registry() {
   </div></main>`;
 }
 
+/**
+ * A sign-in link (`#/signin?key=…&next=/jobs/…`, as `npm run example` prints): the key is taken
+ * from the fragment, which never reaches a server, and the address is replaced at once so it
+ * stays in no history entry.
+ */
+function signInFromLink() {
+  const match = /^#\/signin\?(.*)$/.exec(location.hash);
+  if (!match) return;
+  const query = new URLSearchParams(match[1]);
+  const key = query.get('key');
+  if (!key) return;
+  sessionStorage.setItem(KEY, key);
+  const next = query.get('next') || '/jobs';
+  history.replaceState(null, '', `${location.pathname}#${next.startsWith('/') ? next : '/jobs'}`);
+}
+signInFromLink();
+
 function App() {
   const route = useRoute();
   const [account, setAccount] = useState(null);

@@ -60,8 +60,11 @@ export async function runExample(name: string, options: ExampleOptions): Promise
   const tessera = await startTessera({ config, logger: createLogger('warn') });
   const text = await serveText(path.join(config.examplesDir, name, 'data', example.file));
   try {
-    const apiKey = tessera.engine.firstKey?.apiKey ?? (await createKey(tessera.engine.deps.db)).apiKey;
+    // A key made for this run is shown once (only its hash is kept): the way back in with `tessera up`.
+    const made = tessera.engine.firstKey ?? (await createKey(tessera.engine.deps.db));
+    const apiKey = made.apiKey;
     say(`Tessera is running embedded at ${tessera.url} (data in ${config.home})`);
+    say(`  API key of account ${made.accountId} (shown only this once; keep it to sign in later): ${apiKey}`);
     const created = await call(tessera.url, apiKey, 'POST', '/v1/customer/jobs', {
       templateId: name,
       name: `${name} example`,
@@ -108,10 +111,11 @@ export async function runExample(name: string, options: ExampleOptions): Promise
       say(`\nWhere to look:`);
       say(`  result file:   ${path.join(outputDir, 'counts.json')}`);
       say(`  result link:   ${result.link}  (signed, expires in ${Math.round(config.resultLinkTtlSeconds / 3600)} h)`);
-      say(`  the job:       curl -H "Authorization: Bearer <key>" ${tessera.url}/v1/customer/jobs/${jobId}`);
+      say(`  the job:       curl -H "Authorization: Bearer ${apiKey}" ${tessera.url}/v1/customer/jobs/${jobId}`);
       say(`  the API:       ${tessera.url}/openapi.json (reference: ${tessera.url}/docs)`);
-      say(`  the dashboard: ${tessera.url}/ui (sign in with the API key; the job's page is ${tessera.url}/ui#/jobs/${jobId})`);
-      say(`  the CLI:       TESSERA_URL=${tessera.url} TESSERA_API_KEY=<key> npx tessera job status ${jobId}`);
+      // The key rides in the fragment, which the browser never sends: no server or proxy log sees it.
+      say(`  the dashboard: ${tessera.url}/ui#/signin?key=${encodeURIComponent(apiKey)}&next=/jobs/${jobId}  (signs in and opens the job)`);
+      say(`  the CLI:       TESSERA_URL=${tessera.url} TESSERA_API_KEY=${apiKey} npx tessera job status ${jobId}`);
       if (!options.keep) say(`  (the server stops now; run with --keep to keep it, or \`tessera up --home ${config.home}\`)`);
     }
     if (options.keep) {

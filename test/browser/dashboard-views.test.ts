@@ -1,7 +1,9 @@
 import assert from 'node:assert/strict';
-import { existsSync, mkdirSync } from 'node:fs';
+import { spawn } from 'node:child_process';
+import { existsSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { test } from 'node:test';
 import type { Page } from 'playwright-core';
@@ -150,4 +152,30 @@ test('dashboard views: no stale job, phone layout, waterfall, live log tail, re-
       await tessera.stop();
     }
   });
+});
+
+test('npm run example prints a sign-in link that opens the job in the dashboard, the key kept out of the address', { timeout: 180_000, ...(missing && process.env.REQUIRE_SERVICES !== '1' ? { skip: missing } : {}) }, async () => {
+  assert.ok(!missing, missing);
+  const home = mkdtempSync(path.join(tmpdir(), 'tessera-example-'));
+  const example = spawn(process.execPath, [path.join(packageRoot(), 'bin', 'tessera.js'), 'example', 'word-count', '--home', home, '--keep'], { env: { PATH: process.env.PATH ?? '', HOME: home }, stdio: ['ignore', 'pipe', 'pipe'] });
+  let output = '';
+  example.stdout.on('data', (chunk) => (output += chunk));
+  example.stderr.on('data', (chunk) => (output += chunk));
+  const browser = await chromium.launch({ executablePath: CHROMIUM, args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update', '--no-first-run', '--disable-quic', '--disable-sync'] });
+  try {
+    await waitFor('the example to finish its job', async () => output.includes('Serving at'), 120_000);
+    assert.match(output, /API key of account \w{7} \(shown only this once; keep it to sign in later\): tsk_/);
+    const link = /the dashboard: (\S+)/.exec(output)?.[1];
+    assert.ok(link && /#\/signin\?key=tsk_[^&]+&next=\/jobs\/[0-9A-Z]{26}$/.test(link), output);
+    const page = await browser.newPage({ viewport: { width: 1280, height: 900 } });
+    await page.goto(link);
+    await page.getByTestId('job-state').filter({ hasText: 'COMPLETE' }).waitFor();
+    assert.doesNotMatch(page.url(), /key=|tsk_/, 'the key is gone from the address');
+    assert.match(page.url(), /#\/jobs\/[0-9A-Z]{26}$/);
+  } finally {
+    await browser.close();
+    example.kill('SIGINT');
+    await new Promise((resolve) => (example.exitCode === null ? example.once('exit', resolve) : resolve(undefined)));
+    rmSync(home, { recursive: true, force: true });
+  }
 });
