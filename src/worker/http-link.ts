@@ -411,6 +411,11 @@ export function createHttpLink(options: HttpLinkOptions): HttpLink {
       }
     },
 
+    async appendLogs(batches) {
+      const { refused } = await json<{ refused: number[] }>('POST', '/v1/worker/logs', { leases: batches.map(({ lease, lines }) => ({ taskId: lease.taskId, leaseToken: lease.leaseToken, lines })) });
+      return refused;
+    },
+
     async stopped(lease) {
       await json('POST', `${task(lease)}/stopped`, { leaseToken: lease.leaseToken });
     },
