@@ -243,7 +243,8 @@ function JobPage({ jobId }) {
   useEffect(() => {
     const controller = new AbortController();
     void refresh();
-    // Live: every state change and progress report pushes an update; the page re-reads (at most every 300 ms).
+    // Live: every state change, progress report and batch of new log lines (`logs`) pushes an
+    // update; the page re-reads (at most every 300 ms), log lines from its cursor on.
     const later = () => {
       if (refreshTimer.current) return;
       refreshTimer.current = setTimeout(() => ((refreshTimer.current = null), void refresh()), 300);
