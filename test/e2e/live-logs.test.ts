@@ -22,6 +22,8 @@ import { startTestTessera, waitFor } from '../helpers/tessera.js';
 const TICKS = 25;
 const TICKER = `
 import sys, time
+print("started")  # not flushed: seen before the first tick because Tessera runs python unbuffered
+time.sleep(2)
 for i in range(${TICKS}):
     print(f"tick {i}", flush=True)
     if i == 1:
@@ -110,6 +112,11 @@ async function streamsWhileRunning(tessera: TestTessera, t: TestContext): Promis
   const cli = followWithCli(tessera, jobId);
   const feed = openJobEvents(tessera, jobId);
   try {
+    await t.test('a line printed without flush is seen before the next flush', async () => {
+      let first: { log: string }[] = [];
+      await whileRunning(tessera, jobId, 'the unflushed first line', async () => (first = await appLines(tessera, jobId)).length > 0);
+      assert.deepEqual(first.map((line) => line.log), ['started']);
+    });
     await t.test('GET …/logs shows lines before the task ends', () => whileRunning(tessera, jobId, 'three lines through GET …/logs', async () => ticks(await appLines(tessera, jobId)).length >= 3));
     await t.test('`tessera job logs -f` prints lines before the task ends', () => whileRunning(tessera, jobId, 'three lines from the CLI', async () => (cli.output().match(/tick \d+/g) ?? []).length >= 3));
     await t.test('each line is stored once, with the level it names', async () => {
