@@ -41,8 +41,10 @@ async function installTicker(tessera: TestTessera): Promise<void> {
   await installTemplate(tessera, { id: 'ticker', description: '', app: 'ticker', partitioner: 'one-chunk', assembler: 'passthrough', config: { maxTaskRetries: 0 } });
 }
 
-async function runTicker(tessera: TestTessera): Promise<string> {
-  const jobId = (await tessera.call('POST', '/v1/customer/jobs', { templateId: 'ticker', dataSource: { dataSourceDescriptor: 'bypass' } })).body.job.id as string;
+async function runTicker(tessera: TestTessera, config: Record<string, unknown> = {}): Promise<string> {
+  const created = await tessera.call('POST', '/v1/customer/jobs', { templateId: 'ticker', dataSource: { dataSourceDescriptor: 'bypass' }, config });
+  assert.equal(created.status, 200, JSON.stringify(created.body));
+  const jobId = created.body.job.id as string;
   assert.equal((await tessera.call('POST', `/v1/customer/jobs/${jobId}/run`)).status, 200);
   return jobId;
 }
@@ -160,6 +162,18 @@ async function abortedLinesKept(tessera: TestTessera): Promise<void> {
   assert.deepEqual(kept, Array.from({ length: kept.length }, (_, index) => `tick ${index}`), 'in order, each once');
 }
 
+/** Killed by its timeout: what streamed and what its failure report carried, each line once. */
+async function timedOutLinesKept(tessera: TestTessera): Promise<void> {
+  const jobId = await runTicker(tessera, { taskTimeout: 3, maxTaskRetries: 0 });
+  await waitFor('the timed-out job to fail', async () => FINAL.includes(await jobState(tessera, jobId)), 60_000);
+  const job = (await tessera.call('GET', `/v1/customer/jobs/${jobId}`)).body.job;
+  assert.equal(job.state, 'JOB_STATE_FAILED');
+  assert.match(job.errorMessage ?? '', /time/i);
+  const kept = ticks(await appLines(tessera, jobId));
+  assert.ok(kept.length >= 1 && kept.length < TICKS, `kept ${kept.length} lines`);
+  assert.deepEqual(kept, Array.from({ length: kept.length }, (_, index) => `tick ${index}`), 'in order, each once');
+}
+
 async function withInProcessWorker(db: Db, body: (tessera: TestTessera) => Promise<void>): Promise<void> {
   const tessera = await startTestTessera(db);
   try {
@@ -188,9 +202,11 @@ async function withWorkerAgent(db: Db, body: (tessera: TestTessera) => Promise<v
 forEachEngine('in-process worker: lines stream while the task runs', (db, _engine, t) => withInProcessWorker(db, async (tessera) => {
   await t.test('a running task', (step) => streamsWhileRunning(tessera, step));
   await t.test('an aborted task\'s lines are kept', () => abortedLinesKept(tessera));
+  await t.test('a timed-out task\'s lines are kept', () => timedOutLinesKept(tessera));
 }));
 
 forEachEngine('worker agent: lines stream while the task runs', (db, _engine, t) => withWorkerAgent(db, async (tessera) => {
   await t.test('a running task', (step) => streamsWhileRunning(tessera, step));
   await t.test('an aborted task\'s lines are kept', () => abortedLinesKept(tessera));
+  await t.test('a timed-out task\'s lines are kept', () => timedOutLinesKept(tessera));
 }));
