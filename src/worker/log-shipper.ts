@@ -6,7 +6,9 @@ import type { LogCollector } from './task-logs.js';
 // Streams the log lines of a worker's running tasks to the server while they run. One call at a
 // time carries every task's new lines, FLUSH_MS after the first of them: never a request per
 // line. What waits is held by each attempt's LogCollector, which is bounded; a slow or absent
-// server makes lines wait there (and, past its first half, wait for the attempt's report).
+// server makes lines wait there (and, past its first half, wait for the attempt's report). A
+// call that failed is sent again: only one the server stored but whose answer was lost (a
+// timeout, a cut connection) can store its lines twice.
 
 const FLUSH_MS = 250;
 /** After failed calls the next waits longer, up to this; the lines stay in their collectors. */
