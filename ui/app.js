@@ -396,12 +396,14 @@ function JobPage({ jobId }) {
   useEffect(() => {
     const controller = new AbortController();
     void refresh();
-    // Live: every state change and progress report pushes an update; the page re-reads (at most every 500 ms).
+    // Live: every state change and progress report pushes an update; the page re-reads (at most
+    // every 500 ms). New log lines (`logs`) are the Logs view's own stream's business.
     const later = () => {
       if (refreshTimer.current) return;
       refreshTimer.current = setTimeout(() => ((refreshTimer.current = null), void refresh()), 500);
     };
     follow(`/v1/customer/jobs/${jobId}/events`, (event, data) => {
+      if (event === 'logs') return;
       if (event === 'progress') setProgress(data);
       if (event === 'state') setJob((old) => (old ? { ...old, state: data.state, stateTimestamps: { ...old.stateTimestamps, [data.state]: data.at } } : old));
       later();

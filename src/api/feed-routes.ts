@@ -1,9 +1,11 @@
+import type { EventEmitter } from 'node:events';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { invalidArgument, quote } from '../domain/errors.js';
 import type { TaskKind } from '../domain/types.js';
 import type { LogLevel } from '../domain/worker-link.js';
 import type { Engine } from '../engine/engine.js';
 import type { FeedMessage } from '../engine/job-feeds.js';
+import { TASK_LOGS_SIGNAL } from '../engine/live-logs.js';
 import type { StoredLogLine } from '../store/task-reports.js';
 import { listJobTasks } from '../store/task-reports.js';
 import { customerAuth } from './auth.js';
@@ -53,6 +55,23 @@ function openEventStream(request: FastifyRequest, reply: FastifyReply): { send: 
     },
     closed,
   };
+}
+
+/**
+ * Waits until lines of `jobId` are stored in this process (the `task-logs` signal) or `ms` pass:
+ * lines stored by other replicas are found by the next read after the timeout.
+ */
+function storedOrAfter(signals: EventEmitter, jobId: string, ms: number): Promise<void> {
+  return new Promise((resolve) => {
+    const done = () => {
+      clearTimeout(timer);
+      signals.off(TASK_LOGS_SIGNAL, onLines);
+      resolve();
+    };
+    const onLines = (stored: string) => void (stored === jobId && done());
+    const timer = setTimeout(done, ms);
+    signals.on(TASK_LOGS_SIGNAL, onLines);
+  });
 }
 
 /** Last-Event-ID (sent by EventSource on reconnect) as a cursor. */
@@ -120,7 +139,7 @@ export function registerFeedRoutes(app: FastifyInstance, engine: Engine, validat
             stream.send('end', { jobId });
             break;
           }
-          if (lines.length < MAX_LOG_LINES) await new Promise((resolve) => setTimeout(resolve, FOLLOW_POLL_MS));
+          if (lines.length < MAX_LOG_LINES) await storedOrAfter(engine.deps.signals, jobId, FOLLOW_POLL_MS);
         }
         stream.close();
         return reply;

@@ -3,14 +3,16 @@ import type { FastifyInstance } from 'fastify';
 import { TesseraError, invalidArgument, isTesseraError, quote, unauthenticated } from '../domain/errors.js';
 import { isJobState } from '../domain/job-state.js';
 import { compactLeases } from '../domain/lease-wire.js';
-import type { LogLine, ReportedOutput, TaskReport, TaskUsage } from '../domain/worker-link.js';
-import { COMPLETION_BATCH, LOG_LEVELS, MAX_LEASE_BATCH } from '../domain/worker-link.js';
+import type { ReportedOutput, TaskReport, TaskUsage } from '../domain/worker-link.js';
+import { COMPLETION_BATCH, MAX_LEASE_BATCH } from '../domain/worker-link.js';
 import type { Engine } from '../engine/engine.js';
 import type { WorkerRegistration } from '../engine/remote-workers.js';
 import type { TaskKind } from '../domain/types.js';
 import type { FoundKey } from '../store/accounts.js';
 import { authenticate } from './auth.js';
 import { baseUrlOf } from './links.js';
+import { logLinesOf, number, object, text } from './worker-input.js';
+import { registerWorkerLogRoute } from './worker-log-routes.js';
 
 // The worker protocol: worker agents (tessera worker) register, long-poll for leases, heartbeat,
 // upload their files and complete or fail tasks. Only worker tokens are accepted here, and
@@ -46,39 +48,14 @@ function taskIdOf(request: { params: { taskId: string } }): number {
   return Number(raw);
 }
 
-function object(body: unknown): Record<string, unknown> {
-  if (typeof body !== 'object' || body === null || Array.isArray(body)) throw invalidArgument('body', 'the body must be a JSON object');
-  return body as Record<string, unknown>;
-}
-
-function number(value: unknown, field: string, min: number, max: number): number {
-  if (typeof value !== 'number' || !Number.isFinite(value) || value < min || value > max) throw invalidArgument(field, `${field} ${quote(value)} must be a number from ${min} to ${max}`);
-  return value;
-}
-
-function text(value: unknown, field: string, max = 256): string {
-  if (typeof value !== 'string' || value.length > max) throw invalidArgument(field, `${field} ${quote(value)} must be a string of at most ${max} characters`);
-  return value;
-}
-
-/** Log lines one report may carry, and characters per line: a worker bounds both; the server checks. */
+/** Log lines one report may carry: a worker bounds them; the server checks. */
 const MAX_REPORT_LINES = 100_000;
-const MAX_LINE_CHARS = 8192;
 
 /** The optional `report` of a completion or failure: the attempt's logs and usage. */
 function reportOf(raw: unknown): TaskReport {
   if (raw === undefined || raw === null) return { logs: [], usage: null };
   const report = object(raw);
-  const lines = report.logs === undefined ? [] : report.logs;
-  if (!Array.isArray(lines) || lines.length > MAX_REPORT_LINES) throw invalidArgument('report.logs', `report.logs must be a list of at most ${MAX_REPORT_LINES} lines`);
-  const logs = lines.map((entry, index): LogLine => {
-    const line = object(entry);
-    const at = text(line.at, `report.logs[${index}].at`, 40);
-    if (Number.isNaN(Date.parse(at))) throw invalidArgument(`report.logs[${index}].at`, `report.logs[${index}].at ${quote(at)} is not a date-time`);
-    if (line.stream !== 'stdout' && line.stream !== 'stderr') throw invalidArgument(`report.logs[${index}].stream`, `stream ${quote(line.stream)} must be "stdout" or "stderr"`);
-    if (!LOG_LEVELS.includes(line.level as never)) throw invalidArgument(`report.logs[${index}].level`, `level ${quote(line.level)} must be one of ${LOG_LEVELS.join(', ')}`);
-    return { at, stream: line.stream, level: line.level as LogLine['level'], line: text(line.line, `report.logs[${index}].line`, MAX_LINE_CHARS).replaceAll('\u0000', '') };
-  });
+  const logs = logLinesOf(report.logs, 'report.logs', MAX_REPORT_LINES);
   let usage: TaskUsage | null = null;
   if (report.usage !== undefined && report.usage !== null) {
     const raw = object(report.usage);
@@ -303,6 +280,8 @@ export function registerWorkerRoutes(app: FastifyInstance, engine: Engine): void
         const { stream, size } = await workers.openComponent(request.params.sha256);
         return reply.header('content-type', 'application/gzip').header('content-length', String(size)).send(stream);
       });
+
+      registerWorkerLogRoute(scope, engine);
 
       scope.post<TaskParams>('/tasks/:taskId/stopped', async (request) => {
         const body = object(request.body);

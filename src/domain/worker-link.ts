@@ -58,6 +58,16 @@ export interface LogLine {
   line: string;
 }
 
+/** Log lines of a running attempt, streamed before its report (POST /v1/worker/logs). */
+export interface LiveLogBatch {
+  lease: TaskLease;
+  lines: LogLine[];
+}
+
+/** What one live-log call may carry: lines in all, and characters of line text in all. */
+export const LIVE_LOG_CALL_LINES = 1000;
+export const LIVE_LOG_CALL_CHARS = 512 * 1024;
+
 /** What the child process of one attempt used. */
 export interface TaskUsage {
   cpuSeconds: number;
@@ -126,6 +136,11 @@ export interface WorkerLink {
    * than at the next heartbeat. Returns the unsubscribe function.
    */
   onJobStopped?(listener: (jobId: string) => void): () => void;
+  /**
+   * Stores lines of running attempts (their lease still current, or their job aborted under them)
+   * and wakes followers; returns the task ids whose lease is not current, whose lines were dropped.
+   */
+  appendLogs(batches: LiveLogBatch[]): Promise<number[]>;
   /** Tells the server a task whose lease was lost (its job aborted) has stopped running. */
   stopped(lease: TaskLease): Promise<void>;
   /**

@@ -1,15 +1,15 @@
 import { isFinal } from '../domain/job-state.js';
 import { notFound } from '../domain/errors.js';
 import type { JobProgress, LogQuery, StoredLogLine } from '../store/task-reports.js';
-import { lastFeedEventId, listFeedEvents, listJobProgress, listTaskLogs } from '../store/task-reports.js';
+import { lastFeedEventId, lastTaskLogId, listFeedEvents, listJobProgress, listTaskLogs } from '../store/task-reports.js';
 import { getJob } from '../store/jobs.js';
 import type { EngineDeps } from './deps.js';
 
 // Live views of jobs: every state change and progress report of one job or of an account's jobs,
-// and a job's log lines as they are stored. Subscribers are served by one sweep every
-// FEED_POLL_MS that reads what is new since each subscriber's cursor. Reading the database,
-// rather than listening to this process, is what makes a subscriber on one replica see a job
-// that another replica's workers are running; clients never poll.
+// and a job's log lines as they are stored (a job's feed also says `logs` when new ones are
+// stored). Subscribers are served by one sweep every FEED_POLL_MS that reads what is new since
+// each subscriber's cursor. Reading the database, rather than listening to this process, is what
+// makes a subscriber on one replica see a job that another replica's workers are running.
 
 const FEED_POLL_MS = 250;
 
@@ -17,6 +17,7 @@ export type FeedMessage =
   | { id: number; event: 'state'; data: { jobId: string; state: string; at: string; message: string } }
   | { id: number; event: 'task'; data: { jobId: string; at: string; message: string } }
   | { event: 'progress'; data: JobProgress }
+  | { event: 'logs'; data: { jobId: string; lastLogId: number } }
   | { event: 'end'; data: { jobId: string; state: string } };
 
 interface Subscription {
@@ -24,6 +25,8 @@ interface Subscription {
   jobId: string | null;
   cursor: number;
   progress: Map<string, string>;
+  /** A job's feed: the newest log line it announced (a `logs` event tells followers to read). */
+  lastLogId: number;
   send: (message: FeedMessage) => void;
   /** Per-job feeds end once the job has ended and everything up to its end was sent. */
   onEnd: () => void;
@@ -55,6 +58,13 @@ export function createJobFeeds(deps: EngineDeps) {
         if (subscription.progress.get(progress.jobId) === key) continue;
         subscription.progress.set(progress.jobId, key);
         subscription.send({ event: 'progress', data: progress });
+      }
+      if (subscription.jobId) {
+        const lastLogId = await lastTaskLogId(db, subscription.jobId);
+        if (lastLogId > subscription.lastLogId) {
+          subscription.lastLogId = lastLogId;
+          subscription.send({ event: 'logs', data: { jobId: subscription.jobId, lastLogId } });
+        }
       }
       // A page of 500 may end before the final state: only end when nothing more was waiting.
       if (ended && events.length < 500) {
@@ -91,6 +101,7 @@ export function createJobFeeds(deps: EngineDeps) {
         jobId,
         cursor: afterId ?? (jobId ? 0 : await lastFeedEventId(db)),
         progress: new Map(),
+        lastLogId: 0,
         send,
         busy: false,
         onEnd: () => {

@@ -12,6 +12,7 @@ import { taskFileKey, uniqueResultNames } from './result-names.js';
 import type { CompletionItem, TaskFlow } from './task-flow.js';
 import { completionOf } from './task-flow.js';
 import { createBatcher, eachAtMost } from '../domain/batch.js';
+import { storeLiveLogs } from './live-logs.js';
 
 // The worker link for slots running inside the server process (embedded mode): the same task
 // flow a remote worker reaches over HTTP, with files moved straight between disk and blob store.
@@ -91,6 +92,8 @@ export function createLocalLink(deps: EngineDeps, flow: TaskFlow, worker: { id: 
     async fetchComponent(sha256, filePath) {
       await blobs.getFile(archiveKey(sha256), filePath);
     },
+
+    appendLogs: (batches) => storeLiveLogs(deps, batches.map(({ lease, lines }) => ({ taskId: lease.taskId, leaseToken: lease.leaseToken, lines }))),
 
     async stopped(lease) {
       await confirmTaskStopped(db, lease.taskId, lease.leaseToken);

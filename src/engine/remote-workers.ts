@@ -25,6 +25,8 @@ import type { TaskKind } from '../domain/types.js';
 import { heartbeatInterval } from './task-flow.js';
 import { likePatterns } from '../domain/images.js';
 import type { FoundKey } from '../store/accounts.js';
+import type { LiveLogLines } from '../store/live-logs.js';
+import { storeLiveLogs } from './live-logs.js';
 
 // The server's side of the worker protocol (/v1/worker): the same task flow the in-process slots
 // use, with every file crossing HTTP. Workers never choose blob keys: the server derives them from
@@ -343,6 +345,12 @@ export function createRemoteWorkers(deps: EngineDeps, flow: TaskFlow) {
     async openComponent(sha256: string): Promise<{ stream: Readable; size: number }> {
       if (!/^[0-9a-f]{64}$/.test(sha256) || !(await isKnownArchive(db, sha256))) throw notFound('component archive', sha256);
       return blobs.openRead(archiveKey(sha256));
+    },
+
+    /** Lines of this worker's running attempts; answers the task ids whose lease is not current. */
+    async appendLogs(workerId: string, batches: LiveLogLines[]): Promise<number[]> {
+      ownLeases(workerId, batches);
+      return storeLiveLogs(deps, batches);
     },
 
     async stopped(workerId: string, taskId: number, leaseToken: string): Promise<void> {

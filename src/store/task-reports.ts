@@ -107,6 +107,12 @@ export async function listTaskLogs(db: Queryable, query: LogQuery): Promise<Stor
   }));
 }
 
+/** The id of a job's newest log line (0: none), through task_logs_by_job. */
+export async function lastTaskLogId(db: Queryable, jobId: string): Promise<number> {
+  const [row] = await db.query<{ id: string | number | null }>('SELECT max(id) AS id FROM task_logs WHERE job_id = $1', [jobId]);
+  return Number(row?.id ?? 0);
+}
+
 export interface FeedEvent {
   id: number;
   jobId: string;

@@ -86,6 +86,8 @@ const RPC_CODES: Record<number, TesseraError['code']> = {
 
 /** How long a JSON call may go unanswered (a lease call waits at most 30 s for work). */
 const CALL_TIMEOUT_MS = 120_000;
+/** How long a live-log call may take; its lines go back to wait for the next call or the report. */
+const LIVE_LOG_CALL_MS = 10_000;
 
 /**
  * One JSON request through node:http, the body parsed when it is JSON ({} otherwise: the status
@@ -409,6 +411,13 @@ export function createHttpLink(options: HttpLinkOptions): HttpLink {
         const last = first + MAX_LEASE_BATCH >= leases.length;
         await json('POST', '/v1/worker/release', { workerId: options.worker.id, leases: page, ...(everything && last ? { everything: true } : {}) });
       }
+    },
+
+    async appendLogs(batches) {
+      // A task's report waits for this call: a server that hangs must not hold it for minutes.
+      const body = { leases: batches.map(({ lease, lines }) => ({ taskId: lease.taskId, leaseToken: lease.leaseToken, lines })) };
+      const { refused } = await json<{ refused: number[] }>('POST', '/v1/worker/logs', body, AbortSignal.timeout(LIVE_LOG_CALL_MS));
+      return refused;
     },
 
     async stopped(lease) {

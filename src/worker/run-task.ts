@@ -13,6 +13,8 @@ import type { ComponentCache } from './component-cache.js';
 import { createComponentCache } from './component-cache.js';
 import { runInProcess } from './in-process.js';
 import { LogCollector } from './task-logs.js';
+import type { LiveLogs, LogShipper } from './log-shipper.js';
+import { createLogShipper } from './log-shipper.js';
 
 // Runs one leased task: prepares its folders, fetches its input, runs the component with the
 // engine contract's environment, and hands the files it wrote back to the link. The temporary
@@ -32,17 +34,21 @@ export interface TaskEnvironment {
   limits: TaskLimits;
   /** What one task may hand over in all (chunks, results or output). */
   maxOutputBytes: number;
+  /** Streams the lines of running processes; without it lines travel only in the attempt's report. */
+  logShipper?: LogShipper;
 }
 
 /** What one attempt's process wrote and used, filled in by `execute`. */
 interface Attempt {
   logs: LogCollector;
+  /** Set once a process starts: its lines stream while it runs. */
+  live?: LiveLogs;
   report(): TaskReport;
   usage: TaskReport['usage'];
 }
 
 /** The environment of a worker's tasks, from the settings: its folders under the home folder, its runtime, its limits. */
-export function taskEnvironment(config: Config, link: Pick<WorkerLink, 'fetchComponent'>, runtime: Runtime, log?: Log): TaskEnvironment {
+export function taskEnvironment(config: Config, link: Pick<WorkerLink, 'fetchComponent' | 'appendLogs'>, runtime: Runtime, log?: Log): TaskEnvironment {
   return {
     workDir: config.workDir,
     sharedCacheDir: path.join(config.home, 'cache', 'shared'),
@@ -52,6 +58,7 @@ export function taskEnvironment(config: Config, link: Pick<WorkerLink, 'fetchCom
     runtime,
     limits: { memoryBytes: config.taskMemoryBytes, processes: config.taskProcesses, openFiles: config.taskOpenFiles, fileBytes: config.taskMaxFileBytes },
     maxOutputBytes: config.taskMaxOutputBytes,
+    logShipper: createLogShipper(link, log),
   };
 }
 
@@ -226,17 +233,26 @@ export async function runTask(link: WorkerLink, lease: TaskLease, env: TaskEnvir
   };
   try {
     const files = await produce(link, lease, env, scratch, stop, attempt);
-    if (stop.stopped) return 'lost';
+    if (stop.stopped) return await stopped(attempt);
     onProduced?.();
+    // Lines stored while it ran are not in its report (detach waits for a call under way).
+    await attempt.live?.detach();
     return (await link.complete(lease, files, attempt.report())) ? 'completed' : 'lost';
   } catch (error) {
-    if (stop.stopped) return 'lost';
+    if (stop.stopped) return await stopped(attempt);
+    await attempt.live?.detach();
     const retry = error instanceof ComponentFailure ? error.retry : !(error instanceof TesseraError && error.code === 'INVALID_ARGUMENT');
     await link.fail(lease, error instanceof Error ? error.message : String(error), retry, attempt.report());
     return 'failed';
   } finally {
     await scratch.remove();
   }
+}
+
+/** A task stopped under its lease sends no report: what its process wrote and was not streamed yet goes now. */
+async function stopped(attempt: Attempt): Promise<TaskOutcome> {
+  await attempt.live?.shipRest();
+  return 'lost';
 }
 
 async function produce(link: WorkerLink, lease: TaskLease, env: TaskEnvironment, scratch: Scratch, stop: TaskStop, attempt: Attempt): Promise<OutputFile[]> {
@@ -316,6 +332,7 @@ async function execute(lease: TaskLease, env: TaskEnvironment, scratch: Scratch,
   const folder = await env.components.folder(component.archive.sha256);
   scratch.folder('work');
   const minMemoryBytes = (manifest.deviceRequirements.minMemory ?? 0) * 2 ** 30;
+  attempt.live ??= env.logShipper?.attach(lease, attempt.logs);
   const result = await env.runtime.run({
     accountId: lease.accountId,
     manifest,

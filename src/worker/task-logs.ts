@@ -1,33 +1,12 @@
-import type { LogLevel, LogLine } from '../domain/worker-link.js';
+import type { LogLine } from '../domain/worker-link.js';
+import { LevelReader } from './log-levels.js';
 
 // A task's stdout and stderr as log lines: split at newlines, stamped when they arrive, given a
 // level, and bounded. Past the limit the first half and the last half of the lines are kept (how
-// a run began and how it ended), with one line saying how many were left out.
+// a run began and how it ended), with one line saying how many were left out. The first half is
+// also what streams while the task runs (log-shipper.ts); the rest waits for the attempt's end.
 
 const MAX_LINE_CHARS = 4096;
-
-// "ERROR: x", "[warning] x", "WARNING:root:x" (Python's logging), "level=info msg=…" (logfmt).
-const LEVEL_PATTERN = /^\s*(?:\[|level=)?(trace|debug|info|warn|warning|error|err|fatal|critical|panic)\b/i;
-
-const LEVEL_WORDS: Record<string, LogLevel> = {
-  trace: 'TRACE',
-  debug: 'DEBUG',
-  info: 'INFO',
-  warn: 'WARN',
-  warning: 'WARN',
-  error: 'ERROR',
-  err: 'ERROR',
-  fatal: 'FATAL',
-  critical: 'FATAL',
-  panic: 'PANIC',
-};
-
-/** The level a line names at its start; otherwise INFO on stdout and ERROR on stderr. */
-export function levelOf(line: string, stream: 'stdout' | 'stderr'): LogLevel {
-  const match = LEVEL_PATTERN.exec(line);
-  if (match) return LEVEL_WORDS[match[1]!.toLowerCase()]!;
-  return stream === 'stdout' ? 'INFO' : 'ERROR';
-}
 
 /** The unfinished last line of a stream: at most MAX_LINE_CHARS bytes of it, and how much more there was. */
 interface UnfinishedLine {
@@ -41,8 +20,38 @@ export class LogCollector {
   private tail: LogLine[] = [];
   private omitted = 0;
   private readonly partial: Record<'stdout' | 'stderr', UnfinishedLine> = { stdout: { bytes: [], kept: 0, leftOut: 0 }, stderr: { bytes: [], kept: 0, leftOut: 0 } };
+  private readonly levels = { stdout: new LevelReader('stdout'), stderr: new LevelReader('stderr') };
+  /** Head lines the server has stored already, and head lines in a call under way. */
+  private streamed = 0;
+  private streaming = 0;
+  /** Called when a line that may stream is added; set while a shipper follows this attempt. */
+  onLine: (() => void) | undefined;
 
   constructor(private readonly maxLines: number) {}
+
+  /** Whether lines wait to be streamed (none while a call is under way for this attempt). */
+  get hasLive(): boolean {
+    return this.streaming === 0 && this.head.length > this.streamed;
+  }
+
+  /** Up to `maxLines` lines (and about `maxChars`) to stream now; `confirmLive` says how that went. */
+  takeLive(maxLines: number, maxChars: number): LogLine[] {
+    if (this.streaming > 0) return [];
+    const taken: LogLine[] = [];
+    let chars = 0;
+    for (let index = this.streamed; index < this.head.length && taken.length < maxLines && (taken.length === 0 || chars < maxChars); index++) {
+      taken.push(this.head[index]!);
+      chars += this.head[index]!.line.length;
+    }
+    this.streaming = taken.length;
+    return taken;
+  }
+
+  /** After a call with the lines of `takeLive`: stored, or (failed) to be sent again. */
+  confirmLive(stored: boolean): void {
+    if (stored) this.streamed += this.streaming;
+    this.streaming = 0;
+  }
 
   /**
    * Lines are cut in bytes, before they are decoded: a line of hundreds of megabytes costs no more
@@ -78,11 +87,17 @@ export class LogCollector {
 
   private add(stream: 'stdout' | 'stderr', raw: string): void {
     const line = raw.replace(/\r$/, '').replaceAll('\u0000', '');
-    const entry: LogLine = { at: new Date().toISOString(), stream, level: levelOf(line, stream), line };
+    const entry: LogLine = { at: new Date().toISOString(), stream, level: this.levels[stream].levelOf(line), line };
     const keepHead = Math.ceil(this.maxLines / 2);
     if (this.head.length < keepHead) {
       this.head.push(entry);
+      this.onLine?.();
       return;
+    }
+    // A follower would otherwise wonder why the lines stopped while the task still runs.
+    if (this.head.length === keepHead && keepHead > 0 && this.onLine) {
+      this.head.push({ at: entry.at, stream: 'stderr', level: 'WARN', line: `… later lines are held back until the attempt ends; its last ${this.maxLines - keepHead} are kept (TESSERA_MAX_LOG_LINES) …` });
+      this.onLine();
     }
     this.tail.push(entry);
     const keepTail = this.maxLines - keepHead;
@@ -92,14 +107,15 @@ export class LogCollector {
     }
   }
 
-  /** Every kept line, after flushing unterminated last lines. */
+  /** Every kept line not streamed already, after flushing unterminated last lines. */
   lines(): LogLine[] {
     for (const stream of ['stdout', 'stderr'] as const) if (this.partial[stream].kept + this.partial[stream].leftOut > 0) this.flush(stream);
     const keepTail = this.maxLines - Math.ceil(this.maxLines / 2);
     const omitted = this.omitted + Math.max(0, this.tail.length - keepTail);
     const tail = keepTail > 0 ? this.tail.slice(-keepTail) : [];
-    if (omitted === 0) return [...this.head, ...tail];
+    const head = this.head.slice(this.streamed + this.streaming);
+    if (omitted === 0) return [...head, ...tail];
     const marker: LogLine = { at: (tail[0] ?? this.head[this.head.length - 1])?.at ?? new Date().toISOString(), stream: 'stderr', level: 'WARN', line: `… ${omitted} lines left out (TESSERA_MAX_LOG_LINES) …` };
-    return [...this.head, marker, ...tail];
+    return [...head, marker, ...tail];
   }
 }

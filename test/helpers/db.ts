@@ -1,5 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import { test } from 'node:test';
+import type { TestContext } from 'node:test';
 import pg from 'pg';
 import type { Db } from '../../src/store/db.js';
 import { openDb } from '../../src/store/db.js';
@@ -161,11 +162,11 @@ export async function withFreshDb(name: EngineName, body: (db: Db) => Promise<vo
 /** One test per engine, each on its own fresh database. */
 export function forEachEngine(
   title: string,
-  body: (db: Db, engine: EngineName) => Promise<void>,
+  body: (db: Db, engine: EngineName, t: TestContext) => Promise<void>,
   options: FreshDbOptions & { timeout?: number } = {},
 ): void {
   for (const { name } of ENGINES) {
-    test(`${title} [${name}]`, testOptions(name, options.timeout ?? 120_000), () => withFreshDb(name, (db) => body(db, name), options));
+    test(`${title} [${name}]`, testOptions(name, options.timeout ?? 120_000), (t) => withFreshDb(name, (db) => body(db, name, t), options));
   }
 }
 

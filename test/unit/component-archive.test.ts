@@ -5,7 +5,8 @@ import path from 'node:path';
 import { test } from 'node:test';
 import { packFolder, unpackArchive } from '../../src/blobs/archive.js';
 import { TesseraError } from '../../src/domain/errors.js';
-import { LogCollector, levelOf } from '../../src/worker/task-logs.js';
+import { LogCollector } from '../../src/worker/task-logs.js';
+import { levelOf } from '../../src/worker/log-levels.js';
 import { appEntries, tarArchive } from '../helpers/tar.js';
 
 // Component archives and task logs, on their own: the same folder always packs to the same bytes
