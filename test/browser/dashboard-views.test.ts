@@ -24,7 +24,7 @@ const missing = existsSync(CHROMIUM) ? undefined : `${CHROMIUM} is not installed
 if (missing && process.env.REQUIRE_SERVICES !== '1') console.error(`\n*** The browser tests are SKIPPED: ${missing}. REQUIRE_SERVICES=1 turns this into a failure. ***\n`);
 
 const FAILING_APP = `import sys\nprint("about to fail", flush=True)\nsys.exit("${'this task failed on purpose with a long message '.repeat(6)}")\n`;
-const CHATTY_APP = 'import sys, time\nfor n in range(3):\n    print(f"tick {n}", flush=True)\nprint("WARNING: the disk is fine", file=sys.stderr, flush=True)\ntime.sleep(2)\n';
+const CHATTY_APP = 'import sys, time\nfor n in range(3):\n    print(f"tick {n}", flush=True)\nprint("WARNING: the disk is fine", file=sys.stderr, flush=True)\ntime.sleep(6)\n';
 
 async function noOverflow(page: Page, what: string): Promise<void> {
   const overflow = (await page.evaluate('document.documentElement.scrollWidth - window.innerWidth')) as number;
@@ -100,6 +100,8 @@ test('dashboard views: no stale job, phone layout, waterfall, live log tail, re-
       await tessera.call('POST', `/v1/customer/jobs/${chatty.body.job.id}/run`);
       await page.getByTestId('elapsed').filter({ hasText: /running for/ }).waitFor();
       await page.getByTestId('logs').filter({ hasText: /tick 2/ }).waitFor({ timeout: 30_000 });
+      // Streamed: on the page while the task still runs (it sleeps 6 s after printing).
+      assert.match((await page.getByTestId('job-state').textContent()) ?? '', /PARTITIONED|STARTED|UPLOADING|PARTITIONING/, 'the lines arrived before the task ended');
       await page.getByTestId('log-search').fill('tick 1');
       await page.getByTestId('logs').filter({ hasText: /tick 1/ }).waitFor();
       assert.doesNotMatch((await page.getByTestId('logs').textContent()) ?? '', /tick 0|tick 2/);
