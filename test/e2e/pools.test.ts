@@ -43,7 +43,8 @@ forEachEngine('a private worker serves only its account; a shared one serves eve
     agentB = await startAgent(tessera.url, tokenB.body.apiKey, homes[0]!);
     const idB = agentB.info.workerId as string;
     await waitFor('B\'s worker to register', async () => (await workerIds(teamB)).includes(idB), 30_000);
-    assert.match(agentB.output(), /serving the private pool of account /);
+    // Its log line may trail its registration by a moment.
+    await waitFor('B\'s worker to say which pool it serves', async () => /serving the private pool of account /.test(agentB!.output()), 10_000);
 
     // B's jobs run on B's worker, whether or not they ask for their own pool.
     for (const config of [{}, { workerPool: 'WORKER_POOL_PRIVATE' }]) {
@@ -72,7 +73,7 @@ forEachEngine('a private worker serves only its account; a shared one serves eve
     assert.equal(sharedToken.status, 200, JSON.stringify(sharedToken.body));
     shared = await startAgent(tessera.url, sharedToken.body.apiKey, homes[1]!);
     await waitFor('the shared worker to register', async () => (await operator.call('GET', '/v1/operator/workers')).body.data.some((worker: { id: string }) => worker.id === shared!.info.workerId), 30_000);
-    assert.match(shared.output(), /serving the shared pool/);
+    await waitFor('the shared worker to say which pool it serves', async () => /serving the shared pool/.test(shared!.output()), 10_000);
     assert.ok(!(await workerIds(teamA)).includes(shared.info.workerId), 'the shared fleet is not listed by name to customers');
     assert.equal((await teamA.call('GET', '/v1/customer/workers')).body.shared.workers, 1);
 
