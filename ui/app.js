@@ -4,6 +4,7 @@
 import { h, render } from 'preact';
 import { useCallback, useEffect, useRef, useState } from 'preact/hooks';
 import htm from 'htm';
+import { Overview } from './overview.js';
 
 const html = htm.bind(h);
 const KEY = 'tessera.apiKey';
@@ -530,9 +531,9 @@ function App() {
     sessionStorage.removeItem(KEY);
     location.hash = '#/signin';
   };
-  const page = route[0] === 'jobs' && route[1] ? html`<${JobPage} key=${route[1]} jobId=${route[1]} />` : route[0] === 'workers' ? html`<${Workers} />` : route[0] === 'registry' ? html`<${Registry} />` : html`<${Jobs} />`;
+  const page = route[0] === 'jobs' && route[1] ? html`<${JobPage} key=${route[1]} jobId=${route[1]} />` : route[0] === 'workers' ? html`<${Workers} />` : route[0] === 'registry' ? html`<${Registry} />` : route[0] === 'overview' ? html`<${Overview} />` : html`<${Jobs} />`;
   return html`<header><strong>Tessera</strong><nav>
-      ${link('#/jobs', 'Jobs', route[0] === 'jobs')}${link('#/workers', 'Workers', route[0] === 'workers')}${link('#/registry', 'Apps & templates', route[0] === 'registry')}<a href="/docs">API reference</a>
+      ${link('#/jobs', 'Jobs', route[0] === 'jobs')}${link('#/workers', 'Workers', route[0] === 'workers')}${link('#/registry', 'Apps & templates', route[0] === 'registry')}${link('#/overview', 'Overview', route[0] === 'overview')}<a href="/docs">API reference</a>
     </nav><span class="account">${account ? `account ${account} · ` : ''}<a href="#/signin" onClick=${signOut}>sign out</a></span></header>${page}`;
 }
 

@@ -7,6 +7,7 @@ import { DEVELOPER_PATHS, DEVELOPER_SCHEMAS } from './openapi-developer.js';
 import { describeErrors } from './openapi-errors.js';
 import { EXTENSION_SCHEMAS, extendSeedSchemas } from './openapi-extensions.js';
 import { OPERATOR_PATHS, OPERATOR_SCHEMAS } from './openapi-operator.js';
+import { STATS_PATHS, STATS_SCHEMAS } from './openapi-stats.js';
 
 // One OpenAPI 3.1 document for the whole API: the ByteNite seed (spec/, kept byte for byte in
 // the repository) with its paths under /v1/customer, plus Tessera's operations. The same
@@ -28,7 +29,7 @@ export function openApiDocument(): Json {
   const seed = seedDocument();
   const paths: Json = {};
   for (const [route, item] of Object.entries(seed.paths as Json)) paths[`${SEED_PREFIX}${route}`] = item;
-  for (const [route, item] of Object.entries({ ...ADDITIONAL_PATHS, ...DEVELOPER_PATHS, ...DATA_PATHS, ...OPERATOR_PATHS })) paths[route] = { ...paths[route], ...(item as Json) };
+  for (const [route, item] of Object.entries({ ...ADDITIONAL_PATHS, ...DEVELOPER_PATHS, ...DATA_PATHS, ...OPERATOR_PATHS, ...STATS_PATHS })) paths[route] = { ...paths[route], ...(item as Json) };
   paths[`${SEED_PREFIX}/jobs/{jobId}`] = { ...paths[`${SEED_PREFIX}/jobs/{jobId}`], delete: DELETE_JOB };
   describeErrors(paths);
   cached = {
@@ -42,7 +43,7 @@ export function openApiDocument(): Json {
         ...seed.components.securitySchemes,
         operatorKey: { type: 'apiKey', in: 'header', name: 'Authorization', description: 'An operator key: made at first start (tessera up prints it) or by tessera key create --operator.' },
       },
-      schemas: { ...extendSeedSchemas(seed.components.schemas), ...EXTENSION_SCHEMAS, ...ADDITIONAL_SCHEMAS, ...DEVELOPER_SCHEMAS, ...DATA_SCHEMAS, ...OPERATOR_SCHEMAS },
+      schemas: { ...extendSeedSchemas(seed.components.schemas), ...EXTENSION_SCHEMAS, ...ADDITIONAL_SCHEMAS, ...DEVELOPER_SCHEMAS, ...DATA_SCHEMAS, ...OPERATOR_SCHEMAS, ...STATS_SCHEMAS },
     },
   };
   return cached;

@@ -18,6 +18,7 @@ import { registerFileRoutes } from './file-routes.js';
 import { parseJsonBody } from './json-body.js';
 import { registerObservabilityRoutes } from './observability-routes.js';
 import { registerOperatorRoutes } from './operator-routes.js';
+import { registerStatsRoutes } from './stats-routes.js';
 import { registerUiRoutes } from './ui-routes.js';
 import { registerWorkerRoutes } from './worker-routes.js';
 import { openApiDocument } from './openapi.js';
@@ -97,6 +98,7 @@ export async function createServer(options: ServerOptions): Promise<FastifyInsta
   registerDataRoutes(app, options.engine, validate);
   registerWorkerRoutes(app, options.engine);
   registerOperatorRoutes(app, options.engine, validate);
+  registerStatsRoutes(app, options.engine, validate);
   await app.ready();
   return app;
 }

@@ -116,8 +116,8 @@ test('the dashboard: sign in, start word-count, watch it complete live, read a t
       // The API reference is rendered from /openapi.json.
       await page.setViewportSize({ width: 1280, height: 900 });
       await page.goto(`${tessera.url}/docs`);
-      await page.locator('[data-operation="Customer_CreateJob"]').waitFor();
-      assert.ok((await page.locator('[data-operation]').count()) > 30);
+      await page.locator('#operations-Tessera-Customer_CreateJob').waitFor();
+      assert.ok((await page.locator('.opblock').count()) > 30);
       assert.deepEqual(problems, []);
     } finally {
       await browser.close();

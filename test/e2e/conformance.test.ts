@@ -163,6 +163,8 @@ test('conformance: every operation, success and error, answers as /openapi.json 
     // Workers, and the operator's routes.
     await expect(200, 'GET', '/v1/customer/workers');
     await expect(401, 'GET', '/v1/customer/workers', { key: null });
+    await expect(200, 'GET', '/v1/customer/stats?minutes=30');
+    await expect(400, 'GET', '/v1/customer/stats?minutes=0');
     const account = await expect(200, 'POST', '/v1/operator/accounts', { key: operatorKey, body: { name: 'conformance', quotas: { maxSharedTasks: 4 } } });
     await expect(400, 'POST', '/v1/operator/accounts', { key: operatorKey, body: { quotas: { maxSharedTasks: -1 } } });
     await expect(200, 'GET', '/v1/operator/accounts', { key: operatorKey });

@@ -53,10 +53,17 @@ forEachEngine('tenant isolation matrix over every customer endpoint', async (db)
       const filtered = await tessera.call('POST', '/v1/customer/jobs/filter', { filters: [{ field: 'name', condition: 'FILTER_CONDITION_LIKE', value: '%secret%' }] }, credential);
       assert.deepEqual(filtered.body.data, []);
       assert.equal((await tessera.call('POST', '/v1/customer/jobs', { templateId: 'word-count', jobId: fresh }, credential)).status, 404, 'cannot update via POST with jobId');
+      // The overview's numbers count the account's own tasks only: none of the job that ran.
+      const stats = await tessera.call('GET', '/v1/customer/stats', undefined, credential);
+      assert.equal(stats.status, 200);
+      checkResponse('get', '/v1/customer/stats', stats);
+      assert.ok(stats.body.buckets.every((bucket: Record<string, unknown>) => bucket.tasksDone === 0 && bucket.tasksFailed === 0 && bucket.jobsFailed === 0 && bucket.queued === 0), JSON.stringify(stats.body.buckets.filter((bucket: { tasksDone: number }) => bucket.tasksDone)));
     }
     for (const credential of [mine.key, mine.token]) {
       assert.equal((await tessera.call('GET', `/v1/customer/jobs/${fresh}`, undefined, credential)).body.job.name, 'secret plans', 'the owner still sees it, unchanged');
       assert.equal((await tessera.call('GET', '/v1/customer/jobs', undefined, credential)).body.pagination.total, 2);
+      const stats = (await tessera.call('GET', '/v1/customer/stats', undefined, credential)).body;
+      assert.ok(stats.buckets.some((bucket: { tasksDone: number }) => bucket.tasksDone > 0), 'the owner\'s stats count its job');
     }
   } finally {
     await tessera.stop();
