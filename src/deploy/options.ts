@@ -21,6 +21,8 @@ export interface KubernetesOptions {
   blobs: string | undefined;
   /** The worker's confinement: Tessera's sandbox inside the pod, or none (the pod is the boundary). */
   workerSandbox: 'namespaces' | 'off';
+  /** A seccomp profile on the nodes (relative to the kubelet's seccomp folder) for the sandbox, or Unconfined. */
+  workerSeccompProfile: string | undefined;
   scaler: 'prometheus' | 'postgresql';
   prometheusUrl: string;
   output: 'yaml' | 'json';
@@ -37,6 +39,7 @@ export interface KubernetesFlags {
   databaseUrlSecret?: string;
   blobs?: string;
   workerSandbox?: string;
+  workerSeccompProfile?: string;
   scaler?: string;
   prometheus?: string;
   output?: string;
@@ -96,6 +99,10 @@ export function kubernetesOptions(flags: KubernetesFlags, version: string): Kube
   if (maxWorkers < minWorkers) throw invalid('--max-workers', String(maxWorkers), `is fewer than --workers ${minWorkers}`, String(Math.max(minWorkers, 10)));
   const prometheusUrl = flags.prometheus ?? 'http://prometheus-operated.monitoring.svc:9090';
   if (!/^https?:\/\/[^/\s]+/.test(prometheusUrl)) throw invalid('--prometheus', prometheusUrl, 'expected an http(s) URL of the Prometheus server KEDA asks', 'http://prometheus-operated.monitoring.svc:9090');
+  const workerSeccompProfile = flags.workerSeccompProfile;
+  if (workerSeccompProfile !== undefined && (!/^[A-Za-z0-9._-]+(\/[A-Za-z0-9._-]+)*\.json$/.test(workerSeccompProfile) || workerSeccompProfile.split('/').includes('..'))) {
+    throw invalid('--worker-seccomp-profile', workerSeccompProfile, 'expected a .json path relative to the kubelet\'s seccomp folder (/var/lib/kubelet/seccomp)', 'tessera-worker.json');
+  }
   if (flags.json && flags.output !== undefined && flags.output !== 'json') throw invalid('--output', flags.output, 'contradicts --json', 'json');
   return {
     namespace,
@@ -108,6 +115,7 @@ export function kubernetesOptions(flags: KubernetesFlags, version: string): Kube
     databaseUrlSecret: secretReference(flags.databaseUrlSecret ?? 'tessera-database'),
     blobs: blobsUrl(flags.blobs),
     workerSandbox: choice('--worker-sandbox', flags.workerSandbox, ['namespaces', 'off'] as const, 'namespaces'),
+    workerSeccompProfile,
     scaler: choice('--scaler', flags.scaler, ['prometheus', 'postgresql'] as const, 'prometheus'),
     prometheusUrl,
     output: flags.json ? 'json' : choice('--output', flags.output, ['yaml', 'json'] as const, 'yaml'),

@@ -6,10 +6,13 @@ import type { KubernetesOptions } from './options.js';
 // the restricted profile. A worker runs tasks of every account; with Tessera's sandbox on it needs
 // what the sandbox does (src/runner/launcher.py), and nothing more:
 //  - a user namespace, made by the non-root worker itself (unshare CLONE_NEWUSER);
-//  - mount, umount2 and pivot_root inside it: the runtimes' default seccomp profiles allow these
-//    only to a container holding CAP_SYS_ADMIN, and their default AppArmor profiles deny mount;
+//  - unshare, mount, umount2, pivot_root and sethostname inside it: containerd's RuntimeDefault
+//    (moby's profile) allows the first four only with CAP_SYS_ADMIN and pivot_root never; CRI-O's
+//    and podman's (containers/common) lack only sethostname. deploy/seccomp/tessera-worker.json is
+//    containers/common's profile plus sethostname; without it on the nodes, Unconfined;
+//  - no AppArmor confinement: the runtimes' default profile denies mount;
 //  - a fresh /proc: the kernel refuses it while the container's /proc has masked paths.
-// Checked with podman here (test/deploy/image.test.ts runs the image with the same settings).
+// Checked with podman here (test/deploy/image.test.ts runs the image with that profile).
 
 export const TESSERA_UID = 10001;
 
@@ -37,7 +40,7 @@ export function workerSecurityNotes(options: KubernetesOptions): Record<string, 
   }
   return {
     'tessera.dev/sandbox': 'namespaces: each task runs in user, mount, PID, IPC, UTS and network namespaces of its own (src/runner/launcher.py)',
-    'tessera.dev/seccomp': 'Unconfined: RuntimeDefault allows mount, umount2 and pivot_root only with CAP_SYS_ADMIN, which the worker does not hold',
+    'tessera.dev/seccomp': `${options.workerSeccompProfile ? `Localhost ${options.workerSeccompProfile} (deploy/seccomp/tessera-worker.json)` : 'Unconfined'}: RuntimeDefault allows unshare, mount, umount2, pivot_root or sethostname only with CAP_SYS_ADMIN, which the worker does not hold`,
     'tessera.dev/apparmor': 'Unconfined: the runtimes\' default AppArmor profile denies mount inside the container',
     'tessera.dev/proc-mount': 'Unmasked: a masked /proc stops the kernel mounting the sandbox\'s own /proc; Kubernetes accepts it with hostUsers: false',
     'tessera.dev/host-users': 'false: the pod runs in a user namespace of its own, so root inside it is nobody on the node',
@@ -47,7 +50,11 @@ export function workerSecurityNotes(options: KubernetesOptions): Record<string, 
 export function workerPodSecurity(options: KubernetesOptions): { pod: IPodSecurityContext; container: ISecurityContext; hostUsers?: boolean } {
   if (options.workerSandbox === 'off') return { pod: RESTRICTED_POD, container: RESTRICTED_CONTAINER };
   return {
-    pod: { ...RESTRICTED_POD, seccompProfile: { type: 'Unconfined' }, appArmorProfile: { type: 'Unconfined' } },
+    pod: {
+      ...RESTRICTED_POD,
+      seccompProfile: options.workerSeccompProfile ? { type: 'Localhost', localhostProfile: options.workerSeccompProfile } : { type: 'Unconfined' },
+      appArmorProfile: { type: 'Unconfined' },
+    },
     // Still no capabilities and no privilege escalation: the sandbox needs neither outside its namespaces.
     container: { ...RESTRICTED_CONTAINER, procMount: 'Unmasked' },
     hostUsers: false,

@@ -4,12 +4,13 @@ import { chmodSync, chownSync, mkdtempSync, rmSync, writeFileSync } from 'node:f
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { test } from 'node:test';
+import { packageRoot } from '../../src/config/config.js';
 import { waitFor } from '../helpers/tessera.js';
 
 // Tessera's own image (Containerfile), built by scripts/test-node-image.sh (.ci/run runs it): run
 // with `tessera up` inside, an embedded home on a host folder, its API key from a secret file, the
 // pod settings the Kubernetes manifests give a worker (no capabilities, no privilege escalation, a
-// read-only root; seccomp unconfined and /proc unmasked for the sandbox), and a job run through it.
+// read-only root; the sandbox's seccomp profile and /proc unmasked), and a job run through it.
 
 const IMAGE = process.env.TESSERA_TEST_TESSERA_IMAGE;
 const REQUIRED = process.env.REQUIRE_SERVICES === '1';
@@ -41,7 +42,7 @@ test('the image runs `tessera up` as a non-root user and a job completes through
     // podman's own default exceeds this machine's hard limit (20000), so it is named.
     podman(['run', '--detach', '--name', name, '--ulimit', 'nofile=8192:8192', '--ulimit', 'nproc=4096:4096',
       '--cap-drop', 'ALL', '--security-opt', 'no-new-privileges', '--read-only',
-      '--security-opt', 'seccomp=unconfined', '--security-opt', 'unmask=/proc/*',
+      '--security-opt', `seccomp=${path.join(packageRoot(), 'deploy', 'seccomp', 'tessera-worker.json')}`, '--security-opt', 'unmask=/proc/*',
       '-v', `${home}:/var/lib/tessera`, '-v', `${secrets}:/run/secrets/tessera:ro`, '-e', 'TESSERA_API_KEY_FILE=/run/secrets/tessera/api_key',
       '-p', '127.0.0.1::8080', IMAGE!, 'up', '--slots', '2', '--json']);
     const port = podman(['port', name, '8080']).split(':').at(-1);

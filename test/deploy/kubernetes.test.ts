@@ -29,7 +29,7 @@ const MODELS: Record<string, new (data: any) => { validate(): void }> = {
 const SHAPES: Array<[string, string[]]> = [
   ['the defaults', []],
   ['a bucket, the PostgreSQL scaler, no sandbox, no namespace', ['--blobs', 's3://bucket/tessera?endpoint=https://s3.example.com', '--scaler', 'postgresql', '--worker-sandbox', 'off', '--no-create-namespace']],
-  ['many workers of many slots, one server', ['--namespace', 'compute', '--workers', '3', '--max-workers', '40', '--slots', '16', '--servers', '1', '--database-url-secret', 'pg-app:uri', '--image', 'registry.example.com/tessera:0.1.0']],
+  ['many workers of many slots, one server, a seccomp profile', ['--worker-seccomp-profile', 'tessera/worker.json', '--namespace', 'compute', '--workers', '3', '--max-workers', '40', '--slots', '16', '--servers', '1', '--database-url-secret', 'pg-app:uri', '--image', 'registry.example.com/tessera:0.1.0']],
 ];
 
 async function manifests(args: string[]): Promise<Manifest[]> {
@@ -110,6 +110,8 @@ test('worker resources follow the slot count; the sandbox\'s pod settings are as
   assert.deepEqual(container.securityContext.capabilities, { drop: ['ALL'] });
   assert.equal(worker.spec.template.spec.hostUsers, false);
   assert.equal(worker.spec.template.spec.securityContext.seccompProfile.type, 'Unconfined');
+  const profiled = (await manifests(['--worker-seccomp-profile', 'tessera-worker.json'])).find((item) => item.metadata?.name === 'tessera-worker' && item.kind === 'Deployment') as any;
+  assert.deepEqual(profiled.spec.template.spec.securityContext.seccompProfile, { type: 'Localhost', localhostProfile: 'tessera-worker.json' });
   assert.equal(worker.spec.template.spec.securityContext.runAsNonRoot, true);
   for (const key of ['tessera.dev/seccomp', 'tessera.dev/apparmor', 'tessera.dev/proc-mount']) assert.ok(worker.spec.template.metadata.annotations[key], key);
 
@@ -169,6 +171,7 @@ test('bad flags are refused naming the flag, the value and an example', async ()
     [['--scaler', 'cpu'], /--scaler "cpu": expected one of prometheus, postgresql/],
     [['--worker-sandbox', 'gvisor'], /--worker-sandbox "gvisor": expected one of namespaces, off/],
     [['--output', 'toml'], /--output "toml": expected one of yaml, json/],
+    [['--worker-seccomp-profile', '../etc/x.json'], /--worker-seccomp-profile "..\/etc\/x.json": expected a .json path relative/],
   ];
   for (const [args, message] of cases) {
     const result = await runCli(['deploy', 'kubernetes', ...args]);
