@@ -24,6 +24,7 @@ export function registerDeployCommands(program: Command): void {
     .option('--database-url-secret <name[:key]>', 'Secret holding the PostgreSQL URL, and its key (default tessera-database:DATABASE_URL)')
     .option('--blobs <url>', 'S3-compatible bucket for blobs, s3://bucket/prefix?endpoint=… (default: a shared ReadWriteMany volume)')
     .option('--worker-sandbox <mode>', 'namespaces (Tessera\'s sandbox in the pod; default) or off (the pod is the only boundary)')
+    .option('--worker-host-images <patterns>', 'images whose tasks workers run in their sandbox with the image\'s own python3 and node (TESSERA_HOST_IMAGES; default "python:*,node:*"; "" for none)')
     .option('--worker-seccomp-profile <file>', 'the sandbox\'s seccomp profile on every node, relative to /var/lib/kubelet/seccomp (deploy/seccomp/tessera-worker.json; default Unconfined)')
     .option('--scaler <kind>', 'what KEDA reads the queue from: prometheus (default) or postgresql')
     .option('--prometheus <url>', 'the Prometheus server KEDA asks (default http://prometheus-operated.monitoring.svc:9090)')

@@ -21,6 +21,8 @@ export interface KubernetesOptions {
   blobs: string | undefined;
   /** The worker's confinement: Tessera's sandbox inside the pod, or none (the pod is the boundary). */
   workerSandbox: 'namespaces' | 'off';
+  /** Images whose tasks workers run in their own sandbox (TESSERA_HOST_IMAGES): the pod has no container runtime. */
+  workerHostImages: string;
   /** A seccomp profile on the nodes (relative to the kubelet's seccomp folder) for the sandbox, or Unconfined. */
   workerSeccompProfile: string | undefined;
   scaler: 'prometheus' | 'postgresql';
@@ -40,6 +42,7 @@ export interface KubernetesFlags {
   blobs?: string;
   workerSandbox?: string;
   workerSeccompProfile?: string;
+  workerHostImages?: string;
   scaler?: string;
   prometheus?: string;
   output?: string;
@@ -103,6 +106,13 @@ export function kubernetesOptions(flags: KubernetesFlags, version: string): Kube
   if (workerSeccompProfile !== undefined && (!/^[A-Za-z0-9._-]+(\/[A-Za-z0-9._-]+)*\.json$/.test(workerSeccompProfile) || workerSeccompProfile.split('/').includes('..'))) {
     throw invalid('--worker-seccomp-profile', workerSeccompProfile, 'expected a .json path relative to the kubelet\'s seccomp folder (/var/lib/kubelet/seccomp)', 'tessera-worker.json');
   }
+  // The image holds Debian bookworm's python3 (3.11) and Node 20, as `tessera up`'s default maps.
+  const workerHostImages = flags.workerHostImages ?? 'python:*,node:*';
+  try {
+    loadConfig({}, { TESSERA_HOST_IMAGES: workerHostImages });
+  } catch (error) {
+    throw invalid('--worker-host-images', workerHostImages, (error as Error).message, '"python:*,node:*" (or "" for none)');
+  }
   if (flags.json && flags.output !== undefined && flags.output !== 'json') throw invalid('--output', flags.output, 'contradicts --json', 'json');
   return {
     namespace,
@@ -116,6 +126,7 @@ export function kubernetesOptions(flags: KubernetesFlags, version: string): Kube
     blobs: blobsUrl(flags.blobs),
     workerSandbox: choice('--worker-sandbox', flags.workerSandbox, ['namespaces', 'off'] as const, 'namespaces'),
     workerSeccompProfile,
+    workerHostImages,
     scaler: choice('--scaler', flags.scaler, ['prometheus', 'postgresql'] as const, 'prometheus'),
     prometheusUrl,
     output: flags.json ? 'json' : choice('--output', flags.output, ['yaml', 'json'] as const, 'yaml'),

@@ -43,8 +43,10 @@ export function workerDeployment(options: KubernetesOptions, version: string): I
             env: [
               { name: 'TESSERA_SANDBOX', value: options.workerSandbox === 'off' ? 'off' : 'on' },
               { name: 'TESSERA_TASK_MEMORY_MB', value: String(TASK_MEMORY_MB) },
-              // No container runtime in the pod: images' tasks go to workers that have one.
+              // No container runtime in the pod: components naming these images run in the sandbox on
+              // the image's own python3 and node; others wait for a worker that has a runtime.
               { name: 'TESSERA_CONTAINER_RUNTIME', value: 'off' },
+              { name: 'TESSERA_HOST_IMAGES', value: options.workerHostImages },
               ...secrets.env,
             ],
             volumeMounts: [{ name: 'home', mountPath: '/var/lib/tessera' }, { name: 'tmp', mountPath: '/tmp' }, ...secrets.volumeMounts],

@@ -106,6 +106,9 @@ test('worker resources follow the slot count; the sandbox\'s pod settings are as
   const [container] = worker.spec.template.spec.containers;
   assert.deepEqual(container.resources, { requests: { cpu: '3', memory: `${3 * 2048 + 512}Mi` }, limits: { memory: `${3 * 2048 + 512}Mi` } });
   assert.equal(container.securityContext.procMount, 'Unmasked');
+  const env = Object.fromEntries(container.env.map((variable: any) => [variable.name, variable.value]));
+  assert.equal(env.TESSERA_HOST_IMAGES, 'python:*,node:*', 'the examples\' python:3.11-slim runs on the image\'s own python3');
+  assert.equal(env.TESSERA_CONTAINER_RUNTIME, 'off');
   assert.equal(container.securityContext.allowPrivilegeEscalation, false);
   assert.deepEqual(container.securityContext.capabilities, { drop: ['ALL'] });
   assert.equal(worker.spec.template.spec.hostUsers, false);
@@ -171,6 +174,7 @@ test('bad flags are refused naming the flag, the value and an example', async ()
     [['--scaler', 'cpu'], /--scaler "cpu": expected one of prometheus, postgresql/],
     [['--worker-sandbox', 'gvisor'], /--worker-sandbox "gvisor": expected one of namespaces, off/],
     [['--output', 'toml'], /--output "toml": expected one of yaml, json/],
+    [['--worker-host-images', 'python 3'], /--worker-host-images "python 3": .*expected image names/],
     [['--worker-seccomp-profile', '../etc/x.json'], /--worker-seccomp-profile "..\/etc\/x.json": expected a .json path relative/],
   ];
   for (const [args, message] of cases) {
