@@ -8,6 +8,8 @@ import type { ExampleOptions } from './example.js';
 import { registerJobCommands } from './job-commands.js';
 import { registerRegistryCommands } from './registry-commands.js';
 import { registerKeyCommands } from './key-commands.js';
+import { registerDeployCommands } from './deploy-command.js';
+import { registerMigrateCommand } from './migrate-command.js';
 import { lockHome } from './home-lock.js';
 import { hostname } from 'node:os';
 import path from 'node:path';
@@ -214,6 +216,8 @@ export async function main(argv: string[]): Promise<void> {
 
   registerJobCommands(program);
   registerRegistryCommands(program);
+  registerMigrateCommand(program);
+  registerDeployCommands(program);
 
   try {
     await program.parseAsync(argv);

@@ -43,6 +43,17 @@ export async function migrate(db: Db, migrations = listMigrations()): Promise<st
 }
 
 /**
+ * The migrations of this version that the database has not applied (all of them on an empty one),
+ * without applying any: for a process that must wait until another has migrated.
+ */
+export async function pendingMigrations(db: Db, migrations = listMigrations()): Promise<Migration[]> {
+  const [table] = await db.query<{ name: string | null }>(`SELECT to_regclass('schema_migrations')::text AS name`);
+  if (!table?.name) return migrations;
+  const applied = new Set((await db.query<{ version: number }>('SELECT version FROM schema_migrations')).map((row) => row.version));
+  return migrations.filter((migration) => !applied.has(migration.version));
+}
+
+/**
  * A plain-text description of the schema (tables, columns, indexes) in a stable order. A test
  * compares it with the checked-in migrations/schema.txt so a schema change is always visible in review.
  */
