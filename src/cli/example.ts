@@ -114,7 +114,11 @@ export async function runExample(name: string, options: ExampleOptions): Promise
       say(`  the job:       curl -H "Authorization: Bearer ${apiKey}" ${tessera.url}/v1/customer/jobs/${jobId}`);
       say(`  the API:       ${tessera.url}/openapi.json (reference: ${tessera.url}/docs)`);
       // The key rides in the fragment, which the browser never sends: no server or proxy log sees it.
-      say(`  the dashboard: ${tessera.url}/ui#/signin?key=${encodeURIComponent(apiKey)}&next=/jobs/${jobId}  (signs in and opens the job)`);
+      // Without --keep this server stops, so the link is given for `tessera up` on its default port.
+      const signIn = `/ui#/signin?key=${encodeURIComponent(apiKey)}&next=/jobs/${jobId}`;
+      say(options.keep
+        ? `  the dashboard: ${tessera.url}${signIn}  (signs in and opens the job)`
+        : `  the dashboard: run \`npx tessera up --home ${config.home}\`, then open http://127.0.0.1:8080${signIn}  (signs in and opens the job)`);
       say(`  the CLI:       TESSERA_URL=${tessera.url} TESSERA_API_KEY=${apiKey} npx tessera job status ${jobId}`);
       if (!options.keep) say(`  (the server stops now; run with --keep to keep it, or \`tessera up --home ${config.home}\`)`);
     }
