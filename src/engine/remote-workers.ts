@@ -96,7 +96,15 @@ export function createRemoteWorkers(deps: EngineDeps, flow: TaskFlow) {
 
   /** Every presented lease token must have been minted for this worker (lease-tokens.ts). */
   function ownLeases(workerId: string, leases: { taskId: number; leaseToken: string }[]): void {
-    const foreign = leases.find((lease) => !deps.leaseTokens.isFor(workerId, lease.leaseToken));
+    // One token covers every lease of one lease call, so a batch of completions holds few: each is
+    // checked once (an HMAC per task was a few percent of the server's CPU at 20,000 tasks/s).
+    const checked = new Set<string>();
+    const foreign = leases.find((lease) => {
+      if (checked.has(lease.leaseToken)) return false;
+      if (!deps.leaseTokens.isFor(workerId, lease.leaseToken)) return true;
+      checked.add(lease.leaseToken);
+      return false;
+    });
     if (foreign) {
       throw refuse(`the lease on task ${foreign.taskId} was not given to worker ${quote(workerId)}`, { workerId, taskId: foreign.taskId }, 'a worker acts only on the leases it was handed');
     }
