@@ -1,15 +1,15 @@
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { test } from 'node:test';
 import type { Page } from 'playwright-core';
-import { chromium } from 'playwright-core';
 import { packageRoot } from '../../src/config/config.js';
 import { endedJob, installComponents, installTemplate, runToEnd } from '../helpers/components.js';
+import { SCREENSHOTS, browserSkip, chromiumMissing, launchChromium } from '../helpers/browser.js';
 import { withFreshDb } from '../helpers/db.js';
 import { startTestTessera, waitFor } from '../helpers/tessera.js';
 
@@ -18,10 +18,6 @@ import { startTestTessera, waitFor } from '../helpers/tessera.js';
 // the log view's live tail, search and level filter; re-run; a job started from an uploaded file.
 // Screenshots of each view at desktop and phone sizes go to test-output/.
 
-const CHROMIUM = '/usr/bin/chromium';
-const SCREENSHOTS = path.join(packageRoot(), 'test-output');
-const missing = existsSync(CHROMIUM) ? undefined : `${CHROMIUM} is not installed (apt-get install -y chromium)`;
-if (missing && process.env.REQUIRE_SERVICES !== '1') console.error(`\n*** The browser tests are SKIPPED: ${missing}. REQUIRE_SERVICES=1 turns this into a failure. ***\n`);
 
 const FAILING_APP = `import sys\nprint("about to fail", flush=True)\nsys.exit("${'this task failed on purpose with a long message '.repeat(6)}")\n`;
 const CHATTY_APP = 'import sys, time\nfor n in range(3):\n    print(f"tick {n}", flush=True)\nprint("WARNING: the disk is fine", file=sys.stderr, flush=True)\ntime.sleep(6)\n';
@@ -31,17 +27,14 @@ async function noOverflow(page: Page, what: string): Promise<void> {
   assert.ok(overflow <= 0, `${what}: the page is ${overflow}px wider than the window`);
 }
 
-test('dashboard views: no stale job, phone layout, waterfall, live log tail, re-run, file upload', { timeout: 300_000, ...(missing && process.env.REQUIRE_SERVICES !== '1' ? { skip: missing } : {}) }, async () => {
-  assert.ok(!missing, missing);
+test('dashboard views: no stale job, phone layout, waterfall, live log tail, re-run, file upload', { timeout: 300_000, ...browserSkip }, async () => {
+  assert.ok(!chromiumMissing, chromiumMissing);
   await withFreshDb('pglite', async (db) => {
     const tessera = await startTestTessera(db, { workerSlots: 2 });
     const source = http.createServer((_request, response) => response.end('red green blue red\n'.repeat(30)));
     await new Promise<void>((resolve) => source.listen(0, '127.0.0.1', resolve));
     const sourceUrl = `http://127.0.0.1:${(source.address() as AddressInfo).port}/colours.txt`;
-    const browser = await chromium.launch({
-      executablePath: CHROMIUM,
-      args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update', '--no-first-run', '--disable-quic', '--disable-sync'],
-    });
+    const browser = await launchChromium();
     mkdirSync(SCREENSHOTS, { recursive: true });
     const shot = (page: Page, name: string) => page.screenshot({ path: path.join(SCREENSHOTS, `${name}.png`), fullPage: true });
     try {
@@ -156,14 +149,14 @@ test('dashboard views: no stale job, phone layout, waterfall, live log tail, re-
   });
 });
 
-test('npm run example prints a sign-in link that opens the job in the dashboard, the key kept out of the address', { timeout: 180_000, ...(missing && process.env.REQUIRE_SERVICES !== '1' ? { skip: missing } : {}) }, async () => {
-  assert.ok(!missing, missing);
+test('npm run example prints a sign-in link that opens the job in the dashboard, the key kept out of the address', { timeout: 180_000, ...browserSkip }, async () => {
+  assert.ok(!chromiumMissing, chromiumMissing);
   const home = mkdtempSync(path.join(tmpdir(), 'tessera-example-'));
   const example = spawn(process.execPath, [path.join(packageRoot(), 'bin', 'tessera.js'), 'example', 'word-count', '--home', home, '--keep'], { env: { PATH: process.env.PATH ?? '', HOME: home }, stdio: ['ignore', 'pipe', 'pipe'] });
   let output = '';
   example.stdout.on('data', (chunk) => (output += chunk));
   example.stderr.on('data', (chunk) => (output += chunk));
-  const browser = await chromium.launch({ executablePath: CHROMIUM, args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update', '--no-first-run', '--disable-quic', '--disable-sync'] });
+  const browser = await launchChromium();
   try {
     await waitFor('the example to finish its job', async () => output.includes('Serving at'), 120_000);
     assert.match(output, /API key of account \w{7} \(shown only this once; keep it to sign in later\): tsk_/);

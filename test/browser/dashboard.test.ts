@@ -1,11 +1,10 @@
 import assert from 'node:assert/strict';
-import { existsSync, mkdirSync } from 'node:fs';
+import { mkdirSync } from 'node:fs';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import path from 'node:path';
 import { test } from 'node:test';
-import { chromium } from 'playwright-core';
-import { packageRoot } from '../../src/config/config.js';
+import { SCREENSHOTS, browserSkip, chromiumMissing, launchChromium } from '../helpers/browser.js';
 import { withFreshDb } from '../helpers/db.js';
 import { startTestTessera } from '../helpers/tessera.js';
 
@@ -14,24 +13,17 @@ import { startTestTessera } from '../helpers/tessera.js';
 // follow a result link; the job page's screenshot goes to test-output/. Then the same pages in a
 // phone-sized window, and the API reference.
 
-const CHROMIUM = '/usr/bin/chromium';
-const SCREENSHOTS = path.join(packageRoot(), 'test-output');
 const TEXT = 'It was the best of times, it was the worst of times, it was the age of wisdom.\n'.repeat(40);
 
-const missing = existsSync(CHROMIUM) ? undefined : `${CHROMIUM} is not installed (apt-get install -y chromium)`;
-if (missing && process.env.REQUIRE_SERVICES !== '1') console.error(`\n*** The browser tests are SKIPPED: ${missing}. REQUIRE_SERVICES=1 turns this into a failure. ***\n`);
 
-test('the dashboard: sign in, start word-count, watch it complete live, read a task\'s logs, follow a result link', { timeout: 180_000, ...(missing && process.env.REQUIRE_SERVICES !== '1' ? { skip: missing } : {}) }, async () => {
-  assert.ok(!missing, missing);
+test('the dashboard: sign in, start word-count, watch it complete live, read a task\'s logs, follow a result link', { timeout: 180_000, ...browserSkip }, async () => {
+  assert.ok(!chromiumMissing, chromiumMissing);
   await withFreshDb('pglite', async (db) => {
     const tessera = await startTestTessera(db, { workerSlots: 2 });
     const source = http.createServer((_request, response) => response.end(TEXT));
     await new Promise<void>((resolve) => source.listen(0, '127.0.0.1', resolve));
     const sourceUrl = `http://127.0.0.1:${(source.address() as AddressInfo).port}/tale.txt`;
-    const browser = await chromium.launch({
-      executablePath: CHROMIUM,
-      args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update', '--no-first-run', '--disable-quic', '--disable-sync'],
-    });
+    const browser = await launchChromium();
     try {
       const page = await browser.newPage({ viewport: { width: 1280, height: 900 } });
       const problems: string[] = [];

@@ -1,10 +1,9 @@
 import assert from 'node:assert/strict';
-import { existsSync, mkdirSync } from 'node:fs';
+import { mkdirSync } from 'node:fs';
 import http from 'node:http';
 import path from 'node:path';
 import { test } from 'node:test';
-import { chromium } from 'playwright-core';
-import { packageRoot } from '../../src/config/config.js';
+import { SCREENSHOTS, browserSkip, chromiumMissing, launchChromium } from '../helpers/browser.js';
 import { withFreshDb } from '../helpers/db.js';
 import { startTestTessera } from '../helpers/tessera.js';
 
@@ -13,19 +12,12 @@ import { startTestTessera } from '../helpers/tessera.js';
 // dashboard's key and showing the answer; no request leaves the server. Then the files behind it:
 // a fixed list, with no way out of it by "../".
 
-const CHROMIUM = '/usr/bin/chromium';
-const SCREENSHOTS = path.join(packageRoot(), 'test-output');
-const missing = existsSync(CHROMIUM) ? undefined : `${CHROMIUM} is not installed (apt-get install -y chromium)`;
-const skip = missing && process.env.REQUIRE_SERVICES !== '1' ? { skip: missing } : {};
 
-test('/docs: navigation by tag, and "Try it out" on GET /v1/customer/jobs answers with the account\'s jobs', { timeout: 180_000, ...skip }, async () => {
-  assert.ok(!missing, missing);
+test('/docs: navigation by tag, and "Try it out" on GET /v1/customer/jobs answers with the account\'s jobs', { timeout: 180_000, ...browserSkip }, async () => {
+  assert.ok(!chromiumMissing, chromiumMissing);
   await withFreshDb('pglite', async (db) => {
     const tessera = await startTestTessera(db, { workerSlots: 0 });
-    const browser = await chromium.launch({
-      executablePath: CHROMIUM,
-      args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update', '--no-first-run', '--disable-quic', '--disable-sync'],
-    });
+    const browser = await launchChromium();
     try {
       const made = await tessera.call('POST', '/v1/customer/jobs', { templateId: 'word-count', name: 'seen from the docs' });
       const page = await browser.newPage({ viewport: { width: 1280, height: 900 } });

@@ -1,9 +1,8 @@
 import assert from 'node:assert/strict';
-import { existsSync, mkdirSync } from 'node:fs';
+import { mkdirSync } from 'node:fs';
 import path from 'node:path';
 import { test } from 'node:test';
-import { chromium } from 'playwright-core';
-import { packageRoot } from '../../src/config/config.js';
+import { SCREENSHOTS, browserSkip, chromiumMissing, launchChromium } from '../helpers/browser.js';
 import { withFreshDb } from '../helpers/db.js';
 import { startTestTessera, waitFor } from '../helpers/tessera.js';
 
@@ -11,19 +10,12 @@ import { startTestTessera, waitFor } from '../helpers/tessera.js';
 // GET /v1/customer/stats at desktop width and in a 390 px phone window, which it fits without
 // scrolling sideways. Screenshots go to test-output/.
 
-const CHROMIUM = '/usr/bin/chromium';
-const SCREENSHOTS = path.join(packageRoot(), 'test-output');
-const missing = existsSync(CHROMIUM) ? undefined : `${CHROMIUM} is not installed (apt-get install -y chromium)`;
-const skip = missing && process.env.REQUIRE_SERVICES !== '1' ? { skip: missing } : {};
 
-test('the overview page: throughput, queue and failure charts at 1280 px and at 390 px', { timeout: 180_000, ...skip }, async () => {
-  assert.ok(!missing, missing);
+test('the overview page: throughput, queue and failure charts at 1280 px and at 390 px', { timeout: 180_000, ...browserSkip }, async () => {
+  assert.ok(!chromiumMissing, chromiumMissing);
   await withFreshDb('pglite', async (db) => {
     const tessera = await startTestTessera(db, { workerSlots: 2 });
-    const browser = await chromium.launch({
-      executablePath: CHROMIUM,
-      args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update', '--no-first-run', '--disable-quic', '--disable-sync'],
-    });
+    const browser = await launchChromium();
     try {
       const made = await tessera.call('POST', '/v1/customer/jobs', { templateId: 'word-count', params: { partitioner: { chunks: 4 } } });
       await tessera.call('POST', `/v1/customer/jobs/${made.body.job.id}/run`);
