@@ -7,12 +7,7 @@
 # (tasks' public network) when missing. Runs as root.
 set -euo pipefail
 IMAGE=${TESSERA_TEST_IMAGE:-localhost/tessera-test/python:bookworm}
-missing=()
-for tool in podman runc mmdebstrap slirp4netns; do command -v "$tool" >/dev/null || missing+=("$tool"); done
-if [ ${#missing[@]} -gt 0 ]; then
-  echo "installing ${missing[*]}" >&2
-  (DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null 2>&1) || (apt-get update -qq >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null)
-fi
+bash "$(dirname "$0")/ensure-packages.sh" podman runc mmdebstrap slirp4netns
 if ! podman image exists "$IMAGE"; then
   scratch=$(mktemp -d)
   trap 'rm -rf "$scratch"' EXIT

@@ -13,12 +13,7 @@ case "$NODE_VERSION" in v20.*) ;; *) echo "the host's node is $NODE_VERSION; the
 BASE=${TESSERA_TEST_NODE_BASE:-localhost/tessera-test/node:${NODE_VERSION#v}-bookworm}
 IMAGE=${TESSERA_TEST_TESSERA_IMAGE:-localhost/tessera-test/tessera:dev}
 
-missing=()
-for tool in podman runc mmdebstrap slirp4netns; do command -v "$tool" >/dev/null || missing+=("$tool"); done
-if [ ${#missing[@]} -gt 0 ]; then
-  echo "installing ${missing[*]}" >&2
-  (DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null 2>&1) || (apt-get update -qq >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null)
-fi
+bash scripts/ensure-packages.sh podman runc mmdebstrap slirp4netns
 
 scratch=$(mktemp -d)
 trap 'rm -rf "$scratch"' EXIT

@@ -11,13 +11,7 @@ SOURCE=${TESSERA_TEST_IMAGE:?run scripts/test-image.sh first}
 IMAGE=$ADDRESS/tessera-test/private:1
 USER_NAME=tessera-robot
 PASSWORD=registry-password-$(hostname | md5sum | cut -c1-12)
-missing=()
-command -v docker-registry >/dev/null || missing+=(docker-registry)
-command -v htpasswd >/dev/null || missing+=(apache2-utils)
-if [ ${#missing[@]} -gt 0 ]; then
-  echo "installing ${missing[*]}" >&2
-  (DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null 2>&1) || (apt-get update -qq >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null)
-fi
+bash "$(dirname "$0")/ensure-packages.sh" docker-registry htpasswd:apache2-utils
 mkdir -p "$DIR/data" /etc/containers/registries.conf.d
 htpasswd -Bbn "$USER_NAME" "$PASSWORD" > "$DIR/htpasswd"
 cat > "$DIR/config.yml" <<CONF
