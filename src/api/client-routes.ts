@@ -1,7 +1,5 @@
-import { readFileSync } from 'node:fs';
-import path from 'node:path';
 import type { FastifyInstance } from 'fastify';
-import { packageRoot } from '../config/config.js';
+import { packageVersion } from '../config/config.js';
 import type { Engine } from '../engine/engine.js';
 import { customerAuth } from './auth.js';
 import type { RequestValidator } from './validation.js';
@@ -12,7 +10,7 @@ import type { RequestValidator } from './validation.js';
 
 /** Tessera's version as ByteNite's info answer spells one: {major, minor, tag}. */
 function versionInfo(): { major: number; minor: number; tag: string } {
-  const { version } = JSON.parse(readFileSync(path.join(packageRoot(), 'package.json'), 'utf8')) as { version: string };
+  const version = packageVersion();
   const [major = 0, minor = 0] = version.split('.').map(Number);
   return { major, minor, tag: `v${version}` };
 }

@@ -1,7 +1,5 @@
-import { readFileSync } from 'node:fs';
-import path from 'node:path';
 import type { Command } from 'commander';
-import { packageRoot } from '../config/config.js';
+import { packageVersion } from '../config/config.js';
 import { renderKubernetes } from '../deploy/kubernetes.js';
 import type { KubernetesFlags } from '../deploy/options.js';
 import { kubernetesOptions } from '../deploy/options.js';
@@ -31,7 +29,7 @@ export function registerDeployCommands(program: Command): void {
     .option('-o, --output <format>', 'yaml (default) or json')
     .option('--json', 'the same as --output json')
     .action((flags: KubernetesFlags) => {
-      const { version } = JSON.parse(readFileSync(path.join(packageRoot(), 'package.json'), 'utf8')) as { version: string };
+      const version = packageVersion();
       process.stdout.write(renderKubernetes(kubernetesOptions(flags, version), version));
     });
 }

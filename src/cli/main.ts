@@ -1,8 +1,7 @@
 import { Command, Option } from 'commander';
 import { createLogger } from './logger.js';
 import type { Flags } from '../config/config.js';
-import { loadConfig, packageRoot } from '../config/config.js';
-import { readFileSync } from 'node:fs';
+import { loadConfig, packageVersion } from '../config/config.js';
 import { TesseraError } from '../domain/errors.js';
 import type { ExampleOptions } from './example.js';
 import { registerJobCommands } from './job-commands.js';
@@ -140,11 +139,6 @@ async function whoami(options: { server?: string; key?: string; json?: boolean }
   const client = createClient(options);
   const body = await client.call<{ accountId?: string }>('GET', '/v1/auth/user');
   print(options.json, { accountId: body.accountId, server: client.server }, `account ${body.accountId} on ${client.server}`);
-}
-
-/** The version in the package's own package.json, the one place it is written. */
-function packageVersion(): string {
-  return (JSON.parse(readFileSync(path.join(packageRoot(), 'package.json'), 'utf8')) as { version: string }).version;
 }
 
 /**

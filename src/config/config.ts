@@ -162,6 +162,11 @@ export function packageRoot(): string {
   return PACKAGE_ROOT;
 }
 
+/** Tessera's version, from its own package.json, the one place it is written. */
+export function packageVersion(): string {
+  return (JSON.parse(readFileSync(path.join(PACKAGE_ROOT, 'package.json'), 'utf8')) as { version: string }).version;
+}
+
 /**
  * Settings that hold secrets, which may also come from a file (`X_FILE`, as container platforms
  * mount their secrets): then the secret is in no process's environment at all.
