@@ -4,10 +4,10 @@
 import { h, render } from 'preact';
 import { useCallback, useEffect, useRef, useState } from 'preact/hooks';
 import htm from 'htm';
+import { KEY, api } from './api.js';
 import { Overview } from './overview.js';
 
 const html = htm.bind(h);
-const KEY = 'tessera.apiKey';
 const FINAL = new Set(['JOB_STATE_COMPLETE', 'JOB_STATE_FAILED']);
 const LIFECYCLE = ['NEW', 'STARTED', 'UPLOADING', 'PARTITIONING', 'PARTITIONED', 'TASKS_COMPLETED', 'MERGING', 'MERGED', 'DOWNLOADING', 'COMPLETE'];
 const short = (state) => (state || '').replace(/^JOB_STATE_/, '');
@@ -25,21 +25,6 @@ const ranFor = (job, now) => {
 const bytes = (n) => (n == null ? '' : n >= 1 << 30 ? `${(n / (1 << 30)).toFixed(2)} GiB` : n >= 1 << 20 ? `${(n / (1 << 20)).toFixed(1)} MiB` : `${Math.round(n / 1024)} KiB`);
 
 // ---- API -------------------------------------------------------------------------------------
-
-async function api(method, path, body) {
-  const response = await fetch(path, {
-    method,
-    headers: { authorization: `Bearer ${sessionStorage.getItem(KEY) || ''}`, ...(body === undefined ? {} : { 'content-type': 'application/json' }) },
-    ...(body === undefined ? {} : { body: JSON.stringify(body) }),
-  });
-  const data = await response.json().catch(() => ({}));
-  if (response.status === 401) {
-    sessionStorage.removeItem(KEY);
-    location.hash = '#/signin';
-  }
-  if (!response.ok) throw new Error(data.message || `${method} ${path}: HTTP ${response.status}`);
-  return data;
-}
 
 /** Reads a text/event-stream until it ends or `signal` aborts; calls onEvent(event, data). */
 async function follow(path, onEvent, signal) {

@@ -1,26 +1,15 @@
 // The overview page (#/overview): the account's throughput, queue depth and failures per minute,
-// from GET /v1/customer/stats, drawn as small SVG charts and read again every 10 s. Its own tiny
-// helpers rather than app.js's, so the page does not depend on how app.js is arranged.
+// from GET /v1/customer/stats, drawn as small SVG charts and read again every 10 s.
 import { h } from 'preact';
 import { useCallback, useEffect, useState } from 'preact/hooks';
 import htm from 'htm';
+import { api } from './api.js';
 
 const html = htm.bind(h);
-const KEY = 'tessera.apiKey';
 const REFRESH_MS = 10_000;
 const WINDOWS = [15, 60, 360, 1440];
 const CHART = { width: 600, height: 120 };
 
-async function getJson(path) {
-  const response = await fetch(path, { headers: { authorization: `Bearer ${sessionStorage.getItem(KEY) || ''}` } });
-  const data = await response.json().catch(() => ({}));
-  if (response.status === 401) {
-    sessionStorage.removeItem(KEY);
-    location.hash = '#/signin';
-  }
-  if (!response.ok) throw new Error(data.message || `GET ${path}: HTTP ${response.status}`);
-  return data;
-}
 
 const clock = (iso) => new Date(iso).toLocaleTimeString([], { hour: '2-digit', minute: '2-digit' });
 const sum = (buckets, field) => buckets.reduce((total, bucket) => total + bucket[field], 0);
@@ -75,7 +64,7 @@ export function Overview() {
   const [minutes, setMinutes] = useState(60);
   const [stats, setStats] = useState(null);
   const [error, setError] = useState('');
-  const load = useCallback(() => getJson(`/v1/customer/stats?minutes=${minutes}`).then((data) => ((setStats(data), setError(''))), (failure) => setError(failure.message)), [minutes]);
+  const load = useCallback(() => api('GET', `/v1/customer/stats?minutes=${minutes}`).then((data) => ((setStats(data), setError(''))), (failure) => setError(failure.message)), [minutes]);
   useEffect(() => {
     void load();
     const timer = setInterval(load, REFRESH_MS);
